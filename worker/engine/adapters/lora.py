@@ -1,0 +1,63 @@
+"""LoRA through peft. The reference is the same model with the adapter disabled: no copy."""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from peft import LoraConfig, PeftModel, get_peft_model
+from torch import nn
+
+from worker.engine.adapters.base import named_trainable, register_adapter
+
+DEFAULT_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+
+
+@dataclass
+class LoraOptions:
+    rank: int = 16
+    alpha: int = 32
+    dropout: float = 0.0
+    target_modules: tuple[str, ...] = field(default=DEFAULT_TARGETS)
+
+
+@register_adapter
+class LoraAdapter:
+    name = "lora"
+
+    def __init__(self, rank: int = 16, alpha: int = 32, dropout: float = 0.0, target_modules=None):
+        self.options = LoraOptions(rank, alpha, dropout, tuple(target_modules or DEFAULT_TARGETS))
+        self.model: PeftModel | None = None
+
+    def attach(self, model: nn.Module, *, needs_reference: bool) -> nn.Module:
+        config = LoraConfig(
+            r=self.options.rank,
+            lora_alpha=self.options.alpha,
+            lora_dropout=self.options.dropout,
+            target_modules=list(self.options.target_modules),
+            task_type="CAUSAL_LM",
+        )
+        self.model = get_peft_model(model, config)
+        self.model.train()
+        return self.model
+
+    def trainable(self) -> dict[str, nn.Parameter]:
+        return named_trainable(self.model)
+
+    @contextmanager
+    def reference(self):
+        with self.model.disable_adapter():
+            yield self.model
+
+    def save(self, folder: Path, tokenizer, *, merge: bool = False) -> None:
+        if merge:
+            self.model.merge_and_unload().save_pretrained(folder, safe_serialization=True)
+        else:
+            self.model.save_pretrained(folder, safe_serialization=True)
+        tokenizer.save_pretrained(folder)
+
+    @staticmethod
+    def load(model: nn.Module, folder: Path) -> nn.Module:
+        """Base model + a saved (unmerged) LoRA folder, for generation and evaluation."""
+        return PeftModel.from_pretrained(model, folder).eval()

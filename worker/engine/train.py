@@ -1,0 +1,193 @@
+"""The one training loop. Fine-tuning and every unlearning objective run through `train()`.
+
+The loop knows nothing about objectives: it asks `step_loss(step)` for a scalar loss (the
+caller draws that step's batches with `batch_indices`, which depends only on the seed and the
+step, so a resumed run sees exactly the batches an uninterrupted run would have seen).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+import shutil
+import time
+from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager, nullcontext
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from worker.engine.data import Example, collate
+
+
+class Cancelled(RuntimeError):
+    """Raised when `should_stop()` returned True; the last checkpoint (if any) is kept."""
+
+
+@dataclass
+class TrainConfig:
+    steps: int
+    lr: float
+    weight_decay: float = 0.0
+    warmup_steps: int = 0
+    schedule: str = "constant"  # "constant" or "linear" (decay to 0 at the last step)
+    grad_clip: float = 1.0
+    seed: int = 0
+    checkpoint_every: int = 0  # steps between checkpoints; 0: none
+
+
+@dataclass
+class Progress:
+    step: int
+    total: int
+    loss: float
+    elapsed_s: float
+    first_step: int = 0  # where this run started (after a resume), for the rate
+    metrics: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def eta_s(self) -> float:
+        rate = self.elapsed_s / max(self.step - self.first_step, 1)
+        return rate * (self.total - self.step)
+
+
+@dataclass
+class TrainResult:
+    steps: int
+    losses: list[float]
+    wall_time_s: float
+    tokens: int
+    peak_memory_mb: float
+    trainable_parameters: int
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def step_generator(seed: int, step: int) -> torch.Generator:
+    """A private RNG for one step: batches never depend on the global RNG or on resuming."""
+    return torch.Generator().manual_seed(seed * 1_000_003 + step)
+
+
+def batch_indices(n: int, batch_size: int, seed: int, step: int) -> list[int]:
+    """Indices of `step`'s batch when walking seeded epoch permutations of n items."""
+    per_epoch = max(1, math.ceil(n / batch_size))
+    epoch, position = divmod(step, per_epoch)
+    order = torch.randperm(n, generator=step_generator(seed, -1 - epoch)).tolist()
+    return order[position * batch_size : (position + 1) * batch_size]
+
+
+def make_batch(examples: Sequence[Example], indices: list[int], pad_id: int, device) -> dict:
+    batch = collate([examples[i] for i in indices], pad_id)
+    return {k: v.to(device) for k, v in batch.items()}
+
+
+def lr_at(step: int, cfg: TrainConfig) -> float:
+    if step < cfg.warmup_steps:
+        return cfg.lr * (step + 1) / cfg.warmup_steps
+    if cfg.schedule == "linear":
+        remaining = cfg.steps - step
+        return cfg.lr * remaining / max(1, cfg.steps - cfg.warmup_steps)
+    return cfg.lr
+
+
+def peak_memory_mb(device: torch.device) -> float:
+    """Peak memory: CUDA allocator peak on GPU, process max RSS on CPU."""
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2**20
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+# --- checkpoints --------------------------------------------------------------------------
+
+
+def save_checkpoint(folder: Path, params: dict[str, nn.Parameter], optimizer, step: int, losses):
+    """Trainable weights (safetensors) + optimizer state + step; written atomically."""
+    staging = folder.with_name(folder.name + ".tmp")
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    save_file(
+        {k: p.detach().contiguous().cpu() for k, p in params.items()},
+        staging / "weights.safetensors",
+    )
+    # The optimizer state is internal to resuming and never published, so torch.save is fine here.
+    torch.save(optimizer.state_dict(), staging / "optimizer.pt")
+    (staging / "state.json").write_text(json.dumps({"step": step, "losses": losses}))
+    shutil.rmtree(folder, ignore_errors=True)
+    staging.rename(folder)
+
+
+def load_checkpoint(folder: Path, params: dict[str, nn.Parameter], optimizer) -> tuple[int, list]:
+    weights = load_file(folder / "weights.safetensors")
+    missing = set(params) - set(weights)
+    if missing:
+        raise ValueError(
+            f"checkpoint {folder} does not match the model: missing {sorted(missing)[:3]}"
+        )
+    with torch.no_grad():
+        for name, param in params.items():
+            param.copy_(weights[name].to(param.device))
+    optimizer.load_state_dict(torch.load(folder / "optimizer.pt", weights_only=True))
+    state = json.loads((folder / "state.json").read_text())
+    return state["step"], state["losses"]
+
+
+# --- the loop -----------------------------------------------------------------------------
+
+
+def train(
+    params: dict[str, nn.Parameter],
+    step_loss: Callable[[int], tuple[torch.Tensor, int, dict[str, float]]],
+    cfg: TrainConfig,
+    *,
+    device: torch.device,
+    autocast: Callable[[], AbstractContextManager] = nullcontext,
+    checkpoint_dir: Path | None = None,
+    should_stop: Callable[[], bool] | None = None,
+    on_progress: Callable[[Progress], None] | None = None,
+) -> TrainResult:
+    """Optimise `params` for cfg.steps steps of `step_loss(step) -> (loss, tokens, metrics)`."""
+    optimizer = torch.optim.AdamW(params.values(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    start_step, losses = 0, []
+    if checkpoint_dir is not None and (checkpoint_dir / "state.json").is_file():
+        start_step, losses = load_checkpoint(checkpoint_dir, params, optimizer)
+    tokens, started = 0, time.perf_counter()
+    for step in range(start_step, cfg.steps):
+        if should_stop is not None and should_stop():
+            raise Cancelled(f"stopped at step {step} of {cfg.steps}")
+        for group in optimizer.param_groups:
+            group["lr"] = lr_at(step, cfg)
+        with autocast():
+            loss, step_tokens, metrics = step_loss(step)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if cfg.grad_clip:
+            torch.nn.utils.clip_grad_norm_(params.values(), cfg.grad_clip)
+        optimizer.step()
+        losses.append(loss.item())
+        tokens += step_tokens
+        done = step + 1
+        if checkpoint_dir is not None and cfg.checkpoint_every and done % cfg.checkpoint_every == 0:
+            save_checkpoint(checkpoint_dir, params, optimizer, done, losses)
+        if on_progress is not None:
+            elapsed = time.perf_counter() - started
+            on_progress(Progress(done, cfg.steps, losses[-1], elapsed, start_step, metrics))
+    return TrainResult(
+        steps=cfg.steps,
+        losses=losses,
+        wall_time_s=time.perf_counter() - started,
+        tokens=tokens,
+        peak_memory_mb=peak_memory_mb(device),
+        trainable_parameters=sum(p.numel() for p in params.values()),
+    )
