@@ -12,9 +12,11 @@ import hashlib
 import importlib.util
 import os
 import shutil
+import socket
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlparse
 
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel
@@ -214,6 +216,21 @@ def _offline_help(spec: str) -> str:
     )
 
 
+def hub_reachable(timeout_s: float = 3.0) -> bool:
+    """Fail fast offline: transformers would otherwise retry the hub for most of a minute."""
+    if any(
+        os.environ.get(v, "").lower() in ("1", "true")
+        for v in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")
+    ):
+        return False
+    host = urlparse(os.environ.get("HF_ENDPOINT", "https://huggingface.co")).hostname
+    try:
+        socket.create_connection((host, 443), timeout=timeout_s).close()
+    except OSError:
+        return False
+    return True
+
+
 def load_tokenizer(source: Path | str):
     tokenizer = AutoTokenizer.from_pretrained(source)
     if tokenizer.pad_token is None:
@@ -233,6 +250,8 @@ def load_model(
     if manifest and not (Path(spec) / "config.json").is_file():
         return _load_adapter_folder(Path(spec), manifest, device, precision)
     source = resolve_spec(spec)
+    if isinstance(source, str) and not hub_reachable():
+        raise ModelError(_offline_help(spec))
     try:
         tokenizer = load_tokenizer(source)
         model = AutoModelForCausalLM.from_pretrained(source, dtype=torch.float32)
