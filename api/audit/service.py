@@ -1,0 +1,73 @@
+"""Append events to the chain and verify it. Services flush; the caller owns the transaction,
+so a state change and its event commit (or roll back) together."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+
+from sqlalchemy.orm import Session
+
+from api.audit import repository
+from api.audit.chain import GENESIS_HASH, chain_hash, event_fields
+from models import AuditEvent, utcnow
+
+
+def record_event(
+    session: Session,
+    event_type: str,
+    *,
+    actor: str,
+    data: dict | None = None,
+    request_id: uuid.UUID | None = None,
+    organisation_id: uuid.UUID | None = None,
+) -> AuditEvent:
+    repository.lock_chain(session)
+    tail = repository.chain_tail(session)
+    seq, prev_hash = (tail.seq + 1, tail.hash) if tail else (1, GENESIS_HASH)
+    fields = event_fields(
+        seq, utcnow(), actor, organisation_id, request_id, event_type, dict(data or {})
+    )
+    event = AuditEvent(**fields, prev_hash=prev_hash, hash=chain_hash(prev_hash, fields))
+    repository.add(session, event)
+    return event
+
+
+@dataclass
+class Breach:
+    seq: int
+    problem: str
+
+
+@dataclass
+class VerifyResult:
+    ok: bool
+    checked: int
+    last_hash: str
+    breaches: list[Breach]
+
+
+def verify_chain(session: Session, max_breaches: int = 100) -> VerifyResult:
+    """Recompute every hash in order; name each row whose content or link does not match."""
+    prev_hash, expected_seq, checked, breaches = GENESIS_HASH, 1, 0, []
+    for event in repository.stream(session, repository.events_query()):
+        checked += 1
+        if event.seq != expected_seq:
+            breaches.append(Breach(event.seq, f"expected seq {expected_seq}: rows missing"))
+        if event.prev_hash != prev_hash:
+            breaches.append(Breach(event.seq, "prev_hash does not match the previous row"))
+        fields = event_fields(
+            event.seq,
+            event.occurred_at,
+            event.actor,
+            event.organisation_id,
+            event.request_id,
+            event.event_type,
+            event.data,
+        )
+        if chain_hash(event.prev_hash, fields) != event.hash:
+            breaches.append(Breach(event.seq, "content does not match its hash (row edited)"))
+        prev_hash, expected_seq = event.hash, event.seq + 1
+        if len(breaches) >= max_breaches:
+            break
+    return VerifyResult(not breaches, checked, prev_hash, breaches)

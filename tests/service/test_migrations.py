@@ -1,0 +1,91 @@
+import pytest
+from sqlalchemy import create_engine, inspect, text
+
+from api.db import downgrade_database, upgrade_database
+from tests.service.conftest import _admin, _sqlalchemy_url
+
+pytestmark = pytest.mark.service
+
+TABLES = {
+    "organisations",
+    "api_keys",
+    "deletion_requests",
+    "request_items",
+    "audit_events",
+    "jobs",
+    "model_versions",
+    "model_aliases",
+}
+
+
+def _tables(url: str) -> set[str]:
+    engine = create_engine(url)
+    try:
+        return set(inspect(engine).get_table_names()) - {"alembic_version"}
+    finally:
+        engine.dispose()
+
+
+def test_postgres_migrations_go_up_down_and_up_again():
+    name = "obliviate_test_migrations"
+    _admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    _admin(f'CREATE DATABASE "{name}"')
+    url = _sqlalchemy_url(name)
+    try:
+        upgrade_database(url)
+        assert _tables(url) == TABLES
+        downgrade_database(url)
+        assert _tables(url) == set()
+        upgrade_database(url)
+        assert _tables(url) == TABLES
+    finally:
+        _admin(f'DROP DATABASE "{name}" WITH (FORCE)')
+
+
+def test_sqlite_migrations_go_up_and_down(tmp_path):
+    url = f"sqlite:///{tmp_path / 'obliviate.db'}"
+    upgrade_database(url)
+    assert _tables(url) == TABLES
+    downgrade_database(url)
+    assert _tables(url) == set()
+
+
+@pytest.mark.parametrize(
+    "statement",
+    ["UPDATE audit_events SET actor = 'x'", "DELETE FROM audit_events", "TRUNCATE audit_events"],
+)
+def test_postgres_refuses_to_change_audit_rows(pg_url, statement):
+    engine = create_engine(pg_url)
+    with engine.begin() as connection:
+        connection.execute(
+            text(
+                "INSERT INTO audit_events (seq, occurred_at, actor, event_type, data, prev_hash,"
+                " hash) VALUES (999999, now(), 'test', 'probe', '{}', 'p', 'h-trigger-probe')"
+            )
+        )
+    try:
+        with pytest.raises(Exception, match="append-only"), engine.begin() as connection:
+            connection.execute(text(statement))
+    finally:
+        with engine.begin() as connection:
+            connection.execute(text("ALTER TABLE audit_events DISABLE TRIGGER USER"))
+            connection.execute(text("DELETE FROM audit_events WHERE seq = 999999"))
+            connection.execute(text("ALTER TABLE audit_events ENABLE TRIGGER USER"))
+        engine.dispose()
+
+
+def test_sqlite_refuses_to_change_audit_rows(tmp_path):
+    url = f"sqlite:///{tmp_path / 'obliviate.db'}"
+    upgrade_database(url)
+    engine = create_engine(url)
+    with engine.begin() as connection:
+        connection.execute(
+            text(
+                "INSERT INTO audit_events (seq, occurred_at, actor, event_type, data, prev_hash,"
+                " hash) VALUES (1, '2026-01-01', 'test', 'probe', '{}', 'p', 'h')"
+            )
+        )
+    for statement in ("UPDATE audit_events SET actor = 'x'", "DELETE FROM audit_events"):
+        with pytest.raises(Exception, match="append-only"), engine.begin() as connection:
+            connection.execute(text(statement))
+    engine.dispose()
