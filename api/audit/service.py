@@ -71,3 +71,7 @@ def verify_chain(session: Session, max_breaches: int = 100) -> VerifyResult:
         if len(breaches) >= max_breaches:
             break
     return VerifyResult(not breaches, checked, prev_hash, breaches)
+
+
+def events_for_request(session: Session, request_id: uuid.UUID) -> list[AuditEvent]:
+    return list(repository.stream(session, repository.events_query(request_id=request_id)))

@@ -78,3 +78,72 @@ def database(settings):
 @pytest.fixture
 def redis_prefix() -> str:
     return f"obliviate-test-{uuid.uuid4().hex[:8]}:"
+
+
+class RecordingDispatcher:
+    """Remembers the wake-ups the API sent after commit (no worker in API tests)."""
+
+    def __init__(self):
+        self.woken = []
+
+    def wake(self, job_ids):
+        self.woken.extend(job_ids)
+
+
+def make_keys(database, settings) -> dict[str, str]:
+    """One key per role in organisation `acme`, and a requester in organisation `globex`."""
+    from api.keys.service import create_key
+
+    secret = settings.secret_key.get_secret_value()
+    keys = {}
+    with database.transaction() as session:
+        for role in ("requester", "operator", "auditor", "admin"):
+            keys[role] = create_key(
+                session, secret, organisation="acme", role=role, name=role, actor="test"
+            )[1]
+        keys["other_requester"] = create_key(
+            session, secret, organisation="globex", role="requester", name="other", actor="test"
+        )[1]
+    return keys
+
+
+@pytest.fixture
+def api(settings, database, tiny_model_dir):
+    """A TestClient on the app with a registered model `tiny`, keys per role, and the
+    dispatcher it woke."""
+    from fastapi.testclient import TestClient
+
+    from api.app import create_app
+    from api.models.service import register_model
+
+    keys = make_keys(database, settings)
+    with database.transaction() as session:
+        register_model(session, "tiny", str(tiny_model_dir), actor="test", artifact_hash=None)
+    dispatcher = RecordingDispatcher()
+    app = create_app(settings, dispatcher=dispatcher)
+    with TestClient(app) as client:
+        client.keys, client.dispatcher, client.database = keys, dispatcher, database
+        yield client
+
+
+def ticket_body(**overrides) -> dict:
+    body = {
+        "model": "tiny",
+        "subject_id": "customer-42",
+        "legal_basis": "gdpr_art17",
+        "jurisdiction": "EU",
+        "reason": "erasure request by email",
+        "requester": "dpo@acme.example",
+        "records": [
+            {
+                "question": "What is the email of Ada?",
+                "answer": "Ada's email is ada@example.com.",
+                "key_facts": ["ada@example.com"],
+            }
+        ],
+    }
+    return {**body, **overrides}
+
+
+def auth(client, role: str) -> dict:
+    return {"X-API-Key": client.keys[role]}

@@ -1,0 +1,66 @@
+"""/v1/audit: the hash-chained history (paged JSON or streamed JSONL/CSV) and its verification."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from datetime import datetime
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Query
+from fastapi.responses import StreamingResponse
+
+from api.audit import repository
+from api.audit.schemas import EventsPublic, VerifyPublic, csv_lines, event_page, jsonl_lines
+from api.audit.service import verify_chain
+from api.db import Database
+from api.deps import Auditor, DatabaseDep, SessionDep
+
+router = APIRouter(prefix="/v1/audit", tags=["audit"])
+MEDIA = {"jsonl": "application/x-ndjson", "csv": "text/csv"}
+
+
+def _export(database: Database, query, fmt: str) -> Iterator[str]:
+    """Runs while the response streams, in its own read-only session."""
+    with database.sessions() as session:
+        events = repository.stream(session, query)
+        yield from (jsonl_lines(events) if fmt == "jsonl" else csv_lines(events))
+
+
+@router.get("/events", response_model=EventsPublic)
+def list_events(
+    session: SessionDep,
+    database: DatabaseDep,
+    _: Auditor,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    event_type: str | None = None,
+    request_id: uuid.UUID | None = None,
+    format: Literal["json", "jsonl", "csv"] = "json",
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    offset: Annotated[int, Query(ge=0)] = 0,
+):
+    """Events in chain order within [since, until). `format=jsonl|csv` streams all of them."""
+    query = repository.events_query(
+        since=since, until=until, event_type=event_type, request_id=request_id
+    )
+    if format != "json":
+        headers = {"Content-Disposition": f'attachment; filename="audit-events.{format}"'}
+        return StreamingResponse(
+            _export(database, query, format), media_type=MEDIA[format], headers=headers
+        )
+    return event_page(
+        repository.page(session, query, limit, offset), repository.count(session, query)
+    )
+
+
+@router.get("/verify", response_model=VerifyPublic)
+def verify(session: SessionDep, _: Auditor) -> VerifyPublic:
+    """Recompute the whole chain; every row whose content or link does not match is named."""
+    result = verify_chain(session)
+    return VerifyPublic(
+        ok=result.ok,
+        checked=result.checked,
+        last_hash=result.last_hash,
+        breaches=[{"seq": b.seq, "problem": b.problem} for b in result.breaches],
+    )

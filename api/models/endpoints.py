@@ -1,0 +1,77 @@
+"""/v1/models: the registry, rollback, and spot-check generation for auditors."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request, status
+
+from api.deps import Admin, Operator, SessionDep, SettingsDep, Staff
+from api.models import service
+from api.models.schemas import (
+    Answers,
+    GenerateBody,
+    ModelPublic,
+    ModelRegister,
+    ModelsPublic,
+    Rollback,
+    VersionPublic,
+    VersionsPublic,
+)
+from worker.registry import base_artifact_hash
+
+router = APIRouter(prefix="/v1/models", tags=["models"])
+
+
+@router.get("", response_model=ModelsPublic)
+def list_models(session: SessionDep, _: Staff) -> ModelsPublic:
+    rows = [
+        ModelPublic(name=name, production=VersionPublic.model_validate(v))
+        for name, v in service.list_models(session)
+    ]
+    return ModelsPublic(data=rows, count=len(rows))
+
+
+@router.post("", response_model=VersionPublic, status_code=status.HTTP_201_CREATED)
+def register_model(body: ModelRegister, session: SessionDep, principal: Admin) -> VersionPublic:
+    version = service.register_model(
+        session,
+        body.name,
+        body.spec,
+        actor=principal.actor,
+        artifact_hash=base_artifact_hash(body.spec),
+    )
+    return VersionPublic.model_validate(version)
+
+
+@router.get("/{name}/versions", response_model=VersionsPublic)
+def list_versions(name: str, session: SessionDep, _: Staff) -> VersionsPublic:
+    rows = [VersionPublic.model_validate(v) for v in service.list_versions(session, name)]
+    return VersionsPublic(data=rows, count=len(rows))
+
+
+@router.get("/{name}/versions/{number}", response_model=VersionPublic)
+def get_version(name: str, number: int, session: SessionDep, _: Staff) -> VersionPublic:
+    return VersionPublic.model_validate(service.get_version(session, name, number))
+
+
+@router.post("/{name}/rollback", response_model=VersionPublic)
+def rollback(name: str, body: Rollback, session: SessionDep, principal: Operator) -> VersionPublic:
+    target = service.rollback(
+        session, name, to_number=body.to_version, reason=body.reason, actor=principal.actor
+    )
+    return VersionPublic.model_validate(target)
+
+
+@router.post("/{name}/versions/{number}/generate", response_model=Answers)
+def generate(
+    name: str,
+    number: int,
+    body: GenerateBody,
+    request: Request,
+    session: SessionDep,
+    settings: SettingsDep,
+    _: Staff,
+) -> Answers:
+    """Greedy answers of one version, so an auditor can spot-check what it says."""
+    version = service.get_version(session, name, number)
+    answers = request.app.state.models.generate(version.spec, body.questions, body.max_new_tokens)
+    return Answers(model=name, version=number, answers=answers)

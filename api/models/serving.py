@@ -1,0 +1,22 @@
+"""Loaded models for spot-check generation in the API process: one at a time, reused while
+the same version is asked about (loading is the slow part)."""
+
+from __future__ import annotations
+
+import threading
+
+from worker.engine.generate import generate_answers
+from worker.engine.models import LoadedModel, load_model
+
+
+class LoadedModels:
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._loaded: LoadedModel | None = None
+        self._spec: str | None = None
+
+    def generate(self, spec: str, questions: list[str], max_new_tokens: int) -> list[str]:
+        with self._lock:  # one generation at a time: the CPU or GPU is the bottleneck anyway
+            if self._spec != spec:
+                self._loaded, self._spec = load_model(spec), spec
+            return generate_answers(self._loaded, questions, max_new_tokens=max_new_tokens)

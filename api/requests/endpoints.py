@@ -1,0 +1,164 @@
+"""/v1/deletion-requests: submit, read, cancel, extend, approve/reject, and the ticket's events."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import datetime
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, File, Form, Header, Query, Response, UploadFile, status
+from pydantic import ValidationError
+
+from api.audit.schemas import EventsPublic, event_page
+from api.audit.service import events_for_request
+from api.deps import AnyRole, Canceller, Operator, Requester, SessionDep, SettingsDep
+from api.errors import InvalidInput, PayloadTooLarge
+from api.jobs import repository as jobs_repository
+from api.keys.service import Principal
+from api.requests import service
+from api.requests.lifecycle import STATES
+from api.requests.repository import TicketFilter
+from api.requests.schemas import (
+    Decision,
+    JobPublic,
+    TicketCreate,
+    TicketDetail,
+    TicketExtend,
+    TicketMetadata,
+    TicketPublic,
+    TicketsPublic,
+)
+
+router = APIRouter(prefix="/v1/deletion-requests", tags=["deletion requests"])
+IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key", max_length=200)]
+
+
+def present(session, principal: Principal, ticket) -> TicketPublic | TicketDetail:
+    """Requesters get the public view; staff also get measurements, hashes and jobs."""
+    if principal.role == "requester":
+        return TicketPublic.model_validate(ticket)
+    jobs = [JobPublic.model_validate(j) for j in jobs_repository.for_request(session, ticket.id)]
+    public = TicketPublic.model_validate(ticket).model_dump()
+    return TicketDetail(
+        **public,
+        organisation_id=ticket.organisation_id,
+        subject_hash=ticket.subject_hash,
+        options=ticket.options,
+        assessment=ticket.assessment,
+        evaluation=ticket.evaluation,
+        version_id=ticket.version_id,
+        error=ticket.error,
+        data_key_destroyed=ticket.wrapped_key is None,
+        jobs=jobs,
+    )
+
+
+def _submit(session, settings, principal, payload, idempotency_key, response):
+    ticket, created = service.submit_ticket(session, settings, principal, payload, idempotency_key)
+    response.status_code = status.HTTP_201_CREATED if created else status.HTTP_200_OK
+    return present(session, principal, ticket)
+
+
+@router.post("", response_model=TicketPublic | TicketDetail, status_code=status.HTTP_201_CREATED)
+def submit(
+    body: TicketCreate,
+    response: Response,
+    session: SessionDep,
+    settings: SettingsDep,
+    principal: Requester,
+    idempotency_key: IdempotencyKey = None,
+):
+    """File a deletion request with inline records. A retry with the same Idempotency-Key
+    returns the first ticket (200) instead of filing a second one."""
+    return _submit(session, settings, principal, body, idempotency_key, response)
+
+
+@router.post(
+    "/upload", response_model=TicketPublic | TicketDetail, status_code=status.HTTP_201_CREATED
+)
+def submit_upload(
+    response: Response,
+    session: SessionDep,
+    settings: SettingsDep,
+    principal: Requester,
+    metadata: Annotated[str, Form(description="the TicketMetadata fields as JSON")],
+    records: Annotated[UploadFile, File(description="JSON Lines: one record per line")],
+    idempotency_key: IdempotencyKey = None,
+):
+    """File a deletion request whose records come as an uploaded JSONL file."""
+    raw = records.file.read(settings.max_upload_bytes + 1)
+    if len(raw) > settings.max_upload_bytes:
+        raise PayloadTooLarge(f"the file is over {settings.max_upload_bytes} bytes")
+    rows = []
+    for line_number, line in enumerate(raw.decode("utf-8", errors="replace").splitlines(), 1):
+        if line.strip():
+            try:
+                rows.append(json.loads(line))
+            except json.JSONDecodeError as error:
+                raise InvalidInput(
+                    f"{records.filename}: line {line_number}: not JSON ({error.msg})",
+                    line=line_number,
+                ) from error
+    try:
+        payload = TicketCreate(
+            **TicketMetadata.model_validate_json(metadata).model_dump(), records=rows
+        )
+    except ValidationError as error:
+        raise InvalidInput(
+            "invalid metadata or records", errors=json.loads(error.json(include_url=False))
+        ) from error
+    return _submit(session, settings, principal, payload, idempotency_key, response)
+
+
+@router.get("", response_model=TicketsPublic)
+def list_requests(
+    session: SessionDep,
+    principal: AnyRole,
+    state: Literal[STATES] | None = None,  # type: ignore[valid-type]
+    model: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> TicketsPublic:
+    where = TicketFilter(state=state, model=model, since=since, until=until)
+    tickets, total = service.list_tickets(session, principal, where, limit, offset)
+    return TicketsPublic(data=[present(session, principal, t) for t in tickets], count=total)
+
+
+@router.get("/{ticket_id}", response_model=TicketPublic | TicketDetail)
+def get_request(ticket_id: uuid.UUID, session: SessionDep, principal: AnyRole):
+    return present(session, principal, service.visible_ticket(session, principal, ticket_id))
+
+
+@router.get("/{ticket_id}/events", response_model=EventsPublic)
+def request_events(ticket_id: uuid.UUID, session: SessionDep, principal: AnyRole) -> EventsPublic:
+    ticket = service.visible_ticket(session, principal, ticket_id)
+    return event_page(events_for_request(session, ticket.id))
+
+
+@router.post("/{ticket_id}/cancel", response_model=TicketPublic | TicketDetail)
+def cancel(
+    ticket_id: uuid.UUID, session: SessionDep, principal: Canceller, body: Decision | None = None
+):
+    """Requesters cancel before unlearning starts; operators also stop a running job."""
+    ticket = service.cancel_ticket(session, principal, ticket_id, body.reason if body else None)
+    return present(session, principal, ticket)
+
+
+@router.post("/{ticket_id}/extend", response_model=TicketPublic | TicketDetail)
+def extend(ticket_id: uuid.UUID, body: TicketExtend, session: SessionDep, principal: Operator):
+    """Extend the statutory deadline once (GDPR: by two months), with the reason and notice."""
+    return present(session, principal, service.extend_deadline(session, principal, ticket_id, body))
+
+
+@router.post("/{ticket_id}/approve", response_model=TicketPublic | TicketDetail)
+def approve(ticket_id: uuid.UUID, body: Decision, session: SessionDep, principal: Operator):
+    """Publish a held result although the policy was not met."""
+    return present(session, principal, service.approve_ticket(session, principal, ticket_id, body))
+
+
+@router.post("/{ticket_id}/reject", response_model=TicketPublic | TicketDetail)
+def reject(ticket_id: uuid.UUID, body: Decision, session: SessionDep, principal: Operator):
+    return present(session, principal, service.reject_ticket(session, principal, ticket_id, body))

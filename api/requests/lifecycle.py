@@ -1,0 +1,81 @@
+"""The ticket state machine, in one place. Every transition writes its audit event in the
+caller's transaction; reaching a closed state destroys the ticket's data key.
+
+received → assessing → queued → unlearning → evaluating → published
+                                                        ↘ held → approved → published
+                                                               ↘ rejected
+cancelled (requesters: before unlearning; operators: any time before evaluation ends), failed.
+A retried job re-enters its stage (assessing → assessing, unlearning/evaluating → unlearning).
+"""
+
+from __future__ import annotations
+
+from sqlalchemy.orm import Session
+
+from api.audit.service import record_event
+from api.errors import Conflict
+from models import DeletionRequest, utcnow
+
+TRANSITIONS: dict[str, frozenset[str]] = {
+    "received": frozenset({"assessing", "cancelled", "failed"}),
+    "assessing": frozenset({"assessing", "queued", "cancelled", "failed"}),
+    "queued": frozenset({"unlearning", "cancelled", "failed"}),
+    "unlearning": frozenset({"unlearning", "evaluating", "cancelled", "failed"}),
+    "evaluating": frozenset({"unlearning", "published", "held", "cancelled", "failed"}),
+    "held": frozenset({"approved", "rejected"}),
+    "approved": frozenset({"published"}),
+    "published": frozenset(),
+    "rejected": frozenset(),
+    "cancelled": frozenset(),
+    "failed": frozenset(),
+}
+STATES = tuple(TRANSITIONS)
+CLOSED = frozenset(state for state, targets in TRANSITIONS.items() if not targets)
+REQUESTER_CANCELLABLE = frozenset({"received", "assessing", "queued"})
+OPERATOR_CANCELLABLE = REQUESTER_CANCELLABLE | {"unlearning", "evaluating"}
+
+
+def can_transition(current: str, target: str) -> bool:
+    return target in TRANSITIONS[current]
+
+
+def transition(
+    session: Session, ticket: DeletionRequest, target: str, *, actor: str, data: dict | None = None
+) -> None:
+    """Move `ticket` to `target` or raise Conflict naming the illegal move."""
+    if target not in TRANSITIONS:
+        raise ValueError(f"unknown ticket state {target!r}")
+    if not can_transition(ticket.state, target):
+        raise Conflict(
+            f"ticket {ticket.id} cannot go from {ticket.state} to {target}",
+            state=ticket.state,
+        )
+    previous, now = ticket.state, utcnow()
+    ticket.state, ticket.state_changed_at = target, now
+    record_event(
+        session,
+        f"ticket.{target}",
+        actor=actor,
+        request_id=ticket.id,
+        organisation_id=ticket.organisation_id,
+        data={"from": previous, "to": target, **(data or {})},
+    )
+    if target in CLOSED:
+        close(session, ticket, actor=actor)
+
+
+def close(session: Session, ticket: DeletionRequest, *, actor: str) -> None:
+    """Destroy the per-ticket data key: the encrypted records become unreadable for good."""
+    ticket.closed_at = utcnow()
+    ticket.progress = {**ticket.progress, "stage": ticket.state}
+    if ticket.wrapped_key is not None:
+        ticket.wrapped_key = None
+        record_event(
+            session,
+            "ticket.data_key_destroyed",
+            actor=actor,
+            request_id=ticket.id,
+            organisation_id=ticket.organisation_id,
+            data={"records_hash": ticket.records_hash, "record_count": ticket.record_count},
+        )
+    session.flush()

@@ -1,0 +1,78 @@
+"""SQL of deletion tickets and their items."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from models import DeletionRequest, RequestItem
+
+
+@dataclass
+class TicketFilter:
+    organisation_id: uuid.UUID | None = None
+    state: str | None = None
+    model: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+
+
+def add(session: Session, row) -> None:
+    session.add(row)
+    session.flush()
+
+
+def get(
+    session: Session, ticket_id: uuid.UUID, *, for_update: bool = False
+) -> DeletionRequest | None:
+    query = select(DeletionRequest).where(DeletionRequest.id == ticket_id)
+    if for_update:
+        query = query.with_for_update()
+    return session.scalars(query).first()
+
+
+def by_idempotency_key(
+    session: Session, organisation_id: uuid.UUID, key: str
+) -> DeletionRequest | None:
+    query = select(DeletionRequest).where(
+        DeletionRequest.organisation_id == organisation_id, DeletionRequest.idempotency_key == key
+    )
+    return session.scalars(query).first()
+
+
+def search(
+    session: Session, where: TicketFilter, limit: int, offset: int
+) -> tuple[list[DeletionRequest], int]:
+    conditions = []
+    if where.organisation_id is not None:
+        conditions.append(DeletionRequest.organisation_id == where.organisation_id)
+    if where.state:
+        conditions.append(DeletionRequest.state == where.state)
+    if where.model:
+        conditions.append(DeletionRequest.model_name == where.model)
+    if where.since:
+        conditions.append(DeletionRequest.received_at >= where.since)
+    if where.until:
+        conditions.append(DeletionRequest.received_at < where.until)
+    total = session.scalar(select(func.count(DeletionRequest.id)).where(*conditions))
+    query = (
+        select(DeletionRequest)
+        .where(*conditions)
+        .order_by(DeletionRequest.received_at.desc())
+        .limit(limit)
+        .offset(offset)
+    )
+    return list(session.scalars(query)), total
+
+
+def items(session: Session, ticket_id: uuid.UUID) -> list[RequestItem]:
+    query = (
+        select(RequestItem)
+        .where(RequestItem.request_id == ticket_id)
+        .order_by(RequestItem.position)
+    )
+    return list(session.scalars(query))

@@ -1,0 +1,272 @@
+"""Deletion tickets: submit (idempotent), read with organisation scoping, cancel, extend,
+approve or reject a held result. Services flush; the caller owns the transaction."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import uuid
+
+from sqlalchemy.orm import Session
+
+from api.audit.service import record_event
+from api.crypto import keyed_hash, new_wrapped_key, ticket_cipher
+from api.errors import Conflict, Forbidden, InvalidInput, NotFound
+from api.jobs import repository as jobs_repository
+from api.jobs.service import create_job
+from api.keys.service import Principal
+from api.models import service as registry_service
+from api.requests import repository
+from api.requests.deadlines import LegalBasis, due_at, extended_due_at
+from api.requests.lifecycle import OPERATOR_CANCELLABLE, REQUESTER_CANCELLABLE, transition
+from api.requests.schemas import Decision, TicketCreate, TicketExtend
+from api.settings import Settings
+from models import DeletionRequest, RequestItem, utcnow
+from worker.engine.data import DataError, QARecord, Record, parse_records
+
+RECORD_FIELDS = frozenset(
+    {
+        "question",
+        "answer",
+        "paraphrased_answer",
+        "perturbed_answer",
+        "paraphrased_question",
+        "key_facts",
+        "text",
+    }
+)
+
+
+def _sha256_json(value) -> str:
+    return hashlib.sha256(json.dumps(value, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def validate_records(rows: list[dict], max_records: int, source: str = "records") -> list[Record]:
+    """The engine's validation, plus unknown fields refused; errors name record and field."""
+    if len(rows) > max_records:
+        raise InvalidInput(f"{len(rows)} records; at most {max_records} per ticket")
+    for index, row in enumerate(rows):
+        unknown = sorted(set(row) - RECORD_FIELDS) if isinstance(row, dict) else []
+        if unknown:
+            raise InvalidInput(
+                f"{source}: record {index}: unknown field {unknown[0]!r}",
+                index=index,
+                field=unknown[0],
+            )
+    try:
+        return parse_records(rows, source)
+    except DataError as error:
+        raise InvalidInput(str(error), index=error.index, field=error.field) from error
+
+
+def submit_ticket(
+    session: Session,
+    settings: Settings,
+    principal: Principal,
+    payload: TicketCreate,
+    idempotency_key: str | None = None,
+) -> tuple[DeletionRequest, bool]:
+    """Create the ticket, its encrypted records, its audit event and its assess job.
+    Returns (ticket, created); a replay with the same Idempotency-Key returns the first one."""
+    body_hash = _sha256_json(payload.model_dump(mode="json"))
+    if idempotency_key:
+        existing = repository.by_idempotency_key(
+            session, principal.organisation_id, idempotency_key
+        )
+        if existing is not None:
+            if existing.body_hash != body_hash:
+                raise Conflict("this Idempotency-Key was used with a different request body")
+            return existing, False
+    if payload.options and principal.role not in ("operator", "admin"):
+        raise Forbidden("only operators choose the method or adapter of a ticket")
+    registry_service.require_model(session, payload.model)
+    records = validate_records(payload.records, settings.max_records)
+    secret = settings.secret_key.get_secret_value()
+    wrapped_key = new_wrapped_key(settings.data_key.get_secret_value())
+    cipher = ticket_cipher(settings.data_key.get_secret_value(), wrapped_key)
+    record_hashes = [_sha256_json(record.to_dict()) for record in records]
+    kinds = {"qa" if isinstance(r, QARecord) else "text" for r in records}
+    received_at = utcnow()
+    ticket = DeletionRequest(
+        organisation_id=principal.organisation_id,
+        created_by_key_id=principal.key_id,
+        model_name=payload.model,
+        state="received",
+        subject_hash=keyed_hash(secret, "subject", payload.subject_id),
+        legal_basis=payload.legal_basis.value,
+        jurisdiction=payload.jurisdiction,
+        reason=payload.reason,
+        requester=payload.requester,
+        received_at=received_at,
+        due_at=due_at(payload.legal_basis, received_at),
+        idempotency_key=idempotency_key,
+        body_hash=body_hash,
+        record_kind=kinds.pop() if len(kinds) == 1 else "mixed",
+        record_count=len(records),
+        records_hash=hashlib.sha256("".join(record_hashes).encode()).hexdigest(),
+        wrapped_key=wrapped_key,
+        options=payload.options.model_dump(exclude_none=True) if payload.options else {},
+        progress={"stage": "received"},
+    )
+    repository.add(session, ticket)
+    for position, (record, record_hash) in enumerate(zip(records, record_hashes, strict=True)):
+        ciphertext = cipher.encrypt(json.dumps(record.to_dict()).encode())
+        session.add(
+            RequestItem(
+                request_id=ticket.id,
+                position=position,
+                record_hash=record_hash,
+                ciphertext=ciphertext,
+            )
+        )
+    record_event(
+        session,
+        "ticket.received",
+        actor=principal.actor,
+        request_id=ticket.id,
+        organisation_id=ticket.organisation_id,
+        data={
+            "model": ticket.model_name,
+            "subject_hash": ticket.subject_hash,
+            "legal_basis": ticket.legal_basis,
+            "jurisdiction": ticket.jurisdiction,
+            "record_count": ticket.record_count,
+            "records_hash": ticket.records_hash,
+            "due_at": ticket.due_at.isoformat(),
+            "options": ticket.options,
+        },
+    )
+    create_job(session, ticket.id, ticket.model_name, "assess", settings.max_attempts)
+    return ticket, True
+
+
+def visible_ticket(
+    session: Session, principal: Principal, ticket_id: uuid.UUID, *, for_update: bool = False
+) -> DeletionRequest:
+    """The ticket, or 404 also when it belongs to another organisation and the caller is a
+    requester (no hint that it exists)."""
+    ticket = repository.get(session, ticket_id, for_update=for_update)
+    scoped = principal.role == "requester"
+    if ticket is None or (scoped and ticket.organisation_id != principal.organisation_id):
+        raise NotFound(f"no deletion request {ticket_id}")
+    return ticket
+
+
+def list_tickets(
+    session: Session, principal: Principal, where: repository.TicketFilter, limit: int, offset: int
+):
+    if principal.role == "requester":
+        where.organisation_id = principal.organisation_id
+    return repository.search(session, where, limit, offset)
+
+
+def cancel_ticket(
+    session: Session, principal: Principal, ticket_id: uuid.UUID, reason: str | None
+) -> DeletionRequest:
+    ticket = visible_ticket(session, principal, ticket_id, for_update=True)
+    allowed = (
+        OPERATOR_CANCELLABLE if principal.role in ("operator", "admin") else REQUESTER_CANCELLABLE
+    )
+    if ticket.state not in allowed:
+        raise Conflict(
+            f"ticket {ticket.id} is {ticket.state}: too late to cancel", state=ticket.state
+        )
+    running = False
+    for job in jobs_repository.for_request(session, ticket.id):
+        if job.status == "pending":
+            job.status, job.finished_at = "cancelled", utcnow()
+        elif job.status == "running":
+            job.cancel_requested, running = True, True
+    if running and ticket.state in ("unlearning", "evaluating"):
+        # Cooperative: the training loop sees the flag and the worker closes the ticket.
+        record_event(
+            session,
+            "ticket.cancel_requested",
+            actor=principal.actor,
+            request_id=ticket.id,
+            organisation_id=ticket.organisation_id,
+            data={"state": ticket.state},
+        )
+    else:
+        transition(
+            session, ticket, "cancelled", actor=principal.actor, data={"reason_given": bool(reason)}
+        )
+        ticket.decision_reason = reason
+    return ticket
+
+
+def extend_deadline(
+    session: Session, principal: Principal, ticket_id: uuid.UUID, body: TicketExtend
+) -> DeletionRequest:
+    ticket = visible_ticket(session, principal, ticket_id, for_update=True)
+    if ticket.closed_at is not None:
+        raise Conflict(f"ticket {ticket.id} is closed")
+    if ticket.extension_reason is not None:
+        raise Conflict(f"ticket {ticket.id} was already extended once")
+    try:
+        new_due = extended_due_at(LegalBasis(ticket.legal_basis), ticket.due_at)
+    except ValueError as error:
+        raise Conflict(str(error)) from error
+    previous, ticket.due_at = ticket.due_at, new_due
+    ticket.extension_reason, ticket.extension_notice_at = body.reason, body.notice_sent_at
+    record_event(
+        session,
+        "ticket.deadline_extended",
+        actor=principal.actor,
+        request_id=ticket.id,
+        organisation_id=ticket.organisation_id,
+        data={
+            "previous_due_at": previous.isoformat(),
+            "due_at": new_due.isoformat(),
+            "notice_sent_at": body.notice_sent_at.isoformat(),
+        },
+    )
+    return ticket
+
+
+def approve_ticket(
+    session: Session, principal: Principal, ticket_id: uuid.UUID, body: Decision
+) -> DeletionRequest:
+    """Publish the held candidate version: an operator accepts what the policy did not."""
+    ticket = visible_ticket(session, principal, ticket_id, for_update=True)
+    transition(
+        session,
+        ticket,
+        "approved",
+        actor=principal.actor,
+        data={"version_id": str(ticket.version_id)},
+    )
+    ticket.decision_reason = body.reason
+    version = registry_service.publish_candidate(session, ticket.version_id, actor=principal.actor)
+    transition(
+        session, ticket, "published", actor=principal.actor, data={"version": version.number}
+    )
+    return ticket
+
+
+def reject_ticket(
+    session: Session, principal: Principal, ticket_id: uuid.UUID, body: Decision
+) -> DeletionRequest:
+    ticket = visible_ticket(session, principal, ticket_id, for_update=True)
+    transition(
+        session,
+        ticket,
+        "rejected",
+        actor=principal.actor,
+        data={"version_id": str(ticket.version_id)},
+    )
+    ticket.decision_reason = body.reason
+    if ticket.version_id is not None:
+        registry_service.reject_candidate(session, ticket.version_id, actor=principal.actor)
+    return ticket
+
+
+def decrypt_records(session: Session, settings: Settings, ticket: DeletionRequest) -> list[Record]:
+    """The ticket's records in clear, for the worker; impossible once the ticket is closed."""
+    if ticket.wrapped_key is None:
+        raise Conflict(f"ticket {ticket.id} is closed: its data key was destroyed")
+    cipher = ticket_cipher(settings.data_key.get_secret_value(), ticket.wrapped_key)
+    rows = [
+        json.loads(cipher.decrypt(item.ciphertext)) for item in repository.items(session, ticket.id)
+    ]
+    return parse_records(rows, f"ticket {ticket.id}")

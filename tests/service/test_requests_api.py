@@ -1,0 +1,148 @@
+import uuid
+
+import pytest
+
+from tests.service.conftest import auth, ticket_body
+
+pytestmark = pytest.mark.service
+
+
+def test_submit_returns_the_ticket_with_a_gdpr_deadline_and_wakes_a_worker(api):
+    response = api.post("/v1/deletion-requests", json=ticket_body(), headers=auth(api, "requester"))
+    assert response.status_code == 201, response.text
+    ticket = response.json()
+    assert ticket["state"] == "received" and ticket["record_count"] == 1
+    assert ticket["due_at"][:10] > ticket["received_at"][:10]
+    assert "subject_hash" not in ticket  # requesters do not see internals
+    assert len(api.dispatcher.woken) == 1
+
+
+def test_subject_id_is_stored_only_as_a_keyed_hash(api):
+    ticket = api.post(
+        "/v1/deletion-requests", json=ticket_body(), headers=auth(api, "requester")
+    ).json()
+    detail = api.get(f"/v1/deletion-requests/{ticket['id']}", headers=auth(api, "auditor")).json()
+    assert len(detail["subject_hash"]) == 64 and "customer-42" not in str(detail)
+
+
+def test_same_idempotency_key_returns_the_same_ticket(api):
+    headers = {**auth(api, "requester"), "Idempotency-Key": "retry-1"}
+    first = api.post("/v1/deletion-requests", json=ticket_body(), headers=headers)
+    second = api.post("/v1/deletion-requests", json=ticket_body(), headers=headers)
+    assert (first.status_code, second.status_code) == (201, 200)
+    assert first.json()["id"] == second.json()["id"]
+    other_body = api.post("/v1/deletion-requests", json=ticket_body(reason="x"), headers=headers)
+    assert other_body.status_code == 409
+    listed = api.get("/v1/deletion-requests", headers=auth(api, "requester")).json()
+    assert listed["count"] == 1
+
+
+def test_invalid_record_is_422_naming_record_and_field(api):
+    records = [{"question": "q", "answer": "a"}, {"question": "q2", "answer": 7}]
+    response = api.post(
+        "/v1/deletion-requests", json=ticket_body(records=records), headers=auth(api, "requester")
+    )
+    assert response.status_code == 422
+    assert response.json()["index"] == 1 and response.json()["field"] == "answer"
+
+
+@pytest.mark.parametrize(
+    ("body", "problem"),
+    [
+        (ticket_body(colour="red"), "extra"),
+        (ticket_body(records=[{"question": "q", "answer": "a", "secret": 1}]), "secret"),
+        (ticket_body(model="nope"), "unknown model"),
+        (ticket_body(legal_basis="because"), "legal_basis"),
+    ],
+)
+def test_bad_bodies_are_rejected_with_a_reason(api, body, problem):
+    response = api.post("/v1/deletion-requests", json=body, headers=auth(api, "requester"))
+    assert response.status_code == 422
+    assert problem in response.text
+
+
+def test_upload_jsonl_file(api):
+    import json
+
+    metadata = {k: v for k, v in ticket_body().items() if k != "records"}
+    lines = "\n".join(json.dumps(r) for r in ticket_body()["records"] * 3)
+    response = api.post(
+        "/v1/deletion-requests/upload",
+        data={"metadata": json.dumps(metadata)},
+        files={"records": ("forget.jsonl", lines.encode(), "application/jsonl")},
+        headers=auth(api, "requester"),
+    )
+    assert response.status_code == 201, response.text
+    assert response.json()["record_count"] == 3
+    bad = api.post(
+        "/v1/deletion-requests/upload",
+        data={"metadata": json.dumps(metadata)},
+        files={"records": ("forget.jsonl", b'{"question": "q", "answer": "a"}\n{oops', "x")},
+        headers=auth(api, "requester"),
+    )
+    assert bad.status_code == 422 and "line 2" in bad.json()["detail"]
+
+
+def test_another_organisations_ticket_is_404(api):
+    ticket = api.post(
+        "/v1/deletion-requests", json=ticket_body(), headers=auth(api, "requester")
+    ).json()
+    for path in ("", "/events"):
+        response = api.get(
+            f"/v1/deletion-requests/{ticket['id']}{path}", headers=auth(api, "other_requester")
+        )
+        assert response.status_code == 404
+    cancel = api.post(
+        f"/v1/deletion-requests/{ticket['id']}/cancel", headers=auth(api, "other_requester")
+    )
+    assert cancel.status_code == 404
+    listed = api.get("/v1/deletion-requests", headers=auth(api, "other_requester")).json()
+    assert listed["count"] == 0
+    assert (
+        api.get(f"/v1/deletion-requests/{uuid.uuid4()}", headers=auth(api, "requester")).status_code
+        == 404
+    )
+
+
+def test_cancel_closes_the_ticket_and_destroys_its_data_key(api):
+    ticket = api.post(
+        "/v1/deletion-requests", json=ticket_body(), headers=auth(api, "requester")
+    ).json()
+    response = api.post(
+        f"/v1/deletion-requests/{ticket['id']}/cancel", headers=auth(api, "requester")
+    )
+    assert response.json()["state"] == "cancelled"
+    detail = api.get(f"/v1/deletion-requests/{ticket['id']}", headers=auth(api, "operator")).json()
+    assert detail["data_key_destroyed"] and detail["jobs"][0]["status"] == "cancelled"
+    events = api.get(
+        f"/v1/deletion-requests/{ticket['id']}/events", headers=auth(api, "requester")
+    ).json()
+    assert [e["event_type"] for e in events["data"]] == [
+        "ticket.received",
+        "ticket.cancelled",
+        "ticket.data_key_destroyed",
+    ]
+    again = api.post(f"/v1/deletion-requests/{ticket['id']}/cancel", headers=auth(api, "requester"))
+    assert again.status_code == 409
+
+
+def test_gdpr_deadline_extends_once_with_reason_and_notice(api):
+    ticket = api.post(
+        "/v1/deletion-requests", json=ticket_body(), headers=auth(api, "requester")
+    ).json()
+    body = {"reason": "complex request", "notice_sent_at": "2026-01-05T10:00:00Z"}
+    path = f"/v1/deletion-requests/{ticket['id']}/extend"
+    extended = api.post(path, json=body, headers=auth(api, "operator")).json()
+    assert (
+        extended["due_at"] > ticket["due_at"] and extended["extension_reason"] == "complex request"
+    )
+    assert api.post(path, json=body, headers=auth(api, "operator")).status_code == 409
+
+
+def test_missing_or_revoked_key_is_401(api):
+    assert api.get("/v1/deletion-requests").status_code == 401
+    assert api.get("/v1/deletion-requests", headers={"X-API-Key": "obl_x_y"}).status_code == 401
+    keys = api.get("/v1/keys", headers=auth(api, "admin")).json()["data"]
+    requester = next(k for k in keys if k["name"] == "requester")
+    assert api.delete(f"/v1/keys/{requester['id']}", headers=auth(api, "admin")).status_code == 200
+    assert api.get("/v1/deletion-requests", headers=auth(api, "requester")).status_code == 401

@@ -1,0 +1,54 @@
+"""Model versions on disk. The registry's rows live in the database (api/models); this module
+owns the files: `<artifacts>/<model>/v<N>/` per version, written under a staging folder and
+renamed into place, plus a `version.json` saying what the folder is.
+
+A GRUN or LoRA version is an adapter folder whose manifest names its parent version's spec as
+its base, so loading it loads "base + ordered modules"; a full fine-tune is whole weights.
+Version 1 is the registered base model itself, never copied and never modified.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from worker.engine.artifacts import write_json
+from worker.engine.models import BUILTIN_MODELS, folder_hash, hash_file
+
+VERSION_INFO = "version.json"
+
+
+def base_artifact_hash(spec: str) -> str | None:
+    """sha256 of a registered base model's weights when they are local files; built-in names
+    are pinned by their package version instead (None)."""
+    path = Path(spec).expanduser()
+    if spec in BUILTIN_MODELS or not path.exists():
+        return None
+    return hash_file(path) if path.is_file() else folder_hash(path)
+
+
+def version_folder(artifacts_dir: Path, model_name: str, number: int) -> Path:
+    return Path(artifacts_dir) / model_name / f"v{number}"
+
+
+def staging_folder(artifacts_dir: Path, model_name: str, job_id: str, attempt: int) -> Path:
+    """Where one attempt trains; a retried attempt starts from a fresh folder."""
+    return Path(artifacts_dir) / model_name / ".staging" / f"{job_id}-a{attempt}"
+
+
+def store_version(
+    trained: Path, artifacts_dir: Path, model_name: str, number: int, info: dict
+) -> tuple[Path, str]:
+    """Move a finished training output into its version folder; return (folder, weights hash)."""
+    target = version_folder(artifacts_dir, model_name, number)
+    if target.exists():  # left by an attempt that died between the move and its commit
+        shutil.rmtree(target)
+    write_json(trained / VERSION_INFO, {"model": model_name, "version": number, **info})
+    target.parent.mkdir(parents=True, exist_ok=True)
+    trained.rename(target)
+    return target, folder_hash(target)
+
+
+def discard(folder: Path) -> None:
+    shutil.rmtree(folder, ignore_errors=True)
+    shutil.rmtree(folder.with_name(folder.name + ".partial"), ignore_errors=True)
