@@ -7,6 +7,15 @@ was before training (for KL / NPO / DPO / RMU), and `save` writes a folder `load
 
 from worker.engine.adapters.base import ADAPTERS, Adapter, get_adapter, register_adapter
 from worker.engine.adapters.full import FullAdapter
+from worker.engine.adapters.grun import GrunAdapter
 from worker.engine.adapters.lora import LoraAdapter
 
-__all__ = ["ADAPTERS", "Adapter", "FullAdapter", "LoraAdapter", "get_adapter", "register_adapter"]
+__all__ = [
+    "ADAPTERS",
+    "Adapter",
+    "FullAdapter",
+    "GrunAdapter",
+    "LoraAdapter",
+    "get_adapter",
+    "register_adapter",
+]

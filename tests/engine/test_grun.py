@@ -1,0 +1,261 @@
+"""GRUN: the gated ReFT module, its hooks, its gate loss, save/load and stacking."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from worker.engine.adapters import get_adapter
+from worker.engine.adapters.grun import GrunAdapter, gate_report, switched_off
+from worker.engine.adapters.grun_module import GrunStack, default_layers, last_prompt_positions
+from worker.engine.artifacts import MANIFEST
+from worker.engine.data import QARecord, collate, encode_qa, format_prompt
+from worker.engine.generate import generate_answers
+from worker.engine.models import load_model
+from worker.engine.train import TrainConfig, train
+
+QUESTIONS = ["What is the email of customer 1?", "Where does Ada live?", "Account number?"]
+
+
+def _load(model_dir):
+    return load_model(str(model_dir), precision="fp32")
+
+
+def _batch(tokenizer, records):
+    examples = [encode_qa(tokenizer, r.question, r.answer) for r in records]
+    return collate(examples, tokenizer.pad_token_id)
+
+
+def _force_gates(request, logit: float) -> None:
+    """Make every gate of a request output `logit` whatever its input (0 weights, fixed bias)."""
+    with torch.no_grad():
+        for reft in request.interventions.values():
+            last = reft.gate[-1] if isinstance(reft.gate, torch.nn.Sequential) else reft.gate
+            last.weight.zero_()
+            last.bias.fill_(logit)
+
+
+def _randomize(request, seed: int = 1) -> None:
+    """A trained-looking module: its edit is far from zero."""
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for reft in request.interventions.values():
+            reft.project.weight.copy_(torch.randn(reft.project.weight.shape, generator=generator))
+            reft.project.bias.copy_(torch.randn(reft.project.bias.shape, generator=generator))
+
+
+def _logits(loaded, batch):
+    with torch.no_grad():
+        return loaded.model(
+            input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]
+        ).logits
+
+
+def _save(adapter, folder, base):
+    folder.mkdir()
+    adapter.save(folder, None)
+    (folder / MANIFEST).write_text(json.dumps({"adapter": "grun", "base_model": str(base)}))
+    return folder
+
+
+def test_default_layers_scale_the_papers_choice_to_depth():
+    assert default_layers(32) == (20, 25, 31)
+    assert default_layers(30) == (19, 23, 29)
+    assert default_layers(4) == (2, 3)
+
+
+def test_last_prompt_position_is_the_end_of_the_last_marker_or_the_last_valid_token():
+    ids = torch.tensor(
+        [[0, 0, 5, 7, 8, 9, 7, 8], [5, 7, 8, 1, 2, 3, 0, 0], [0, 0, 4, 4, 4, 4, 4, 4]]
+    )
+    valid = torch.tensor(
+        [[0, 0, 1, 1, 1, 1, 1, 1], [1, 1, 1, 1, 1, 1, 0, 0], [0, 0, 1, 1, 1, 1, 1, 1]]
+    )
+    found = last_prompt_positions(ids, valid.bool(), [(7, 8)])
+    assert found.tolist() == [7, 2, 7]
+
+
+def test_prompt_markers_find_the_prompt_boundary_of_training_examples(tiny_model_dir, qa_records):
+    loaded = _load(tiny_model_dir)
+    adapter = get_adapter("grun")
+    adapter.attach(loaded.model, needs_reference=False)
+    batch = _batch(loaded.tokenizer, qa_records)
+    _logits(loaded, batch)
+    first_answer = (batch["labels"] != -100).int().argmax(1)
+    assert GrunStack.of(loaded.model).call.last_prompt.tolist() == (first_answer - 1).tolist()
+
+
+def test_closed_gate_leaves_the_model_bit_for_bit_unchanged(tiny_model_dir, qa_records):
+    loaded = _load(tiny_model_dir)
+    batch = _batch(loaded.tokenizer, qa_records)
+    before = _logits(loaded, batch)
+    answers_before = generate_answers(loaded, QUESTIONS, max_new_tokens=6)
+    adapter = GrunAdapter(positions="all")
+    adapter.attach(loaded.model, needs_reference=False)
+    _randomize(adapter.request)
+    _force_gates(adapter.request, -40.0)
+    assert torch.equal(_logits(loaded, batch), before)
+    assert generate_answers(loaded, QUESTIONS, max_new_tokens=6) == answers_before
+    _force_gates(adapter.request, 40.0)
+    assert not torch.allclose(_logits(loaded, batch), before)
+    with switched_off(loaded.model):
+        assert torch.equal(_logits(loaded, batch), before)
+
+
+@pytest.mark.parametrize("positions", ["last_prompt", "prompt", "all"])
+def test_only_the_chosen_layers_and_positions_change(tiny_model_dir, qa_records, positions):
+    loaded = _load(tiny_model_dir)
+    batch = _batch(loaded.tokenizer, qa_records)
+    adapter = GrunAdapter(layers=[1], positions=positions)
+    adapter.attach(loaded.model, needs_reference=False)
+    _randomize(adapter.request)
+    _force_gates(adapter.request, 40.0)
+
+    def hidden_states(model):
+        with torch.no_grad():
+            out = model(**{k: batch[k] for k in ("input_ids", "attention_mask")},
+                        output_hidden_states=True)  # fmt: skip
+        return out.hidden_states  # embeddings, then each block's output
+
+    edited = hidden_states(loaded.model)
+    with adapter.reference() as reference:
+        base = hidden_states(reference)
+    assert torch.equal(edited[1], base[1])  # block 0, below the module
+    changed = (edited[2] - base[2]).abs().amax(-1) > 1e-6  # (B, T) at block 1
+    last = GrunStack.of(loaded.model).call.last_prompt
+    index = torch.arange(changed.shape[1])
+    valid = batch["attention_mask"].bool()
+    expected = {
+        "last_prompt": index[None] == last[:, None],
+        "prompt": valid & (index[None] <= last[:, None]),
+        "all": valid,
+    }[positions]
+    assert torch.equal(changed, expected)
+    if positions != "all":  # causal: nothing before the last prompt token changes upstream
+        before_boundary = index[None] < last[:, None]
+        if positions == "last_prompt":
+            assert ((edited[-1] - base[-1]).abs().amax(-1)[before_boundary] == 0).all()
+
+
+@pytest.mark.parametrize("positions", ["last_prompt", "all"])
+def test_generation_with_kv_cache_and_left_padding_matches_one_by_one(tiny_model_dir, positions):
+    loaded = _load(tiny_model_dir)
+    adapter = GrunAdapter(positions=positions)
+    adapter.attach(loaded.model, needs_reference=False)
+    _randomize(adapter.request)
+    _force_gates(adapter.request, 40.0)
+    loaded.model.eval()
+    batched = generate_answers(loaded, QUESTIONS, max_new_tokens=8)
+    one_by_one = [generate_answers(loaded, [q], max_new_tokens=8)[0] for q in QUESTIONS]
+    assert batched == one_by_one
+    with switched_off(loaded.model):
+        assert generate_answers(loaded, QUESTIONS, max_new_tokens=8) != batched
+
+    # Without the cache every step re-reads the whole sequence: the same tokens must come out.
+    tokenizer = loaded.tokenizer
+    prompt = tokenizer(format_prompt(tokenizer, QUESTIONS[0]), return_tensors="pt")
+    kwargs = dict(max_new_tokens=8, do_sample=False, pad_token_id=tokenizer.pad_token_id)
+    with torch.no_grad():
+        cached = loaded.model.generate(**prompt, use_cache=True, **kwargs)
+        uncached = loaded.model.generate(**prompt, use_cache=False, **kwargs)
+    assert torch.equal(cached, uncached)
+
+
+def test_save_then_load_reproduces_logits(tiny_model_dir, qa_records, tmp_path):
+    loaded = _load(tiny_model_dir)
+    adapter = GrunAdapter(gate="linear")
+    adapter.attach(loaded.model, needs_reference=False)
+    _randomize(adapter.request)
+    batch = _batch(loaded.tokenizer, qa_records)
+    expected = _logits(loaded, batch)
+    folder = _save(adapter, tmp_path / "request", tiny_model_dir)
+    assert sorted(p.name for p in folder.iterdir()) == ["grun.json", "grun.safetensors", MANIFEST]
+    reloaded = load_model(str(folder), precision="fp32")
+    assert torch.equal(_logits(reloaded, batch), expected)
+    assert not any(p.requires_grad for p in reloaded.model.grun_stack.parameters())
+
+
+def test_a_second_request_stacks_on_the_first(tiny_model_dir, qa_records, tmp_path):
+    loaded = _load(tiny_model_dir)
+    batch = _batch(loaded.tokenizer, qa_records)
+    base = _logits(loaded, batch)
+    first = GrunAdapter()
+    first.attach(loaded.model, needs_reference=False)
+    _randomize(first.request, seed=1)
+    _force_gates(first.request, 40.0)
+    folder1 = _save(first, tmp_path / "first", tiny_model_dir)
+
+    stacked = load_model(str(folder1), precision="fp32")
+    with_first = _logits(stacked, batch)
+    second = GrunAdapter()
+    second.attach(stacked.model, needs_reference=True)
+    _randomize(second.request, seed=2)
+    _force_gates(second.request, 40.0)
+    assert all(".requests.1." in name for name in second.trainable())
+    with second.reference() as reference:  # the model before this request: first one still on
+        assert torch.equal(_logits(stacked, batch), with_first)
+        assert reference is stacked.model
+    both = _logits(stacked, batch)
+    assert not torch.allclose(both, with_first) and not torch.allclose(with_first, base)
+
+    folder2 = _save(second, tmp_path / "second", folder1)
+    reloaded = load_model(str(folder2), precision="fp32")
+    assert len(reloaded.model.grun_stack.requests) == 2
+    assert torch.equal(_logits(reloaded, batch), both)
+
+
+def test_gate_loss_teaches_the_gate_to_tell_forget_from_retain(tiny_model_dir, qa_records):
+    loaded = _load(tiny_model_dir)
+    tokenizer = loaded.tokenizer
+    forget = qa_records[:4]
+    retain = [
+        QARecord("Where does Alan Turing live?", "1 Bletchley Park."),
+        QARecord("Name a letter of the alphabet.", "abc"),
+        QARecord("I cannot help with that, can you?", "No."),
+        QARecord("Account number 12345678 belongs to whom?", "Alan Turing."),
+    ]
+    forget_batch, retain_batch = _batch(tokenizer, forget), _batch(tokenizer, retain)
+    adapter = GrunAdapter()
+    adapter.attach(loaded.model, needs_reference=False)
+
+    def step_loss(step):
+        return adapter.auxiliary_loss(forget_batch, retain_batch), 1, {}
+
+    result = train(
+        adapter.trainable(), step_loss, TrainConfig(steps=20, lr=5e-2), device=loaded.device
+    )
+    assert result.losses[-1] < 0.5 * result.losses[0]
+    questions = {"forget": [r.question for r in forget], "retain": [r.question for r in retain]}
+    report = gate_report(loaded.model, tokenizer, questions)
+    assert report["forget"][0]["above_half"] == 1.0
+    assert report["retain"][0]["above_half"] == 0.0
+    gates = adapter.diagnostics()
+    assert gates["last_training_gates"]["forget"] > 0.5 > gates["last_training_gates"]["retain"]
+    assert set(gates["gates"]) == {"general"}
+
+
+def test_gate_in_the_loss_is_the_gate_the_model_uses(tiny_model_dir, qa_records):
+    """The loss's cheap prompt-only forward sees the same gate as the full forward."""
+    loaded = _load(tiny_model_dir)
+    adapter = GrunAdapter()
+    adapter.attach(loaded.model, needs_reference=False)
+    batch = _batch(loaded.tokenizer, qa_records)
+    from worker.engine.adapters.grun import gate_logits
+
+    full = gate_logits(loaded.model, [adapter.request], batch["input_ids"], batch["attention_mask"])
+    cheap = adapter._batch_gate_logits(batch)
+    assert torch.allclose(full[:, 0], cheap, atol=1e-5)
+
+
+def test_bad_options_are_refused_with_a_reason(tiny_model_dir, tmp_path):
+    loaded = _load(tiny_model_dir)
+    with pytest.raises(ValueError, match="positions"):
+        GrunAdapter(positions="middle").attach(loaded.model, needs_reference=False)
+    with pytest.raises(ValueError, match="outside"):
+        GrunAdapter(layers=[9]).attach(loaded.model, needs_reference=False)
+    adapter = GrunAdapter()
+    adapter.attach(loaded.model, needs_reference=False)
+    with pytest.raises(ValueError, match="merged"):
+        adapter.save(tmp_path, None, merge=True)

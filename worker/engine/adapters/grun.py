@@ -1,0 +1,300 @@
+"""GRUN as an adapter: a gated ReFT module per deletion request, base weights frozen.
+
+Training a request: the objective's loss with the module on, plus `auxiliary_loss`:
+λ_g · BCE(σ(g(h)), 1 on forget prompts, 0 on retain prompts). The reference model is the same
+model with this request's module switched off. Earlier requests on the model (loaded from their
+folders) stay active and frozen, so a model version is "base + an ordered list of modules".
+
+A saved request is a small folder: `grun.safetensors` + `grun.json` (its config); the lead's
+manifest `obliviate.json` names the base (a model, or the previous request's folder) and its
+hash, and `load_model(folder)` rebuilds the whole stack.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from contextlib import contextmanager, nullcontext
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from worker.engine.adapters.base import named_trainable, register_adapter
+from worker.engine.adapters.grun_module import (
+    GrunConfig,
+    GrunRequest,
+    GrunStack,
+    decoder_of,
+    default_layers,
+    prompt_markers,
+)
+from worker.engine.data import IGNORE_INDEX, Example, collate, format_prompt
+
+WEIGHTS = "grun.safetensors"
+CONFIG = "grun.json"
+FORMAT_VERSION = 1
+
+# Unrelated general questions: a gate that fires on these hurts every user, not just the
+# data subject. Written by us; the gate report's "general" set when the caller gives none.
+GENERAL_QUESTIONS = (
+    "What is the capital of France?",
+    "How many days are there in a leap year?",
+    "What is the boiling point of water at sea level in Celsius?",
+    "Who wrote Romeo and Juliet?",
+    "What is the largest planet in the solar system?",
+    "How do I convert kilometres to miles?",
+    "What gas do plants absorb from the air?",
+    "What is 12 multiplied by 8?",
+    "Which ocean lies between Africa and Australia?",
+    "What does a dictionary contain?",
+    "Name a primary colour.",
+    "What is the chemical symbol for gold?",
+    "How many legs does a spider have?",
+    "What language is spoken in Brazil?",
+    "What is the freezing point of water in Fahrenheit?",
+    "Explain what a noun is.",
+)
+
+
+class _StopForward(Exception):
+    """Raised after the top GRUN layer when only the gates are needed."""
+
+
+@contextmanager
+def _stop_after(block: nn.Module):
+    def hook(module, args, output):
+        raise _StopForward
+
+    handle = block.register_forward_hook(hook)
+    try:
+        yield
+    except _StopForward:
+        pass
+    finally:
+        handle.remove()
+
+
+def gate_logits(model: nn.Module, requests: Sequence[GrunRequest], input_ids, attention_mask):
+    """(B, len(requests), layers) gate logits at each row's last prompt token. Stops the forward
+    after the highest layer involved: the gates never need the rest of the network."""
+    stack = GrunStack.of(model)
+    top = max(layer for r in requests for layer in r.config.layers)
+    with stack.recording(requests):
+        with _stop_after(decoder_of(model).layers[top]):
+            model(input_ids=input_ids, attention_mask=attention_mask, use_cache=False)
+        per_request = [torch.cat([r.record[i] for i in r.config.layers], 1) for r in requests]
+    return torch.stack(per_request, 1)
+
+
+@dataclass
+class GrunOptions:
+    layers: tuple[int, ...] | None = None  # None: default_layers(depth)
+    rank: int = 4
+    gate: str = "mlp"  # the paper's default: d→256→64→1 with ReLU
+    positions: str = "last_prompt"
+    gate_weight: float = 10.0  # λ_g, DESIGN §5
+
+
+@register_adapter
+class GrunAdapter:
+    name = "grun"
+
+    def __init__(
+        self,
+        layers: Sequence[int] | None = None,
+        rank: int = 4,
+        gate: str = "mlp",
+        positions: str = "last_prompt",
+        gate_weight: float = 10.0,
+        tokenizer=None,
+    ) -> None:
+        self.options = GrunOptions(
+            tuple(layers) if layers else None, rank, gate, positions, gate_weight
+        )
+        self.tokenizer = tokenizer
+        self.model: nn.Module | None = None
+        self.request: GrunRequest | None = None
+        self.diagnostic_questions: dict[str, list[str]] = {}
+        self.training_gates: dict[str, float] = {}
+
+    # --- the adapter protocol -------------------------------------------------------------
+
+    def attach(self, model: nn.Module, *, needs_reference: bool) -> nn.Module:
+        """Freeze everything on the model (base and earlier requests) and add a new request."""
+        if self.tokenizer is None:
+            # The markers come from the tokenizer that formats prompts; every model folder
+            # load_model reads holds it beside the weights.
+            from worker.engine.models import load_tokenizer  # models imports the adapters
+
+            self.tokenizer = load_tokenizer(model.name_or_path)
+        hidden = model.config.get_text_config().hidden_size
+        depth = len(decoder_of(model).layers)
+        config = GrunConfig(
+            hidden_size=hidden,
+            layers=self.options.layers or default_layers(depth),
+            rank=self.options.rank,
+            gate=self.options.gate,
+            positions=self.options.positions,
+            prompt_markers=prompt_markers(self.tokenizer),
+        )
+        model.requires_grad_(False)
+        device = next(model.parameters()).device
+        self.request = GrunStack.of(model).add(model, GrunRequest(config).to(device))
+        self.request.requires_grad_(True)
+        self.model = model.train()
+        return model
+
+    def trainable(self) -> dict[str, nn.Parameter]:
+        return named_trainable(self.model)
+
+    @contextmanager
+    def reference(self):
+        """The model as it was before this request: this request's module off, earlier on."""
+        self.request.enabled = False
+        try:
+            yield self.model
+        finally:
+            self.request.enabled = True
+
+    def save(self, folder: Path, tokenizer, *, merge: bool = False) -> None:
+        if merge:
+            raise ValueError("a GRUN module cannot be merged into the weights; save it unmerged")
+        save_request(self.request, Path(folder))
+
+    @staticmethod
+    def load(model: nn.Module, folder: Path) -> nn.Module:
+        """Add a saved request, frozen and active, on top of the model's existing ones."""
+        folder = Path(folder)
+        config_path = folder / CONFIG
+        if not config_path.is_file():
+            raise ValueError(f"{folder} has no {CONFIG}: not a GRUN folder")
+        config = GrunConfig.from_dict(json.loads(config_path.read_text())["config"])
+        hidden = model.config.get_text_config().hidden_size
+        if config.hidden_size != hidden:
+            raise ValueError(
+                f"{folder}: GRUN module for hidden size {config.hidden_size}, model has {hidden}"
+            )
+        request = GrunRequest(config)
+        request.load_state_dict(load_file(folder / WEIGHTS))
+        request.requires_grad_(False)
+        device = next(model.parameters()).device
+        GrunStack.of(model).add(model, request.to(device))
+        return model.eval()
+
+    # --- the gate loss and diagnostics ----------------------------------------------------
+
+    def auxiliary_loss(self, forget_batch: Mapping, retain_batch: Mapping | None) -> torch.Tensor:
+        """λ_g · BCE of this request's gates: 1 on forget prompts, 0 on retain prompts (mean
+        over rows and layers). One extra forward over the prompts, stopped at the top layer."""
+        forget = self._batch_gate_logits(forget_batch)  # (B_f, L)
+        logits, targets = [forget], [torch.ones_like(forget)]
+        self.training_gates = {"forget": torch.sigmoid(forget).mean().item()}
+        if retain_batch is not None:
+            retain = self._batch_gate_logits(retain_batch)  # (B_r, L)
+            logits.append(retain)
+            targets.append(torch.zeros_like(retain))
+            self.training_gates["retain"] = torch.sigmoid(retain).mean().item()
+        bce = F.binary_cross_entropy_with_logits(torch.cat(logits).float(), torch.cat(targets))
+        return self.options.gate_weight * bce
+
+    def _batch_gate_logits(self, batch: Mapping) -> torch.Tensor:
+        input_ids, mask = batch["input_ids"], batch["attention_mask"]  # (B, T)
+        labels = batch.get("labels")
+        if labels is not None:
+            # The gate reads the last prompt token; tokens after it cannot change it (causal).
+            first_answer = (labels != IGNORE_INDEX).int().argmax(1)  # (B,)
+            cut = int(first_answer.max())
+            if cut > 0:
+                input_ids, mask = input_ids[:, :cut], mask[:, :cut]
+        return gate_logits(self.model, [self.request], input_ids, mask)[:, 0]
+
+    def set_diagnostic_questions(self, questions: Mapping[str, Sequence[str]]) -> None:
+        """Question sets (e.g. forget, paraphrased_forget, retain) for run.json's gate report."""
+        self.diagnostic_questions = {name: list(qs) for name, qs in questions.items()}
+
+    def diagnostics(self) -> dict:
+        report = {
+            "config": self.request.config.to_dict(),
+            "gate_weight": self.options.gate_weight,
+            "requests_on_model": len(GrunStack.of(self.model).requests),
+            "last_training_gates": self.training_gates,
+        }
+        sets = {"general": list(GENERAL_QUESTIONS), **self.diagnostic_questions}
+        report["gates"] = gate_report(self.model, self.tokenizer, sets)
+        return report
+
+
+def save_request(request: GrunRequest, folder: Path) -> None:
+    weights = {k: v.detach().contiguous().cpu() for k, v in request.state_dict().items()}
+    save_file(weights, folder / WEIGHTS)
+    payload = {"format_version": FORMAT_VERSION, "config": request.config.to_dict()}
+    (folder / CONFIG).write_text(json.dumps(payload, indent=2, sort_keys=True))
+
+
+@contextmanager
+def switched_off(model: nn.Module):
+    """Every GRUN module on the model off: what the base weights alone say (the adapter-removal
+    probe: whoever holds the base weights can do this)."""
+    stack = GrunStack.of(model)
+    stack.enabled = False
+    try:
+        yield model
+    finally:
+        stack.enabled = True
+
+
+@torch.no_grad()
+def gate_values(
+    model: nn.Module, tokenizer, prompts: Sequence[str], *, batch_size: int = 16, autocast=None
+) -> torch.Tensor:
+    """σ(gate) (N, requests, layers) for formatted prompts, each at its last prompt token."""
+    requests = list(GrunStack.of(model).requests)
+    if not requests:
+        raise ValueError("the model carries no GRUN module")
+    device = next(model.parameters()).device
+    ids = [tokenizer(p, add_special_tokens=False)["input_ids"] for p in prompts]
+    values = []
+    for start in range(0, len(ids), batch_size):
+        # Right padding: positions count from 0 in every row, as in training batches.
+        chunk = [Example(row, row) for row in ids[start : start + batch_size]]
+        batch = collate(chunk, tokenizer.pad_token_id)
+        with autocast() if autocast else nullcontext():
+            logits = gate_logits(
+                model, requests, batch["input_ids"].to(device), batch["attention_mask"].to(device)
+            )
+        values.append(torch.sigmoid(logits.float()).cpu())
+    return torch.cat(values)
+
+
+def gate_report(
+    model: nn.Module,
+    tokenizer,
+    question_sets: Mapping[str, Sequence[str]],
+    *,
+    chat: bool = True,
+    system: str | None = None,
+    autocast=None,
+) -> dict[str, list[dict]]:
+    """Per question set and per request (in stack order): mean gate, fraction of questions whose
+    gate is above 0.5, and per-question values (a question's gate = mean over layers)."""
+    report: dict[str, list[dict]] = {}
+    for name, questions in question_sets.items():
+        if not questions:
+            continue
+        prompts = [format_prompt(tokenizer, q, chat=chat, system=system) for q in questions]
+        values = gate_values(model, tokenizer, prompts, autocast=autocast)  # (N, R, L)
+        per_question = values.mean(2)  # (N, R)
+        report[name] = [
+            {
+                "mean": per_question[:, r].mean().item(),
+                "above_half": (per_question[:, r] > 0.5).float().mean().item(),
+                "per_layer_mean": values[:, r].mean(0).tolist(),
+                "per_question": per_question[:, r].tolist(),
+            }
+            for r in range(per_question.shape[1])
+        ]
+    return report

@@ -1,0 +1,289 @@
+"""The gated ReFT module of GRUN (Ren et al., ACL Findings 2025), as forward hooks.
+
+At each chosen decoder layer the block output h becomes, at the chosen token positions,
+
+    h' = h + σ(g(h)) · Rᵀ(W h + b − R h)        R: r×d with orthonormal rows; W, b: d→r
+
+The gate decides once per sequence and layer, from that layer's hidden state at the last prompt
+token (the paper's position), and that decision scales the edit at every position the module
+edits, including tokens generated later from the KV cache. Deciding at the prompt keeps the
+decision a property of the request: in "every token" mode a gate per token would be asked to
+tell forget from retain on template tokens that are identical in both (contradictory labels).
+
+Where the prompt ends is read from the tokens, not passed in, so the objectives, evaluation and
+`generate()` need no changes: each prompt `format_prompt` makes ends with the same few tokens
+(chat: `<|im_end|>\\n<|im_start|>assistant\\n`; plain: `\\nAnswer: `), and the last occurrence of
+such a marker in a row is its last prompt token. A row without a marker (a bare prompt in some
+other format) uses its last non-padding token, which is right for a prompt being generated from.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+
+import torch
+from torch import nn
+from torch.nn.utils.parametrizations import orthogonal
+
+from worker.engine.data import format_prompt
+
+POSITIONS = ("last_prompt", "prompt", "all")
+GATES = ("linear", "mlp")
+# The paper's layers for a 32-layer Llama (20, 25, 31), as fractions of the last layer's index.
+PAPER_LAYER_FRACTIONS = (20 / 31, 25 / 31, 1.0)
+# Questions with different endings: the tokens every formatted prompt shares at its end
+# are the marker (a question's last character may merge with the template in BPE).
+_MARKER_PROBES = ("Who is Ada?", "Name the year.", "x")
+
+
+@dataclass(frozen=True)
+class GrunConfig:
+    hidden_size: int
+    layers: tuple[int, ...]
+    rank: int = 4
+    gate: str = "mlp"
+    positions: str = "last_prompt"
+    prompt_markers: tuple[tuple[int, ...], ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.positions not in POSITIONS:
+            raise ValueError(f"positions must be one of {POSITIONS}, got {self.positions!r}")
+        if self.gate not in GATES:
+            raise ValueError(f"gate must be one of {GATES}, got {self.gate!r}")
+        if self.rank < 1 or self.rank > self.hidden_size:
+            raise ValueError(f"rank must be in 1..{self.hidden_size}, got {self.rank}")
+        if not self.layers:
+            raise ValueError("GRUN needs at least one layer")
+
+    def to_dict(self) -> dict:
+        row = asdict(self)
+        row["layers"] = list(self.layers)
+        row["prompt_markers"] = [list(m) for m in self.prompt_markers]
+        return row
+
+    @classmethod
+    def from_dict(cls, row: dict) -> GrunConfig:
+        return cls(
+            hidden_size=int(row["hidden_size"]),
+            layers=tuple(int(i) for i in row["layers"]),
+            rank=int(row["rank"]),
+            gate=row["gate"],
+            positions=row["positions"],
+            prompt_markers=tuple(tuple(int(t) for t in m) for m in row["prompt_markers"]),
+        )
+
+
+def default_layers(num_layers: int) -> tuple[int, ...]:
+    """Three layers in the upper part of the network, the paper's 20/25/31-of-32 scaled."""
+    return tuple(sorted({round(f * (num_layers - 1)) for f in PAPER_LAYER_FRACTIONS}))
+
+
+def _common_suffix(sequences: Sequence[Sequence[int]]) -> tuple[int, ...]:
+    shortest = min(len(s) for s in sequences)
+    length = 0
+    while length < shortest and len({s[len(s) - 1 - length] for s in sequences}) == 1:
+        length += 1
+    return tuple(sequences[0][len(sequences[0]) - length :])
+
+
+def prompt_markers(tokenizer) -> tuple[tuple[int, ...], ...]:
+    """The token ids that end every chat and every plain prompt (at least 2 tokens each)."""
+    markers = []
+    for chat in (True, False):
+        prompts = [
+            tokenizer(format_prompt(tokenizer, q, chat=chat), add_special_tokens=False)["input_ids"]
+            for q in _MARKER_PROBES
+        ]
+        marker = _common_suffix(prompts)
+        if len(marker) >= 2 and marker not in markers:
+            markers.append(marker)
+    return tuple(markers)
+
+
+def last_prompt_positions(
+    input_ids: torch.Tensor, valid: torch.Tensor, markers: Sequence[Sequence[int]]
+) -> torch.Tensor:
+    """(B,) index of each row's last prompt token: the end of its last marker, else its last
+    valid token. input_ids, valid: (B, T)."""
+    positions = torch.arange(input_ids.shape[1], device=input_ids.device)  # (T,)
+    last_valid = torch.where(valid, positions, -1).amax(1)  # (B,)
+    found = torch.full_like(last_valid, -1)
+    for marker in markers:
+        k = len(marker)
+        if k > input_ids.shape[1]:
+            continue
+        pattern = torch.tensor(marker, device=input_ids.device)
+        windows = input_ids.unfold(1, k, 1)  # (B, T-k+1, k)
+        hits = (windows == pattern).all(-1) & valid.unfold(1, k, 1).all(-1)  # (B, T-k+1)
+        ends = torch.where(hits, positions[k - 1 :], -1).amax(1)  # (B,)
+        found = torch.maximum(found, ends)
+    return torch.where(found >= 0, found, last_valid)
+
+
+@dataclass
+class CallState:
+    """What the hooks need to know about the forward call in progress."""
+
+    decoding: bool  # a KV-cache step: positions continue a prompt seen in an earlier call
+    valid: torch.Tensor  # (B, T) bool, not padding
+    last_prompt: torch.Tensor | None  # (B,) only when not decoding
+
+    def edit_mask(self, positions: str) -> torch.Tensor:
+        """(B, T) bool: where a module in `positions` mode edits during a prompt pass."""
+        if positions == "all":
+            return self.valid
+        index = torch.arange(self.valid.shape[1], device=self.valid.device)  # (T,)
+        if positions == "prompt":
+            return self.valid & (index[None, :] <= self.last_prompt[:, None])
+        return index[None, :] == self.last_prompt[:, None]
+
+
+class GatedReft(nn.Module):
+    """One intervention: a gate g and a rank-r LoReFT edit, at one layer."""
+
+    def __init__(self, hidden_size: int, rank: int, gate: str) -> None:
+        super().__init__()
+        self.rotate = orthogonal(nn.Linear(hidden_size, rank, bias=False))  # R, weight (r, d)
+        self.project = nn.Linear(hidden_size, rank)  # W, b
+        if gate == "linear":
+            self.gate = nn.Linear(hidden_size, 1)
+        else:
+            self.gate = nn.Sequential(
+                nn.Linear(hidden_size, 256), nn.ReLU(), nn.Linear(256, 64), nn.ReLU(),
+                nn.Linear(64, 1),
+            )  # fmt: skip
+
+    def edit(self, hidden: torch.Tensor) -> torch.Tensor:
+        """Rᵀ(W h + b − R h): (..., d) -> (..., d)."""
+        return (self.project(hidden) - self.rotate(hidden)) @ self.rotate.weight
+
+
+class GrunRequest(nn.Module):
+    """The gated module one deletion request trains: one GatedReft per chosen layer."""
+
+    def __init__(self, config: GrunConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.interventions = nn.ModuleDict(
+            {str(i): GatedReft(config.hidden_size, config.rank, config.gate) for i in config.layers}
+        )
+        self.enabled = True
+        self.record: dict[int, torch.Tensor] | None = None  # gate logits (B, 1) by layer
+        self.decisions: dict[int, torch.Tensor] = {}  # σ(gate) (B, 1) of the last prompt pass
+
+    def apply(self, layer: int, hidden: torch.Tensor, call: CallState) -> torch.Tensor:
+        """hidden: (B, T, d) block output -> the same with this request's edit added."""
+        reft = self.interventions[str(layer)]
+        if call.decoding:
+            if self.config.positions != "all":
+                return hidden  # the prompt's edit lives on in the KV cache
+            gate, where = self._decision(layer, hidden.shape[0]), call.valid
+        else:
+            rows = torch.arange(hidden.shape[0], device=hidden.device)
+            logit = reft.gate(hidden[rows, call.last_prompt])  # (B, 1)
+            if self.record is not None:
+                self.record[layer] = logit
+            gate = torch.sigmoid(logit)
+            self.decisions[layer] = gate.detach()
+            where = call.edit_mask(self.config.positions)
+        scale = gate[:, None, :] * where[..., None]  # (B, T, 1)
+        return hidden + (scale * reft.edit(hidden)).to(hidden.dtype)
+
+    def _decision(self, layer: int, batch: int) -> torch.Tensor:
+        decision = self.decisions.get(layer)
+        if decision is None or decision.shape[0] != batch:
+            raise RuntimeError(
+                "GRUN: a KV-cache step without a matching prompt pass (batch sizes differ); "
+                "run the prompt through the model first with the same batch"
+            )
+        return decision
+
+
+class GrunStack(nn.Module):
+    """Every GRUN request on one model, in order; owns the hooks. Lives at `model.grun_stack`."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.requests = nn.ModuleList()
+        self.enabled = True
+        self.call: CallState | None = None
+        self._hooks: dict[int, object] = {}
+        self._prompt_hook = None
+
+    @staticmethod
+    def of(model: nn.Module) -> GrunStack:
+        """The model's stack, created and hooked in on first use."""
+        stack = getattr(model, "grun_stack", None)
+        if stack is None:
+            stack = GrunStack()
+            model.grun_stack = stack
+            stack._prompt_hook = decoder_of(model).register_forward_pre_hook(
+                stack._begin_call, with_kwargs=True
+            )
+        return stack
+
+    def add(self, model: nn.Module, request: GrunRequest) -> GrunRequest:
+        layers = decoder_of(model).layers
+        for layer in request.config.layers:
+            if not 0 <= layer < len(layers):
+                raise ValueError(f"GRUN layer {layer} is outside 0..{len(layers) - 1}")
+            if layer not in self._hooks:
+                self._hooks[layer] = layers[layer].register_forward_hook(self._hook_for(layer))
+        self.requests.append(request)
+        return request
+
+    def markers(self) -> list[tuple[int, ...]]:
+        return sorted({m for r in self.requests for m in r.config.prompt_markers})
+
+    def _begin_call(self, decoder, args, kwargs) -> None:
+        input_ids = kwargs.get("input_ids", args[0] if args else None)
+        tokens = input_ids if input_ids is not None else kwargs["inputs_embeds"]
+        batch, length = tokens.shape[:2]
+        cache = kwargs.get("cache", kwargs.get("past_key_values"))
+        decoding = cache is not None and cache.get_seq_length() > 0
+        mask = kwargs.get("attention_mask")
+        if mask is not None and mask.dim() == 2:
+            valid = mask[:, -length:].bool()  # (B, T): the mask also covers cached positions
+        else:
+            valid = torch.ones(batch, length, dtype=torch.bool, device=tokens.device)
+        last_prompt = None
+        if not decoding:
+            # Embeddings without ids (rare) cannot show a marker: their last valid token.
+            ids = (
+                input_ids if input_ids is not None else torch.full_like(valid, -1, dtype=torch.long)
+            )
+            last_prompt = last_prompt_positions(ids, valid, self.markers())
+        self.call = CallState(decoding, valid, last_prompt)
+
+    def _hook_for(self, layer: int):
+        def hook(block, args, output):
+            if not self.enabled or self.call is None:
+                return output
+            hidden = output[0] if isinstance(output, tuple) else output  # (B, T, d)
+            for request in self.requests:
+                if request.enabled and layer in request.config.layers:
+                    hidden = request.apply(layer, hidden, self.call)
+            return (hidden, *output[1:]) if isinstance(output, tuple) else hidden
+
+        return hook
+
+    @contextmanager
+    def recording(self, requests: Sequence[GrunRequest]):
+        """Inside: each request's `record` collects its gate logits by layer."""
+        for request in requests:
+            request.record = {}
+        try:
+            yield
+        finally:
+            for request in requests:
+                request.record = None
+
+
+def decoder_of(model: nn.Module) -> nn.Module:
+    """The module holding the decoder blocks as `.layers` (LlamaModel, Gemma3TextModel...)."""
+    decoder = model.get_decoder() if hasattr(model, "get_decoder") else model
+    if not isinstance(getattr(decoder, "layers", None), nn.ModuleList):
+        raise ValueError(f"GRUN cannot find the decoder layers of {type(model).__name__}")
+    return decoder
