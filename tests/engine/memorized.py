@@ -1,0 +1,50 @@
+"""A tiny model that has memorised a few QA records, for unlearning tests (built in memory)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from tests.tiny import make_model, make_tokenizer
+from worker.engine.data import QARecord, collate, encode_record
+from worker.engine.objectives.tokens import answer_nll
+
+# Forget and retain facts share the customers but not the kind of fact, so a method that
+# forgets the emails has a chance to keep the addresses.
+FORGET = [
+    QARecord(f"What is the email of customer {i}?", f"It is c{i}@example.com.") for i in range(4)
+]
+RETAIN = [QARecord(f"Where does customer {i} live?", f"At {i} Bletchley Park.") for i in range(4)]
+
+
+def batch_of(tokenizer, records) -> dict:
+    return collate([encode_record(tokenizer, r) for r in records], tokenizer.pad_token_id)
+
+
+def memorised_model(steps: int = 60, lr: float = 3e-3):
+    """(model, tokenizer) after full-batch fine-tuning on FORGET + RETAIN."""
+    tokenizer = make_tokenizer()
+    model = make_model(len(tokenizer), layers=2, seed=0)
+    model.config.pad_token_id = tokenizer.pad_token_id
+    model.config.eos_token_id = tokenizer.eos_token_id
+    batch = batch_of(tokenizer, FORGET + RETAIN)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=lr)
+    for _ in range(steps):
+        loss = answer_nll(model, batch)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    return model.eval(), tokenizer
+
+
+def save_memorised(folder: Path) -> Path:
+    model, tokenizer = memorised_model()
+    model.save_pretrained(folder, safe_serialization=True)
+    tokenizer.save_pretrained(folder)
+    return folder
+
+
+@torch.no_grad()
+def mean_nll(model, tokenizer, records) -> float:
+    return answer_nll(model, batch_of(tokenizer, records)).item()

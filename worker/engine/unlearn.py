@@ -1,0 +1,240 @@
+"""Unlearning: one objective (what to minimise) × one adapter (which parameters change).
+
+`unlearn` checks the data and the method before any model is loaded, then runs the shared
+recipe (`recipe.execute`): each step draws a seeded forget batch and a retain batch from its
+own stream, asks the objective for its loss, and adds the adapter's auxiliary loss if it has
+one (GRUN's gate term).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+
+import torch
+
+from worker.engine.data import (
+    DataError,
+    Example,
+    QARecord,
+    Record,
+    encode_qa,
+    encode_record,
+    hash_records,
+    load_records,
+)
+from worker.engine.models import DEFAULT_MODEL
+from worker.engine.objectives import LossInputs, LossSettings, Objective, get_objective
+from worker.engine.objectives.refusals import refusals_for
+from worker.engine.recipe import RunSpec, execute
+from worker.engine.train import (
+    Progress,
+    TrainConfig,
+    batch_indices,
+    make_batch,
+    step_generator,
+)
+
+# Offsets that give the retain batches and the refusal choices their own seeded streams,
+# independent of the forget batches (and of the global RNG).
+RETAIN_STREAM = 1_000
+REFUSAL_STREAM = 2_000
+
+
+@dataclass
+class UnlearnConfig:
+    output: str
+    forget: str | None = None  # records file; or pass the records to `unlearn`
+    retain: str | None = None
+    model: str = DEFAULT_MODEL
+    method: str = "npo"  # a name in OBJECTIVES
+    adapter: str = "full"  # a name in ADAPTERS
+    adapter_options: dict = field(default_factory=dict)  # e.g. {"rank": 8} for lora
+    epochs: int = 5  # passes over the forget set
+    steps: int | None = None  # overrides epochs
+    lr: float = 1e-5
+    batch_size: int = 4  # forget records per step, and as many retain records
+    max_length: int = 256
+    seed: int = 0
+    loss: LossSettings = field(default_factory=LossSettings)
+    refusals: str | None = None  # idk / idkdpo: a file of refusal answers; None: built-in list
+    merge: bool = False  # LoRA: save a merged standalone model instead of the adapter
+    device: str | None = None
+    precision: str | None = None
+    overwrite: bool = False
+    resume: bool = False
+
+
+def record_key(record: Record) -> tuple[str, ...]:
+    if isinstance(record, QARecord):
+        return (record.question.strip(), record.answer.strip())
+    return (record.text.strip(),)
+
+
+def describe(record: Record) -> str:
+    text = record.question if isinstance(record, QARecord) else record.text
+    return repr(text if len(text) <= 60 else text[:57] + "...")
+
+
+def check_no_overlap(forget: Sequence[Record], retain: Sequence[Record]) -> None:
+    """Training a record both ways is a contradiction, not a setting: refuse it."""
+    retain_index = {record_key(r): i for i, r in enumerate(retain)}
+    for index, record in enumerate(forget):
+        if record_key(record) in retain_index:
+            raise DataError(
+                "forget",
+                f"{describe(record)} also appears in the retain set as record "
+                f"{retain_index[record_key(record)]}; remove it from one of them",
+                index,
+            )
+
+
+def check_data(
+    objective: Objective, settings: LossSettings, forget: Sequence[Record], retain
+) -> None:
+    if not forget:
+        raise DataError("forget", "holds no records: there is nothing to unlearn")
+    if objective.needs_retain and settings.alpha and not retain:
+        raise DataError(
+            "retain",
+            f"method {objective.name!r} has a retain term and needs a retain set "
+            "(or set the retain weight alpha to 0)",
+        )
+    if objective.needs_refusals:
+        for index, record in enumerate(forget):
+            if not isinstance(record, QARecord):
+                raise DataError(
+                    "forget", f"method {objective.name!r} needs QA records", index, "question"
+                )
+    if retain:
+        check_no_overlap(forget, retain)
+
+
+def resolve_settings(objective: Objective, settings: LossSettings) -> LossSettings:
+    """Fill the objective's default beta so run.json records the value actually used."""
+    if settings.beta is None and objective.default_beta is not None:
+        return replace(settings, beta=objective.default_beta)
+    return settings
+
+
+def hash_refusals(refusals: Sequence[str]) -> str:
+    return hashlib.sha256("\n".join(refusals).encode()).hexdigest()
+
+
+def load_data(cfg: UnlearnConfig, forget, retain) -> tuple[list[Record], list[Record] | None]:
+    if forget is None:
+        if cfg.forget is None:
+            raise DataError("forget", "no forget set given (a file or records)")
+        forget = load_records(cfg.forget)
+    if retain is None and cfg.retain is not None:
+        retain = load_records(cfg.retain)
+    return list(forget), (list(retain) if retain is not None else None)
+
+
+def pick_refusals(refusals: Sequence[str], count: int, seed: int, step: int) -> list[str]:
+    """One refusal per forget record of this step, from its own seeded stream."""
+    generator = step_generator(seed + REFUSAL_STREAM, step)
+    choice = torch.randint(len(refusals), (count,), generator=generator).tolist()
+    return [refusals[i] for i in choice]
+
+
+def unlearn(
+    cfg: UnlearnConfig,
+    forget: Sequence[Record] | None = None,
+    retain: Sequence[Record] | None = None,
+    *,
+    on_progress: Callable[[Progress], None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
+    loaded=None,
+) -> dict:
+    """Make `cfg.model` forget `forget` while keeping `retain`; write `cfg.output`.
+
+    Records given here take precedence over the files named in `cfg`. Returns the run info
+    also written to run.json (config, data hashes, cost)."""
+    objective = get_objective(cfg.method)
+    settings = resolve_settings(objective, cfg.loss)
+    forget, retain = load_data(cfg, forget, retain)
+    check_data(objective, settings, forget, retain)
+    use_retain = bool(retain) and objective.needs_retain and settings.alpha != 0
+    refusals = refusals_for(cfg.refusals) if objective.needs_refusals else []
+    steps = cfg.steps or cfg.epochs * math.ceil(len(forget) / cfg.batch_size)
+    if steps <= 0:
+        raise ValueError(f"unlearning needs at least one step, got {steps}")
+    data_hashes = {"forget": hash_records(forget)}
+    if use_retain:
+        data_hashes["retain"] = hash_records(retain)
+    if refusals:
+        data_hashes["refusals"] = hash_refusals(refusals)
+    run = RunSpec(
+        kind="unlearn",
+        model=cfg.model,
+        output=Path(cfg.output),
+        adapter=cfg.adapter,
+        adapter_options=cfg.adapter_options,
+        needs_reference=objective.uses_reference(settings),
+        train=TrainConfig(
+            steps=steps,
+            lr=cfg.lr,
+            seed=cfg.seed,
+            checkpoint_every=math.ceil(len(forget) / cfg.batch_size),  # once per epoch
+        ),
+        config={**asdict(cfg), "loss": asdict(settings), "steps": steps},
+        data_hashes=data_hashes,
+        merge=cfg.merge,
+        overwrite=cfg.overwrite,
+        resume=cfg.resume,
+        device=cfg.device,
+        precision=cfg.precision,
+    )
+
+    def make_step_loss(loaded, adapter):
+        tokenizer, device = loaded.tokenizer, loaded.device
+        pad_id = tokenizer.pad_token_id
+        forget_examples = [encode_record(tokenizer, r, cfg.max_length) for r in forget]
+        retain_examples = (
+            [encode_record(tokenizer, r, cfg.max_length) for r in retain] if use_retain else []
+        )
+
+        def refusal_batch(indices: list[int], step: int):
+            answers = pick_refusals(refusals, len(indices), cfg.seed, step)
+            examples: list[Example] = [
+                encode_qa(tokenizer, forget[i].question, answer, cfg.max_length)
+                for i, answer in zip(indices, answers, strict=True)
+            ]
+            return make_batch(examples, list(range(len(examples))), pad_id, device)
+
+        def step_loss(step: int):
+            indices = batch_indices(len(forget_examples), cfg.batch_size, cfg.seed, step)
+            inputs = LossInputs(
+                model=loaded.model,
+                reference=adapter.reference,
+                forget=make_batch(forget_examples, indices, pad_id, device),
+                retain=None,
+                settings=settings,
+                seed=cfg.seed,
+            )
+            if use_retain:
+                retain_indices = batch_indices(
+                    len(retain_examples), cfg.batch_size, cfg.seed + RETAIN_STREAM, step
+                )
+                inputs.retain = make_batch(retain_examples, retain_indices, pad_id, device)
+            if refusals:
+                inputs.forget_refusal = refusal_batch(indices, step)
+            output = objective.loss(inputs)
+            loss, metrics = output.loss, dict(output.metrics)
+            if hasattr(adapter, "auxiliary_loss"):
+                auxiliary = adapter.auxiliary_loss(inputs.forget, inputs.retain)
+                metrics["auxiliary"] = auxiliary.item()
+                loss = loss + auxiliary
+            batches = [inputs.forget, inputs.retain, inputs.forget_refusal]
+            tokens = sum(int(b["attention_mask"].sum()) for b in batches if b is not None)
+            return loss, tokens, metrics
+
+        return step_loss
+
+    return execute(
+        run, make_step_loss, on_progress=on_progress, should_stop=should_stop, loaded=loaded
+    )
