@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 import torch
 
 from tests.tiny import make_model, make_tokenizer
@@ -48,3 +49,13 @@ def save_memorised(folder: Path) -> Path:
 @torch.no_grad()
 def mean_nll(model, tokenizer, records) -> float:
     return answer_nll(model, batch_of(tokenizer, records)).item()
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """Tiny models run ~40x faster on one thread when the cores are shared (measured here:
+    0.89 s vs 0.023 s per step), because torch's two worker threads wait on each other."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
