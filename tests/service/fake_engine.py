@@ -1,0 +1,53 @@
+"""A fast stand-in for the engine, picked by `engine_runner` in the tests' settings.
+
+Environment knobs (read at call time, so subprocess workers obey them too):
+FAKE_UNLEARN_S  seconds the unlearn stage takes (it reports progress and honours should_stop)
+FAKE_LEAK_AFTER leak rate the evaluation reports (above the policy's limit: the ticket is held)
+FAKE_FAIL_ONCE  a file path: the first unlearn attempt creates it and raises (a transient crash)
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+
+from worker.engine.train import Cancelled, Progress
+
+
+class FakeRunner:
+    def assess(self, spec, records, policy) -> dict:
+        return {"leak_rate": {"direct": 1.0}, "forget_prob": 0.9, "utility_prob": 0.5}
+
+    def unlearn(self, spec, records, policy, options, output, on_progress, should_stop) -> dict:
+        marker = os.environ.get("FAKE_FAIL_ONCE")
+        if marker and not Path(marker).exists():
+            Path(marker).write_text("failed once")
+            raise RuntimeError("simulated crash")
+        steps, seconds = 10, float(os.environ.get("FAKE_UNLEARN_S", "0"))
+        started = time.perf_counter()
+        for step in range(1, steps + 1):
+            if should_stop():
+                raise Cancelled("stopped")
+            time.sleep(seconds / steps)
+            on_progress(Progress(step, steps, 1.0 / step, time.perf_counter() - started))
+        output.mkdir(parents=True, exist_ok=True)
+        manifest = {"adapter": "fake", "base_model": spec, "records": len(records)}
+        (output / "obliviate.json").write_text(json.dumps(manifest))
+        method = options.get("method", policy.unlearning.method)
+        adapter = options.get("adapter", policy.unlearning.adapter)
+        return {
+            "method": method,
+            "adapter": adapter,
+            "steps": steps,
+            "cost": {"wall_time_s": seconds},
+        }
+
+    def evaluate(self, spec, records, policy, assessment, run) -> dict:
+        leak = float(os.environ.get("FAKE_LEAK_AFTER", "0"))
+        return {
+            "leak_rate": {"direct": leak, "paraphrased": leak},
+            "utility": {"before": 0.5, "after": 0.5, "ratio": 1.0},
+            "cost": run["cost"],
+        }

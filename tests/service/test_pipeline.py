@@ -1,0 +1,146 @@
+"""The pipeline in one process with the fake engine: lifecycle, publish/hold, retry, leases."""
+
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import select, update
+
+from api.audit.service import verify_chain
+from api.jobs.service import claim_job
+from models import Job, ModelVersion, utcnow
+from tests.service.conftest import auth, ticket_body
+from worker.inprocess import run_pending_jobs
+
+pytestmark = pytest.mark.service
+
+
+def _submit(api, **overrides) -> str:
+    response = api.post(
+        "/v1/deletion-requests", json=ticket_body(**overrides), headers=auth(api, "requester")
+    )
+    assert response.status_code == 201, response.text
+    return response.json()["id"]
+
+
+def _ticket(api, ticket_id) -> dict:
+    return api.get(f"/v1/deletion-requests/{ticket_id}", headers=auth(api, "operator")).json()
+
+
+def _events(api, ticket_id) -> list[str]:
+    data = api.get(f"/v1/deletion-requests/{ticket_id}/events", headers=auth(api, "auditor")).json()
+    return [e["event_type"] for e in data["data"]]
+
+
+def test_ticket_runs_to_a_published_version(api, settings):
+    ticket_id = _submit(api)
+    outcomes = [outcome for _, outcome in run_pending_jobs(settings, api.database)]
+    assert outcomes == ["assessed", "published"]
+    ticket = _ticket(api, ticket_id)
+    assert ticket["state"] == "published" and ticket["data_key_destroyed"]
+    assert ticket["evaluation"]["leak_rate"]["direct"] == 0.0
+    assert set(ticket["evaluation"]["stage_s"]) == {"assess", "unlearn", "evaluate"}
+    assert _events(api, ticket_id) == [
+        "ticket.received", "ticket.assessing", "ticket.queued", "ticket.unlearning",
+        "ticket.evaluating", "ticket.published", "ticket.data_key_destroyed",
+    ]  # fmt: skip
+    versions = api.get("/v1/models/tiny/versions", headers=auth(api, "auditor")).json()["data"]
+    assert [(v["number"], v["status"]) for v in versions] == [(1, "published"), (2, "published")]
+    assert versions[1]["ticket_ids"] == [ticket_id] and versions[1]["adapter"] == "grun"
+    production = api.get("/v1/models", headers=auth(api, "auditor")).json()["data"][0]
+    assert production["production"]["number"] == 2
+    assert api.get("/v1/audit/verify", headers=auth(api, "auditor")).json()["ok"]
+
+
+def test_policy_miss_holds_for_review_then_operator_approves(api, settings, monkeypatch):
+    monkeypatch.setenv("FAKE_LEAK_AFTER", "0.5")
+    ticket_id = _submit(api)
+    run_pending_jobs(settings, api.database)
+    ticket = _ticket(api, ticket_id)
+    assert ticket["state"] == "held" and not ticket["data_key_destroyed"]
+    models = api.get("/v1/models", headers=auth(api, "operator")).json()["data"]
+    assert models[0]["production"]["number"] == 1  # the held candidate is not served
+    approved = api.post(
+        f"/v1/deletion-requests/{ticket_id}/approve", json={"reason": "leak is in public data"},
+        headers=auth(api, "operator"),
+    )  # fmt: skip
+    assert approved.json()["state"] == "published"
+    models = api.get("/v1/models", headers=auth(api, "operator")).json()["data"]
+    assert models[0]["production"]["number"] == 2
+
+
+def test_held_ticket_rejected_leaves_production_alone(api, settings, monkeypatch):
+    monkeypatch.setenv("FAKE_LEAK_AFTER", "0.5")
+    ticket_id = _submit(api)
+    run_pending_jobs(settings, api.database)
+    rejected = api.post(
+        f"/v1/deletion-requests/{ticket_id}/reject", json={"reason": "does not forget"},
+        headers=auth(api, "operator"),
+    )  # fmt: skip
+    assert rejected.json()["state"] == "rejected"
+    versions = api.get("/v1/models/tiny/versions", headers=auth(api, "operator")).json()["data"]
+    assert [v["status"] for v in versions] == ["published", "rejected"]
+
+
+def test_rollback_moves_production_back_and_names_the_undone_tickets(api, settings):
+    ticket_id = _submit(api)
+    run_pending_jobs(settings, api.database)
+    response = api.post(
+        "/v1/models/tiny/rollback", json={"reason": "bad outputs"}, headers=auth(api, "operator")
+    )
+    assert response.status_code == 200 and response.json()["number"] == 1
+    events = api.get(
+        "/v1/audit/events?event_type=model.alias_moved", headers=auth(api, "auditor")
+    ).json()
+    last = events["data"][-1]["data"]
+    assert last["rollback"] and last["tickets_undone"] == [ticket_id] and last["to_version"] == 1
+
+
+def test_transient_failure_is_retried_and_publishes_once(api, settings, monkeypatch, tmp_path):
+    monkeypatch.setenv("FAKE_FAIL_ONCE", str(tmp_path / "failed-once"))
+    ticket_id = _submit(api)
+    outcomes = [outcome for _, outcome in run_pending_jobs(settings, api.database)]
+    assert outcomes == ["assessed", "retry", "published"]
+    ticket = _ticket(api, ticket_id)
+    unlearn_job = next(j for j in ticket["jobs"] if j["kind"] == "unlearn")
+    assert unlearn_job["attempt"] == 2 and ticket["state"] == "published"
+    assert "job.retry_scheduled" in _events(api, ticket_id)
+
+
+def test_expired_lease_is_reclaimed_and_the_stale_worker_cannot_write(api, settings):
+    _submit(api)
+    with api.database.transaction() as session:
+        job_id = session.scalars(select(Job.id)).one()
+        first = claim_job(session, job_id, "dead-worker", lease_s=60)
+    with api.database.transaction() as session:
+        assert claim_job(session, job_id, "other", lease_s=60) is None  # the lease is live
+        session.execute(update(Job).values(lease_expires_at=utcnow() - timedelta(seconds=1)))
+    with api.database.transaction() as session:
+        second = claim_job(session, job_id, "new-worker", lease_s=60)
+    assert (first.fence, second.fence) == (1, 2)
+    from api.jobs.service import LeaseLost, held_job, renew_lease
+
+    with pytest.raises(LeaseLost), api.database.transaction() as session:
+        renew_lease(session, first, 60)
+    with pytest.raises(LeaseLost), api.database.transaction() as session:
+        held_job(session, first)
+
+
+def test_jobs_on_one_model_run_one_at_a_time(api, settings):
+    _submit(api)
+    _submit(api, subject_id="someone-else")
+    with api.database.transaction() as session:
+        first, second = session.scalars(select(Job.id).order_by(Job.created_at)).all()
+        assert claim_job(session, first, "w1", lease_s=60) is not None
+    with api.database.transaction() as session:
+        assert claim_job(session, second, "w2", lease_s=60) is None
+
+
+def test_two_tickets_give_two_stacked_versions_and_a_valid_chain(api, settings):
+    first, second = _submit(api), _submit(api, subject_id="someone-else")
+    run_pending_jobs(settings, api.database)
+    with api.database.transaction() as session:
+        versions = session.scalars(select(ModelVersion).order_by(ModelVersion.number)).all()
+        assert [v.number for v in versions] == [1, 2, 3]
+        assert versions[2].parent_id == versions[1].id
+        assert {t for v in versions for t in v.ticket_ids} == {first, second}
+        assert verify_chain(session).ok

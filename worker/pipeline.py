@@ -1,0 +1,387 @@
+"""The flow each job runs: claim → assess → (queue) → unlearn → evaluate → publish or hold.
+
+PostgreSQL is the system of record. Every write names the claim's fence (its attempt number)
+and locks the job row, so a worker that lost its lease cannot write, and at most one attempt
+ever publishes. Long work (the engine) runs between short transactions, never inside one.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+
+from sqlalchemy.orm import Session
+
+from api.audit.service import record_event
+from api.db import Database
+from api.dispatch import Dispatcher, wake_after_commit, wake_later
+from api.errors import Conflict
+from api.jobs import repository as jobs_repository
+from api.jobs.service import (
+    Claim,
+    LeaseLost,
+    claim_job,
+    create_job,
+    finish_job,
+    held_job,
+    release_for_retry,
+    renew_lease,
+)
+from api.models import service as registry_service
+from api.requests import repository as tickets_repository
+from api.requests.lifecycle import CLOSED, transition
+from api.requests.service import decrypt_records
+from api.settings import Settings
+from models import DeletionRequest, Job, utcnow
+from worker import registry
+from worker.engine.data import DataError
+from worker.engine.models import ModelError
+from worker.engine.train import Cancelled, Progress
+from worker.policy import PolicyError, load_policy, violations
+from worker.runner import Runner
+
+log = logging.getLogger(__name__)
+PERMANENT_ERRORS = (DataError, ModelError, PolicyError, Conflict)  # retrying cannot help
+PROGRESS_EVERY_S = 2.0
+
+
+def load_runner(settings: Settings) -> Runner:
+    module, _, attribute = settings.engine_runner.partition(":")
+    return getattr(importlib.import_module(module), attribute)()
+
+
+@dataclass
+class Context:
+    """What one job run needs; `dispatcher` wakes the follow-up job after its commit."""
+
+    settings: Settings
+    database: Database
+    dispatcher: Dispatcher
+    runner: Runner
+    worker: str
+
+
+@dataclass
+class Lease:
+    """Keeps the claim alive from a background thread while the engine works."""
+
+    context: Context
+    claim: Claim
+    lost: bool = False
+    cancel_requested: bool = False
+    _stop: threading.Event = field(default_factory=threading.Event)
+
+    def __post_init__(self):
+        self._thread = threading.Thread(
+            target=self._beat, name=f"lease-{self.claim.job_id}", daemon=True
+        )
+
+    def _beat(self) -> None:
+        settings = self.context.settings
+        while not self._stop.wait(settings.heartbeat_s):
+            try:
+                with self.context.database.transaction() as session:
+                    renew_lease(session, self.claim, settings.lease_s)
+                    self.cancel_requested = jobs_repository.cancel_requested(
+                        session, self.claim.job_id
+                    )
+            except LeaseLost:
+                self.lost = True
+                return
+            except Exception:  # a database blip: try again next beat, the lease has slack
+                log.exception("heartbeat failed for job %s", self.claim.job_id)
+
+    def should_stop(self) -> bool:
+        return self.lost or self.cancel_requested
+
+    def __enter__(self) -> Lease:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_exc) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def _locked(session: Session, claim: Claim) -> tuple[Job, DeletionRequest]:
+    job = held_job(session, claim)
+    return job, tickets_repository.get(session, job.request_id, for_update=True)
+
+
+def _set_progress(ticket: DeletionRequest, stage: str, **values) -> None:
+    ticket.progress = {"stage": stage, **values, "updated_at": utcnow().isoformat()}
+
+
+def run_job(context: Context, job_id: uuid.UUID) -> str:
+    """Claim and run one job; returns what happened ("skipped" when someone else holds it or
+    it is finished: a duplicate delivery is a no-op)."""
+    with context.database.transaction() as session:
+        claim = claim_job(session, job_id, context.worker, context.settings.lease_s)
+    if claim is None:
+        return "skipped"
+    stage = _assess if _job_kind(context, job_id) == "assess" else _unlearn
+    try:
+        with Lease(context, claim) as lease:
+            return stage(context, claim, lease)
+    except LeaseLost:
+        log.warning(
+            "job %s attempt %s lost its lease; another attempt owns it", job_id, claim.fence
+        )
+        return "lost"
+    except Cancelled:
+        return _close(context, claim, "cancelled", job_status="cancelled")
+    except PERMANENT_ERRORS as error:
+        return _close(context, claim, "failed", job_status="failed", error=str(error))
+    except Exception as error:
+        log.exception("job %s attempt %s failed", job_id, claim.fence)
+        return _retry_or_fail(context, claim, error)
+
+
+def _job_kind(context: Context, job_id: uuid.UUID) -> str:
+    with context.database.transaction() as session:
+        return jobs_repository.get(session, job_id).kind
+
+
+def _begin_stage(
+    session: Session, context: Context, claim: Claim, state: str
+) -> tuple[Job, DeletionRequest] | None:
+    """Enter `state`, or close the job when the ticket was closed meanwhile (cancelled)."""
+    job, ticket = _locked(session, claim)
+    if ticket.state in CLOSED:
+        finish_job(job, "cancelled" if ticket.state == "cancelled" else "done")
+        return None
+    transition(
+        session,
+        ticket,
+        state,
+        actor=f"worker:{context.worker}",
+        data={"job_id": str(job.id), "attempt": claim.fence},
+    )
+    _set_progress(ticket, state)
+    return job, ticket
+
+
+def _assess(context: Context, claim: Claim, lease: Lease) -> str:
+    with context.database.transaction() as session:
+        begun = _begin_stage(session, context, claim, "assessing")
+        if begun is None:
+            return "closed"
+        _, ticket = begun
+        records = decrypt_records(session, context.settings, ticket)
+        spec = registry_service.require_model(session, ticket.model_name).spec
+    policy = load_policy(context.settings.policies_dir, ticket.model_name)
+    started = time.perf_counter()
+    assessment = context.runner.assess(spec, records, policy)
+    assessment["stage_s"] = {"assess": time.perf_counter() - started}
+    with context.database.transaction() as session:
+        job, ticket = _locked(session, claim)
+        if ticket.state in CLOSED:  # cancelled while we assessed
+            finish_job(job, "cancelled")
+            return "closed"
+        ticket.assessment = assessment
+        transition(
+            session,
+            ticket,
+            "queued",
+            actor=f"worker:{context.worker}",
+            data={"leak_rate": assessment.get("leak_rate", {})},
+        )
+        _set_progress(ticket, "queued")
+        create_job(session, ticket.id, ticket.model_name, "unlearn", context.settings.max_attempts)
+        finish_job(job, "done")
+    wake_after_commit(session, context.dispatcher)
+    return "assessed"
+
+
+def _progress_reporter(context: Context, claim: Claim, lease: Lease):
+    last = [0.0]
+
+    def report(progress: Progress) -> None:
+        now = time.monotonic()
+        if now - last[0] < PROGRESS_EVERY_S and progress.step < progress.total:
+            return
+        last[0] = now
+        with context.database.transaction() as session:
+            _, ticket = _locked(session, claim)
+            _set_progress(
+                ticket,
+                "unlearning",
+                step=progress.step,
+                total=progress.total,
+                eta_s=round(progress.eta_s, 1),
+                loss=progress.loss,
+            )
+
+    return report
+
+
+def _unlearn(context: Context, claim: Claim, lease: Lease) -> str:
+    with context.database.transaction() as session:
+        begun = _begin_stage(session, context, claim, "unlearning")
+        if begun is None:
+            return "closed"
+        job, ticket = begun
+        records = decrypt_records(session, context.settings, ticket)
+        parent = registry_service.require_model(session, ticket.model_name)
+        parent_id, parent_spec = parent.id, parent.spec
+        options, assessment = dict(ticket.options), dict(ticket.assessment or {})
+    policy = load_policy(context.settings.policies_dir, ticket.model_name)
+    output = registry.staging_folder(
+        context.settings.artifacts_dir, ticket.model_name, str(claim.job_id), claim.fence
+    )
+    started = time.perf_counter()
+    run = context.runner.unlearn(
+        parent_spec,
+        records,
+        policy,
+        options,
+        output,
+        _progress_reporter(context, claim, lease),
+        lease.should_stop,
+    )
+    unlearn_s = time.perf_counter() - started
+    if lease.lost:
+        raise LeaseLost(f"job {claim.job_id} attempt {claim.fence} lost its lease")
+    with context.database.transaction() as session:
+        _, ticket = _locked(session, claim)
+        transition(
+            session,
+            ticket,
+            "evaluating",
+            actor=f"worker:{context.worker}",
+            data={"steps": run.get("steps")},
+        )
+        _set_progress(ticket, "evaluating")
+    started = time.perf_counter()
+    evaluation = context.runner.evaluate(str(output), records, policy, assessment, run)
+    stages = {
+        **assessment.get("stage_s", {}),
+        "unlearn": unlearn_s,
+        "evaluate": time.perf_counter() - started,
+    }
+    evaluation["stage_s"] = stages
+    evaluation["cost"] = {**evaluation.get("cost", {}), "total_s": sum(stages.values())}
+    return _publish_or_hold(context, claim, parent_id, output, run, evaluation, policy)
+
+
+def _publish_or_hold(context, claim, parent_id, output, run, evaluation, policy) -> str:
+    problems = violations(policy.publish, evaluation)
+    actor = f"worker:{context.worker}"
+    with context.database.transaction() as session:
+        job, ticket = _locked(session, claim)
+        parent = registry_service.repository.version(session, parent_id)
+        serving = registry_service.require_model(session, ticket.model_name)
+        if serving.id != parent_id:
+            problems.append(
+                f"production moved from version {parent.number} to {serving.number} meanwhile"
+            )
+        number = registry_service.repository.next_number(session, ticket.model_name)
+        info = {
+            "parent": parent.number,
+            "tickets": [str(ticket.id)],
+            "method": run["method"],
+            "adapter": run["adapter"],
+        }
+        folder, artifact_hash = registry.store_version(
+            output, context.settings.artifacts_dir, ticket.model_name, number, info
+        )
+        version = registry_service.add_version(
+            session, ticket.model_name, parent=parent, status="candidate", spec=str(folder),
+            kind="full" if run["adapter"] == "full" else "adapter", method=run["method"],
+            adapter=run["adapter"], ticket_ids=[str(ticket.id)], artifact_hash=artifact_hash,
+            evaluation=evaluation, created_by=actor,
+        )  # fmt: skip
+        ticket.version_id, ticket.evaluation = version.id, evaluation
+        summary = {
+            "version": version.number,
+            "leak_rate": evaluation.get("leak_rate", {}),
+            "utility_ratio": evaluation.get("utility", {}).get("ratio"),
+        }
+        if problems:
+            transition(
+                session, ticket, "held", actor=actor, data={**summary, "violations": problems}
+            )
+        else:
+            registry_service.publish_version(session, version, actor=actor)
+            transition(session, ticket, "published", actor=actor, data=summary)
+        finish_job(job, "done")
+    return "held" if problems else "published"
+
+
+def _close(
+    context: Context, claim: Claim, state: str, *, job_status: str, error: str | None = None
+) -> str:
+    try:
+        with context.database.transaction() as session:
+            job, ticket = _locked(session, claim)
+            finish_job(job, job_status, error)
+            if ticket.state not in CLOSED:
+                ticket.error = error
+                transition(
+                    session,
+                    ticket,
+                    state,
+                    actor=f"worker:{context.worker}",
+                    data={"job_id": str(job.id), "error": type(error).__name__ if error else None},
+                )
+    except LeaseLost:
+        return "lost"
+    return state
+
+
+def _retry_or_fail(context: Context, claim: Claim, error: Exception) -> str:
+    message = f"{type(error).__name__}: {error}"
+    try:
+        with context.database.transaction() as session:
+            job, ticket = _locked(session, claim)
+            if job.attempt >= job.max_attempts:
+                finish_job(job, "failed", message)
+                ticket.error = message
+                transition(
+                    session,
+                    ticket,
+                    "failed",
+                    actor=f"worker:{context.worker}",
+                    data={"job_id": str(job.id), "attempts": job.attempt},
+                )
+                return "failed"
+            release_for_retry(job, message)
+            record_event(
+                session,
+                "job.retry_scheduled",
+                actor=f"worker:{context.worker}",
+                request_id=ticket.id,
+                organisation_id=ticket.organisation_id,
+                data={"job_id": str(job.id), "attempt": job.attempt, "error": type(error).__name__},
+            )
+            wake_later(session, job.id)
+        wake_after_commit(session, context.dispatcher)
+    except LeaseLost:
+        return "lost"
+    return "retry"
+
+
+def sweep(context: Context) -> list[uuid.UUID]:
+    """Periodic: fail jobs whose last attempt's lease expired, then wake every claimable job
+    (pending ones whose wake-up was lost, and running ones whose worker died)."""
+    now = utcnow()
+    with context.database.transaction() as session:
+        for job in jobs_repository.exhausted(session, now):
+            ticket = tickets_repository.get(session, job.request_id, for_update=True)
+            finish_job(job, "failed", "the worker stopped heartbeating on the last attempt")
+            if ticket.state not in CLOSED:
+                transition(
+                    session,
+                    ticket,
+                    "failed",
+                    actor="system:sweep",
+                    data={"job_id": str(job.id), "attempts": job.attempt},
+                )
+        job_ids = jobs_repository.claimable_ids(session, now)
+    if job_ids:
+        context.dispatcher.wake(job_ids)
+    return job_ids

@@ -1,0 +1,167 @@
+"""The engine stages the pipeline calls, behind a small protocol so tests can swap in a fast
+fake (settings.engine_runner names the class). Results hold numbers and hashes only: never
+the records or the model's answers, which would carry the personal data into the database.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from statistics import fmean
+from typing import Protocol
+
+import torch
+import torch.nn.functional as F
+
+from worker.engine.data import IGNORE_INDEX, QARecord, Record, collate, encode_record, load_records
+from worker.engine.eval.metrics import key_fact_leaked
+from worker.engine.generate import generate_answers
+from worker.engine.models import LoadedModel, load_model
+from worker.engine.train import Progress
+from worker.policy import ModelPolicy, require_file
+
+
+class Runner(Protocol):
+    def assess(self, spec: str, records: Sequence[Record], policy: ModelPolicy) -> dict:
+        """How much of `records` the model `spec` reproduces now."""
+
+    def unlearn(
+        self,
+        spec: str,
+        records: Sequence[Record],
+        policy: ModelPolicy,
+        options: dict,
+        output: Path,
+        on_progress: Callable[[Progress], None],
+        should_stop: Callable[[], bool],
+    ) -> dict:
+        """Write the unlearned model (or module) to `output`; return method, adapter, cost."""
+
+    def evaluate(
+        self, spec: str, records: Sequence[Record], policy: ModelPolicy, assessment: dict, run: dict
+    ) -> dict:
+        """Measure the new model `spec` the way `assess` measured its parent, and compare."""
+
+
+@torch.no_grad()
+def answer_probs(
+    loaded: LoadedModel, records: Sequence[Record], batch_size: int = 8
+) -> list[float]:
+    """Per record: exp(−mean NLL over answer tokens), the TOFU `Prob`."""
+    tokenizer, model = loaded.tokenizer, loaded.model
+    probs = []
+    for start in range(0, len(records), batch_size):
+        examples = [encode_record(tokenizer, r) for r in records[start : start + batch_size]]
+        batch = {
+            k: v.to(loaded.device) for k, v in collate(examples, tokenizer.pad_token_id).items()
+        }
+        with loaded.autocast():
+            logits = model(
+                input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]
+            ).logits
+        targets = batch["labels"][:, 1:]  # (B, T-1): position t predicts token t+1
+        nll = F.cross_entropy(
+            logits[:, :-1].float().transpose(1, 2),
+            targets,
+            ignore_index=IGNORE_INDEX,
+            reduction="none",
+        )  # (B, T-1)
+        mask = (targets != IGNORE_INDEX).float()  # (B, T-1)
+        mean_nll = (nll * mask).sum(1) / mask.sum(1).clamp(min=1)  # (B,)
+        probs.extend(torch.exp(-mean_nll).tolist())
+    return probs
+
+
+def leak_rates(loaded: LoadedModel, records: Sequence[Record], max_new_tokens: int) -> dict:
+    """Share of QA records with key facts whose greedy answer contains one, per probe
+    (the question as filed; its paraphrase where the record has one)."""
+    qa = [r for r in records if isinstance(r, QARecord) and r.key_facts]
+    probes = {
+        "direct": [(r.question, r) for r in qa],
+        "paraphrased": [(r.paraphrased_question, r) for r in qa if r.paraphrased_question],
+    }
+    rates, counts = {}, {}
+    for probe, pairs in probes.items():
+        if not pairs:
+            continue
+        answers = generate_answers(loaded, [q for q, _ in pairs], max_new_tokens=max_new_tokens)
+        leaked = [key_fact_leaked(a, r.key_facts) for a, (_, r) in zip(answers, pairs, strict=True)]
+        rates[probe], counts[probe] = fmean(leaked), len(pairs)
+    return {"leak_rate": rates, "probed": counts}
+
+
+def utility_records(policy: ModelPolicy) -> list[Record]:
+    value = policy.evaluation.utility_data or policy.unlearning.retain_data
+    path = require_file(policy, value, "utility_data")
+    return load_records(path)[: policy.evaluation.utility_limit] if path else []
+
+
+def measure(loaded: LoadedModel, records: Sequence[Record], policy: ModelPolicy) -> dict:
+    started = time.perf_counter()
+    utility = utility_records(policy)
+    result = leak_rates(loaded, records, policy.evaluation.max_new_tokens)
+    result["forget_prob"] = fmean(answer_probs(loaded, records))
+    result["utility_prob"] = fmean(answer_probs(loaded, utility)) if utility else None
+    result["model_hash"] = loaded.model_hash
+    result["wall_time_s"] = time.perf_counter() - started
+    return result
+
+
+class EngineRunner:
+    """The real engine: generation for the leak probes, teacher-forced probabilities for forget
+    and utility, `worker.engine.unlearn` for the change itself."""
+
+    def assess(self, spec: str, records: Sequence[Record], policy: ModelPolicy) -> dict:
+        return measure(load_model(spec), records, policy)
+
+    def unlearn(self, spec, records, policy, options, output, on_progress, should_stop) -> dict:
+        from worker.engine.objectives import LossSettings
+        from worker.engine.unlearn import UnlearnConfig, unlearn
+
+        plan = policy.unlearning
+        retain_path = require_file(policy, plan.retain_data, "retain_data")
+        cfg = UnlearnConfig(
+            output=str(output),
+            model=spec,
+            method=options.get("method", plan.method),
+            adapter=options.get("adapter", plan.adapter),
+            adapter_options=dict(plan.adapter_options),
+            steps=plan.steps,
+            lr=plan.lr,
+            batch_size=plan.batch_size,
+            seed=plan.seed,
+            loss=LossSettings(**plan.loss),
+            overwrite=True,  # a retried attempt's leftovers are ours to replace
+        )
+        retain = load_records(retain_path) if retain_path else None
+        info = unlearn(
+            cfg, forget=records, retain=retain, on_progress=on_progress, should_stop=should_stop
+        )
+        return {
+            "method": cfg.method,
+            "adapter": cfg.adapter,
+            "steps": info["config"]["steps"],
+            "cost": info["cost"],
+        }
+
+    def evaluate(self, spec, records, policy, assessment, run) -> dict:
+        after = measure(load_model(spec), records, policy)
+        before_utility, after_utility = assessment.get("utility_prob"), after["utility_prob"]
+        ratio = (
+            after_utility / before_utility if before_utility and after_utility is not None else None
+        )
+        return {
+            "leak_rate": after["leak_rate"],
+            "probed": after["probed"],
+            "forget_prob": {"before": assessment["forget_prob"], "after": after["forget_prob"]},
+            "utility": {"before": before_utility, "after": after_utility, "ratio": ratio},
+            # Honest caveat (DESIGN §5): with an adapter the base weights still hold the data;
+            # whoever removes the module gets the parent's behaviour back, measured here.
+            "robustness": {
+                "adapter_removed_leak_rate": assessment["leak_rate"]
+                if run["adapter"] != "full"
+                else None
+            },
+            "cost": {**run["cost"], "evaluate_s": after["wall_time_s"]},
+        }
