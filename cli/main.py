@@ -3,7 +3,13 @@
 import typer
 from transformers.utils import logging as hf_logging
 
-from cli import engine_commands, eval_commands, service_commands, unlearn_commands
+from cli import (
+    bench_commands,
+    engine_commands,
+    eval_commands,
+    service_commands,
+    unlearn_commands,
+)
 
 app = typer.Typer(
     help="obliviate: make a deployed LLM forget specific data, and prove it with numbers.",
@@ -14,7 +20,7 @@ app = typer.Typer(
 hf_logging.disable_progress_bar()
 hf_logging.set_verbosity_error()
 
-for module in (engine_commands, unlearn_commands, eval_commands, service_commands):
+for module in (engine_commands, unlearn_commands, eval_commands, service_commands, bench_commands):
     module.register(app)
 
 if __name__ == "__main__":

@@ -1,0 +1,48 @@
+"""`obliviate bench tofu-mini`: the method × adapter comparison on 2 CPU cores."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from cli.engine_commands import USER_ERRORS, console, fail
+
+bench = typer.Typer(help="Benchmarks whose tables go to benchmarks/results/.", no_args_is_help=True)
+
+
+@bench.command("tofu-mini")
+def tofu_mini_command(
+    split: Annotated[list[str] | None, typer.Option(help="forget01, forget05, forget10")] = None,
+    method: Annotated[list[str] | None, typer.Option(help="only these methods")] = None,
+    adapter: Annotated[list[str] | None, typer.Option(help="only these adapters")] = None,
+    tofu_dir: Annotated[Path | None, typer.Option(help="TOFU data folder")] = None,
+) -> None:
+    """Build the fixtures (cached), run every cell (cached), write the table and plot."""
+    from worker.bench.cells import default_cells
+    from worker.bench.run import run_tofu_mini
+
+    splits = split or ["forget05"]
+    cells = [
+        cell
+        for s in splits
+        for cell in default_cells(s)
+        if (not method or cell.method in method) and (not adapter or cell.adapter in adapter)
+    ]
+    try:
+        path = run_tofu_mini(
+            splits,
+            cells,
+            tofu_dir,
+            command="obliviate " + " ".join(sys.argv[1:]),
+            log=console.print,
+        )
+    except USER_ERRORS as error:
+        fail(error)
+    console.print(f"wrote {path}")
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(bench, name="bench")

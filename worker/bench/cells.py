@@ -1,0 +1,96 @@
+"""Benchmark cells: one method × one adapter × one forget split, unlearned then evaluated.
+
+Each cell is cached as a folder (`model/`, `eval.json`, `row.json`); a finished cell is never
+recomputed and an interrupted one resumes its unlearning from the last checkpoint.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from worker.bench.tofu_mini import FORGET_ROWS, fixtures_dir, tofu_mini_records
+from worker.engine.artifacts import write_json
+from worker.engine.eval.evaluate import EvalOptions, evaluate
+from worker.engine.eval.report import write_eval
+from worker.engine.objectives import LossSettings
+from worker.engine.unlearn import UnlearnConfig, unlearn
+
+METHODS = ("graddiff", "npo", "idk")
+ADAPTERS = ("full", "lora", "grun")
+
+# The same budget (steps × batch) for the three adapters of a method; learning rates differ
+# because the adapters parameterise the change differently: full FT uses TOFU's usual 1e-5,
+# LoRA the usual 10x, GRUN's small module a much larger one (the paper uses 4e-3 on 7-8B).
+LEARNING_RATES = {"full": 1e-5, "lora": 1e-4, "grun": 2e-3}
+EPOCHS = 2  # passes over the forget set at batch 4 forget + 4 retain (100 steps on forget05)
+BATCH_SIZE = 4
+
+
+@dataclass
+class Cell:
+    method: str
+    adapter: str
+    split: str = "forget05"
+    lr: float = 0.0
+    epochs: int = EPOCHS
+    batch_size: int = BATCH_SIZE
+    loss: LossSettings = field(default_factory=LossSettings)
+    adapter_options: dict = field(default_factory=dict)
+
+    @property
+    def name(self) -> str:
+        return f"{self.method}-{self.adapter}"
+
+    def __post_init__(self) -> None:
+        self.lr = self.lr or LEARNING_RATES[self.adapter]
+
+
+def default_cells(split: str = "forget05") -> list[Cell]:
+    return [Cell(method, adapter, split) for method in METHODS for adapter in ADAPTERS]
+
+
+def cell_dir(cell: Cell) -> Path:
+    return fixtures_dir().parent / "tofu-mini-cells" / cell.split / cell.name
+
+
+def split_records(tofu_dir: Path, split: str) -> tuple[list, list]:
+    """forget = the split's rows of TOFU-mini; retain = the rest (what the retain model saw)."""
+    everything = tofu_mini_records(tofu_dir)
+    n_forget = FORGET_ROWS[split]
+    return everything[-n_forget:], everything[:-n_forget]
+
+
+def run_cell(
+    cell: Cell, target: Path, reference_eval: Path, tofu_dir: Path, eval_options: EvalOptions
+) -> dict:
+    """Unlearn, evaluate against the retain model's eval.json, and record one table row."""
+    folder = cell_dir(cell)
+    if (folder / "row.json").is_file():
+        return json.loads((folder / "row.json").read_text())
+    folder.mkdir(parents=True, exist_ok=True)
+    forget, retain = split_records(tofu_dir, cell.split)
+    cfg = UnlearnConfig(
+        output=str(folder / "model"), model=str(target), method=cell.method,
+        adapter=cell.adapter, adapter_options=cell.adapter_options, epochs=cell.epochs,
+        lr=cell.lr, batch_size=cell.batch_size, loss=cell.loss, resume=True,
+    )  # fmt: skip
+    model_folder = folder / "model"
+    if (model_folder / "run.json").is_file():
+        run = json.loads((model_folder / "run.json").read_text())
+    else:
+        run = unlearn(cfg, forget, retain)
+    clock = time.perf_counter()
+    result = evaluate(str(model_folder), "tofu", cell.split, reference_eval, eval_options)
+    write_eval(folder / "eval.json", result)
+    row = {
+        "cell": asdict(cell),
+        "name": cell.name,
+        "summary": result["summary"],
+        "cost": run["cost"],
+        "eval_seconds": time.perf_counter() - clock,
+    }
+    write_json(folder / "row.json", row)
+    return row

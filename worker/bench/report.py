@@ -1,0 +1,68 @@
+"""The TOFU-mini table (markdown) and the utility-vs-forget-quality plot."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only; there is no screen on a worker
+import matplotlib.pyplot as plt  # noqa: E402
+
+COLUMNS = [
+    ("forget ROUGE", "forget_rouge", "{:.3f}"),
+    ("forget TR", "forget_truth_ratio", "{:.3f}"),
+    ("Forget Quality", "forget_quality", "{:.2e}"),
+    ("Model Utility", "model_utility", "{:.3f}"),
+    ("MU / target", "utility_ratio", "{:.2f}"),
+    ("forget fluency", "forget_fluency", "{:.2f}"),
+    ("privleak", "privleak", "{:.1f}"),
+]
+
+
+def fmt(value, pattern: str) -> str:
+    return "n/c" if value is None else pattern.format(value)
+
+
+def table_rows(rows: list[dict], target: dict, retrain_s: float) -> list[str]:
+    header = ["cell", *(c[0] for c in COLUMNS), "wall time (s)", "peak mem (MB)",
+              "trainable params", "cost % of retrain"]  # fmt: skip
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for row in [target, *rows]:
+        summary = dict(row["summary"])
+        summary["utility_ratio"] = summary["model_utility"] / target["summary"]["model_utility"]
+        cost = row.get("cost")
+        cells = [row["name"], *(fmt(summary.get(key), p) for _, key, p in COLUMNS)]
+        if cost:
+            cells += [
+                f"{cost['wall_time_s']:.0f}",
+                f"{cost['peak_memory_mb']:.0f}",
+                f"{cost['trainable_parameters']:,}",
+                f"{100 * cost['wall_time_s'] / retrain_s:.1f}",
+            ]
+        else:
+            cells += ["-"] * 4
+        lines.append("| " + " | ".join(cells) + " |")
+    return lines
+
+
+def plot(rows: list[dict], target: dict, retain: dict, path: Path) -> None:
+    """Model Utility against Forget Quality (log scale), one point per cell."""
+    figure, axes = plt.subplots(figsize=(7, 5))
+    markers = {"full": "o", "lora": "s", "grun": "^"}
+    for row in rows:
+        fq = row["summary"]["forget_quality"]
+        adapter = row["cell"]["adapter"]
+        axes.scatter(fq, row["summary"]["model_utility"], marker=markers.get(adapter, "o"))
+        axes.annotate(row["name"], (fq, row["summary"]["model_utility"]), fontsize=7)
+    for label, row, colour in (("target", target, "black"), ("retain", retain, "green")):
+        fq = row["summary"]["forget_quality"]
+        axes.scatter(fq, row["summary"]["model_utility"], color=colour, marker="*", s=150)
+        axes.annotate(label, (fq, row["summary"]["model_utility"]), fontsize=8)
+    axes.set_xscale("log")
+    axes.set_xlabel("Forget Quality (KS p-value vs retain model, log)")
+    axes.set_ylabel("Model Utility")
+    axes.set_title("TOFU-mini: utility vs forgetting")
+    figure.tight_layout()
+    figure.savefig(path, dpi=120)
+    plt.close(figure)
