@@ -1,4 +1,10 @@
-"""Batched greedy (or sampled) generation with left padding and the KV cache."""
+"""Batched greedy (or sampled) generation: left padding, KV cache, finished rows dropped.
+
+`model.generate` keeps every row of a batch running until the longest answer ends, so one
+rambling answer makes 31 finished rows pay for 200 steps. Here a row leaves the batch (and its
+slice of the KV cache) as soon as it emits an end token, and prompts are sorted by length so
+little padding is run. Greedy results equal `model.generate(do_sample=False)`.
+"""
 
 from __future__ import annotations
 
@@ -10,13 +16,129 @@ from worker.engine.data import format_prompt
 from worker.engine.models import LoadedModel
 
 
+def stop_token_ids(loaded: LoadedModel) -> list[int]:
+    """The tokenizer's end token plus any the generation config adds (e.g. <|endoftext|>)."""
+    ids = {loaded.tokenizer.eos_token_id}
+    config_ids = getattr(getattr(loaded.model, "generation_config", None), "eos_token_id", None)
+    ids.update(config_ids if isinstance(config_ids, list) else [config_ids])
+    return sorted(i for i in ids if i is not None)
+
+
+def left_pad(rows: Sequence[list[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Token ids and attention mask (B, T), padded on the left so every row ends at T."""
+    width = max(len(r) for r in rows)
+    ids = torch.tensor([[pad_id] * (width - len(r)) + list(r) for r in rows])
+    mask = torch.tensor([[0] * (width - len(r)) + [1] * len(r) for r in rows])
+    return ids, mask
+
+
+def _next_tokens(
+    logits: torch.Tensor, do_sample: bool, temperature: float, generator
+) -> torch.Tensor:
+    """logits (B, V) -> next token ids (B,)."""
+    if not do_sample:
+        return logits.argmax(-1)
+    probs = torch.softmax(logits.float() / temperature, dim=-1)
+    return torch.multinomial(probs, 1, generator=generator).squeeze(-1)
+
+
 @torch.no_grad()
+def generate_batch(
+    loaded: LoadedModel,
+    prompt_ids: Sequence[list[int]],
+    *,
+    max_new_tokens: int,
+    do_sample: bool = False,
+    temperature: float = 1.0,
+    generator: torch.Generator | None = None,
+) -> list[list[int]]:
+    """New token ids for each prompt, end token excluded."""
+    model, device = loaded.model, loaded.device
+    stops = torch.tensor(stop_token_ids(loaded), device=device)
+    ids, mask = left_pad(prompt_ids, loaded.tokenizer.pad_token_id)  # (B, T)
+    ids, mask = ids.to(device), mask.to(device)
+    positions = (mask.cumsum(-1) - 1).clamp(min=0)  # (B, width)
+    rows = torch.arange(len(prompt_ids), device=device)  # which prompt each live row answers
+    new_tokens: list[list[int]] = [[] for _ in prompt_ids]
+    with loaded.autocast():
+        out = model(
+            input_ids=ids,
+            attention_mask=mask,
+            position_ids=positions,
+            use_cache=True,
+            logits_to_keep=1,
+        )
+    next_position = mask.sum(-1)  # (B,)
+    for step in range(max_new_tokens):
+        token = _next_tokens(out.logits[:, -1], do_sample, temperature, generator)  # (B,)
+        finished = torch.isin(token, stops)
+        for row, value, done in zip(rows.tolist(), token.tolist(), finished.tolist(), strict=True):
+            if not done:
+                new_tokens[row].append(value)
+        live = ~finished
+        if step == max_new_tokens - 1 or not live.any():
+            break
+        cache = out.cache
+        if not live.all():  # drop finished rows from the batch and the KV cache
+            keep = live.nonzero().squeeze(-1)
+            cache.batch_select_indices(keep)
+            rows, token, mask, next_position = (
+                rows[keep],
+                token[keep],
+                mask[keep],
+                next_position[keep],
+            )
+        mask = torch.cat([mask, mask.new_ones(len(rows), 1)], dim=1)  # (B', T + 1)
+        with loaded.autocast():
+            out = model(
+                input_ids=token[:, None],
+                attention_mask=mask,
+                position_ids=next_position[:, None],
+                cache=cache,
+                use_cache=True,
+            )
+        next_position = next_position + 1
+    return new_tokens
+
+
+def generate_from_prompts(
+    loaded: LoadedModel,
+    prompts: Sequence[str],
+    *,
+    max_new_tokens: int = 200,
+    batch_size: int = 32,
+    do_sample: bool = False,
+    temperature: float = 1.0,
+    seed: int = 0,
+) -> list[str]:
+    """Continue already formatted prompt texts (e.g. a chat prompt with a prefilled answer)."""
+    tokenizer = loaded.tokenizer
+    encoded = [tokenizer(p, add_special_tokens=False)["input_ids"] for p in prompts]
+    order = sorted(range(len(encoded)), key=lambda i: len(encoded[i]))  # similar lengths together
+    generator = torch.Generator(device=loaded.device).manual_seed(seed) if do_sample else None
+    loaded.model.eval()
+    answers: list[str] = [""] * len(prompts)
+    for start in range(0, len(order), batch_size):
+        chosen = order[start : start + batch_size]
+        outputs = generate_batch(
+            loaded,
+            [encoded[i] for i in chosen],
+            max_new_tokens=max_new_tokens,
+            do_sample=do_sample,
+            temperature=temperature,
+            generator=generator,
+        )
+        for index, tokens in zip(chosen, outputs, strict=True):
+            answers[index] = tokenizer.decode(tokens, skip_special_tokens=True).strip()
+    return answers
+
+
 def generate_answers(
     loaded: LoadedModel,
     questions: Sequence[str],
     *,
     max_new_tokens: int = 200,
-    batch_size: int = 16,
+    batch_size: int = 32,
     chat: bool = True,
     system: str | None = None,
     do_sample: bool = False,
@@ -24,33 +146,13 @@ def generate_answers(
     seed: int = 0,
 ) -> list[str]:
     """Answer each question; prompts are formatted exactly as in training."""
-    tokenizer, model = loaded.tokenizer, loaded.model
-    prompts = [format_prompt(tokenizer, q, chat=chat, system=system) for q in questions]
-    answers: list[str] = []
-    tokenizer.padding_side = "left"  # generation continues from the right edge of every row
-    model.eval()
-    if do_sample:
-        torch.manual_seed(seed)
-    for start in range(0, len(prompts), batch_size):
-        encoded = tokenizer(
-            prompts[start : start + batch_size],
-            return_tensors="pt",
-            padding=True,
-            add_special_tokens=False,
-        ).to(loaded.device)
-        with loaded.autocast():
-            output = model.generate(
-                **encoded,
-                max_new_tokens=max_new_tokens,
-                do_sample=do_sample,
-                temperature=temperature if do_sample else None,
-                top_p=None,
-                top_k=None,
-                pad_token_id=tokenizer.pad_token_id,
-                eos_token_id=tokenizer.eos_token_id,
-            )
-        new_tokens = output[:, encoded["input_ids"].shape[1] :]  # (B, new)
-        answers.extend(
-            t.strip() for t in tokenizer.batch_decode(new_tokens, skip_special_tokens=True)
-        )
-    return answers
+    prompts = [format_prompt(loaded.tokenizer, q, chat=chat, system=system) for q in questions]
+    return generate_from_prompts(
+        loaded,
+        prompts,
+        max_new_tokens=max_new_tokens,
+        batch_size=batch_size,
+        do_sample=do_sample,
+        temperature=temperature,
+        seed=seed,
+    )
