@@ -1,0 +1,171 @@
+"""unlearn(): the recipe around the objectives, its errors, and the `obliviate unlearn` CLI."""
+
+import json
+
+import pytest
+import torch
+from safetensors.torch import load_file
+from typer.testing import CliRunner
+
+from cli.main import app
+from tests.engine.memorized import (
+    FORGET,
+    RETAIN,
+    mean_nll,
+    one_thread,  # noqa: F401  (fixture)
+    save_memorised,
+)
+from worker.engine.adapters import ADAPTERS, FullAdapter
+from worker.engine.data import DataError, QARecord, TextRecord
+from worker.engine.models import load_model
+from worker.engine.objectives import LossSettings
+from worker.engine.unlearn import UnlearnConfig, unlearn
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+@pytest.fixture(scope="module")
+def memorised_dir(tmp_path_factory):
+    return save_memorised(tmp_path_factory.mktemp("memorised") / "model")
+
+
+def config(model_dir, output, **overrides) -> UnlearnConfig:
+    options = dict(output=str(output), model=str(model_dir), method="npo", steps=4, lr=1e-3,
+                   batch_size=2, precision="fp32")  # fmt: skip
+    return UnlearnConfig(**{**options, **overrides})
+
+
+def test_unlearning_writes_a_model_that_forgets_and_a_run_record(memorised_dir, tmp_path):
+    info = unlearn(config(memorised_dir, tmp_path / "out"), FORGET, RETAIN)
+    before = load_model(str(memorised_dir), precision="fp32")
+    after = load_model(str(tmp_path / "out"), precision="fp32")
+    forget_before = mean_nll(before.model, before.tokenizer, FORGET)
+    assert mean_nll(after.model, after.tokenizer, FORGET) > forget_before + 0.15
+    run = json.loads((tmp_path / "out" / "run.json").read_text())
+    assert run["kind"] == "unlearn" and run["config"]["method"] == "npo"
+    assert run["config"]["loss"]["beta"] == 0.1  # the method's default, recorded as used
+    assert set(run["data"]) == {"forget", "retain"}
+    assert run["cost"]["steps"] == 4 and run["cost"]["tokens"] > 0
+    assert run["cost"]["peak_memory_mb"] > 0 and run["cost"]["trainable_parameters"] > 0
+    assert info["output_hash"] == after.model_hash
+
+
+def test_steps_default_to_epochs_over_the_forget_set(memorised_dir, tmp_path):
+    info = unlearn(
+        config(memorised_dir, tmp_path / "out", method="ga", steps=None, epochs=3), FORGET
+    )
+    assert info["cost"]["steps"] == 6  # 4 forget records / batch 2 * 3 epochs
+
+
+def test_same_seed_same_weights_other_seed_other_batches(memorised_dir, tmp_path):
+    for name, seed in [("a", 0), ("b", 0), ("c", 1)]:
+        unlearn(config(memorised_dir, tmp_path / name, seed=seed), FORGET, RETAIN)
+    a, b, c = (load_file(tmp_path / n / "model.safetensors") for n in "abc")
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert not all(torch.equal(a[k], c[k]) for k in a)
+
+
+def test_lora_leaves_the_base_weights_untouched(memorised_dir, tmp_path):
+    loaded = load_model(str(memorised_dir), precision="fp32")
+    original = {k: v.clone() for k, v in loaded.model.state_dict().items()}
+    cfg = config(
+        memorised_dir, tmp_path / "lora", adapter="lora", adapter_options={"rank": 4}, lr=1e-2
+    )
+    unlearn(cfg, FORGET, RETAIN, loaded=loaded)
+    base = loaded.model.get_base_model().state_dict()
+    for key, value in original.items():
+        lora_key = key.replace(".weight", ".base_layer.weight")
+        assert torch.equal(base.get(lora_key, base.get(key)), value), key
+    saved = load_file(tmp_path / "lora" / "adapter_model.safetensors")
+    assert saved and all("lora_" in k for k in saved)  # only the adapter is written
+    after = load_model(str(tmp_path / "lora"), precision="fp32")
+    base_only = load_model(str(memorised_dir), precision="fp32")
+    forget_before = mean_nll(base_only.model, base_only.tokenizer, FORGET)
+    assert mean_nll(after.model, after.tokenizer, FORGET) > forget_before + 0.15
+
+
+def test_rmu_and_ga_accept_plain_text_records(memorised_dir, tmp_path):
+    texts = [TextRecord(f"The email of customer {i} is c{i}@example.com.") for i in range(2)]
+    for method in ("rmu", "ga"):
+        info = unlearn(config(memorised_dir, tmp_path / method, method=method), texts, RETAIN)
+        assert info["cost"]["steps"] == 4
+
+
+def test_idk_records_its_refusal_list(memorised_dir, tmp_path):
+    refusals = tmp_path / "refusals.txt"
+    refusals.write_text("No comment.\nAsk someone else.\n")
+    builtin = unlearn(config(memorised_dir, tmp_path / "a", method="idk"), FORGET, RETAIN)
+    own = unlearn(
+        config(memorised_dir, tmp_path / "b", method="idk", refusals=str(refusals)),
+        FORGET,
+        RETAIN,
+    )
+    assert builtin["data"]["refusals"] != own["data"]["refusals"]
+
+
+def test_adapter_auxiliary_loss_is_added_to_the_step_loss(memorised_dir, tmp_path, monkeypatch):
+    class WithAuxiliary(FullAdapter):
+        name = "full_aux"
+
+        def auxiliary_loss(self, forget_batch, retain_batch):
+            assert forget_batch["input_ids"].shape[0] == 2 and retain_batch is not None
+            return torch.tensor(5.0)
+
+    monkeypatch.setitem(ADAPTERS, "full_aux", WithAuxiliary)
+    plain = unlearn(config(memorised_dir, tmp_path / "a", steps=1), FORGET, RETAIN)
+    aux = unlearn(
+        config(memorised_dir, tmp_path / "b", steps=1, adapter="full_aux"), FORGET, RETAIN
+    )
+    assert aux["losses"][0] == pytest.approx(plain["losses"][0] + 5.0)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "forget", "retain", "message"),
+    [
+        ({"method": "forget-it"}, FORGET, RETAIN, "unknown method 'forget-it'; choose one of ga"),
+        ({}, [], RETAIN, "forget: holds no records"),
+        (
+            {},
+            FORGET,
+            RETAIN + [FORGET[2]],
+            "record 2: 'What is the email of customer 2\\?' also appears .* as record 4",
+        ),
+        ({}, FORGET, None, "needs a retain set"),
+        ({"method": "idk"}, [TextRecord("x")], RETAIN, "record 0: field 'question': method 'idk'"),
+    ],
+)
+def test_bad_requests_fail_before_loading_the_model(tmp_path, overrides, forget, retain, message):
+    # The model path does not exist: these errors must come before any model is loaded.
+    cfg = config(tmp_path / "no-model", tmp_path / "out", **overrides)
+    with pytest.raises((DataError, ValueError), match=message):
+        unlearn(cfg, forget, retain)
+    assert not (tmp_path / "out").exists() and not (tmp_path / "out.partial").exists()
+
+
+def test_bad_loss_settings_are_refused():
+    with pytest.raises(ValueError, match="unknown retain loss 'l2'; use nll or kl"):
+        LossSettings(retain_loss="l2")
+
+
+def test_cli_unlearns_and_reports_errors(memorised_dir, tmp_path):
+    forget, retain = tmp_path / "forget.jsonl", tmp_path / "retain.jsonl"
+    forget.write_text("\n".join(json.dumps(r.to_dict()) for r in FORGET))
+    retain.write_text("\n".join(json.dumps(r.to_dict()) for r in RETAIN))
+    common = ["unlearn", "--model", str(memorised_dir), "--forget", str(forget),
+              "--retain", str(retain), "--steps", "2", "--precision", "fp32"]  # fmt: skip
+    runner = CliRunner()
+    ok = runner.invoke(app, [*common, "--output", str(tmp_path / "out"), "--method", "graddiff",
+                             "--adapter", "lora", "--lora-rank", "4", "--merge"])  # fmt: skip
+    assert ok.exit_code == 0, ok.output
+    assert "wrote" in ok.output and (tmp_path / "out" / "model.safetensors").is_file()
+    run = json.loads((tmp_path / "out" / "run.json").read_text())
+    assert run["config"]["adapter_options"] == {"rank": 4}
+    bad = runner.invoke(app, [*common, "--output", str(tmp_path / "bad"), "--method", "nope"])
+    assert bad.exit_code == 2 and "unknown method 'nope'" in bad.output
+    overlap = tmp_path / "overlap.jsonl"
+    overlap.write_text(json.dumps(QARecord(FORGET[0].question, FORGET[0].answer).to_dict()))
+    clash = runner.invoke(
+        app, [*common[:6], str(overlap), *common[7:], "--output", str(tmp_path / "clash")]
+    )
+    unwrapped = " ".join(clash.output.split())  # rich wraps long lines
+    assert clash.exit_code == 2 and "also appears in the retain set" in unwrapped
