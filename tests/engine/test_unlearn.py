@@ -1,6 +1,7 @@
 """unlearn(): the recipe around the objectives, its errors, and the `obliviate unlearn` CLI."""
 
 import json
+from dataclasses import asdict
 
 import pytest
 import torch
@@ -19,6 +20,7 @@ from worker.engine.adapters import ADAPTERS, FullAdapter
 from worker.engine.data import DataError, QARecord, TextRecord
 from worker.engine.models import load_model
 from worker.engine.objectives import LossSettings
+from worker.engine.train import Cancelled
 from worker.engine.unlearn import UnlearnConfig, unlearn
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -142,9 +144,42 @@ def test_bad_requests_fail_before_loading_the_model(tmp_path, overrides, forget,
     assert not (tmp_path / "out").exists() and not (tmp_path / "out.partial").exists()
 
 
-def test_bad_loss_settings_are_refused():
+def test_bad_settings_are_refused(tmp_path):
     with pytest.raises(ValueError, match="unknown retain loss 'l2'; use nll or kl"):
         LossSettings(retain_loss="l2")
+    with pytest.raises(ValueError, match="batch_size must be at least 1, got 0"):
+        config(tmp_path, tmp_path / "out", batch_size=0)
+
+
+def test_config_round_trips_through_json(tmp_path):
+    cfg = config(tmp_path, tmp_path / "out", loss=LossSettings(alpha=2.0, retain_loss="kl"))
+    again = UnlearnConfig(**json.loads(json.dumps(asdict(cfg))))
+    assert again == cfg and isinstance(again.loss, LossSettings)
+
+
+def test_resumed_run_matches_an_uninterrupted_one(memorised_dir, tmp_path):
+    # 4 forget records, batch 2: 2 steps and one checkpoint per epoch; 2 epochs.
+    straight = config(memorised_dir, tmp_path / "straight", steps=None, epochs=2)
+    unlearn(straight, FORGET, RETAIN)
+    calls = []
+
+    def stop_after_one_epoch():
+        calls.append(1)
+        return len(calls) > 2
+
+    with pytest.raises(Cancelled):
+        unlearn(
+            config(memorised_dir, tmp_path / "resumed", steps=None, epochs=2),
+            FORGET,
+            RETAIN,
+            should_stop=stop_after_one_epoch,
+        )
+    resumed = config(memorised_dir, tmp_path / "resumed", steps=None, epochs=2, resume=True)
+    info = unlearn(resumed, FORGET, RETAIN)
+    assert len(info["losses"]) == 4
+    a = load_file(tmp_path / "straight" / "model.safetensors")
+    b = load_file(tmp_path / "resumed" / "model.safetensors")
+    assert all(torch.allclose(a[k], b[k], atol=1e-6) for k in a)
 
 
 def test_cli_unlearns_and_reports_errors(memorised_dir, tmp_path):

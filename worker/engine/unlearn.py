@@ -67,6 +67,17 @@ class UnlearnConfig:
     overwrite: bool = False
     resume: bool = False
 
+    def __post_init__(self) -> None:
+        if isinstance(self.loss, dict):  # from JSON (the service, a saved run.json)
+            self.loss = LossSettings(**self.loss)
+        for name in ("epochs", "batch_size", "max_length"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if self.steps is not None and self.steps < 1:
+            raise ValueError(f"steps must be at least 1, got {self.steps}")
+        if self.lr <= 0:
+            raise ValueError(f"lr must be positive, got {self.lr}")
+
 
 def record_key(record: Record) -> tuple[str, ...]:
     if isinstance(record, QARecord):
@@ -161,8 +172,6 @@ def unlearn(
     use_retain = bool(retain) and objective.needs_retain and settings.alpha != 0
     refusals = refusals_for(cfg.refusals) if objective.needs_refusals else []
     steps = cfg.steps or cfg.epochs * math.ceil(len(forget) / cfg.batch_size)
-    if steps <= 0:
-        raise ValueError(f"unlearning needs at least one step, got {steps}")
     data_hashes = {"forget": hash_records(forget)}
     if use_retain:
         data_hashes["retain"] = hash_records(retain)
