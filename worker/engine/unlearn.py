@@ -152,86 +152,54 @@ def pick_refusals(refusals: Sequence[str], count: int, seed: int, step: int) -> 
     return [refusals[i] for i in choice]
 
 
-def unlearn(
-    cfg: UnlearnConfig,
-    forget: Sequence[Record] | None = None,
-    retain: Sequence[Record] | None = None,
-    *,
-    on_progress: Callable[[Progress], None] | None = None,
-    should_stop: Callable[[], bool] | None = None,
-    loaded=None,
-) -> dict:
-    """Make `cfg.model` forget `forget` while keeping `retain`; write `cfg.output`.
+@dataclass
+class UnlearnData:
+    forget: list[Record]
+    retain: list[Record] | None  # also drawn when only the adapter uses it (GRUN's gate)
+    refusals: list[str]  # empty unless the method trains towards refusals
 
-    Records given here take precedence over the files named in `cfg`. Returns the run info
-    also written to run.json (config, data hashes, cost)."""
-    objective = get_objective(cfg.method)
-    settings = resolve_settings(objective, cfg.loss)
-    forget, retain = load_data(cfg, forget, retain)
-    check_data(objective, settings, forget, retain)
-    use_retain = bool(retain) and objective.needs_retain and settings.alpha != 0
-    refusals = refusals_for(cfg.refusals) if objective.needs_refusals else []
-    steps = cfg.steps or cfg.epochs * math.ceil(len(forget) / cfg.batch_size)
-    data_hashes = {"forget": hash_records(forget)}
-    if use_retain:
-        data_hashes["retain"] = hash_records(retain)
-    if refusals:
-        data_hashes["refusals"] = hash_refusals(refusals)
-    run = RunSpec(
-        kind="unlearn",
-        model=cfg.model,
-        output=Path(cfg.output),
-        adapter=cfg.adapter,
-        adapter_options=cfg.adapter_options,
-        needs_reference=objective.uses_reference(settings),
-        train=TrainConfig(
-            steps=steps,
-            lr=cfg.lr,
-            seed=cfg.seed,
-            checkpoint_every=math.ceil(len(forget) / cfg.batch_size),  # once per epoch
-        ),
-        config={**asdict(cfg), "loss": asdict(settings), "steps": steps},
-        data_hashes=data_hashes,
-        merge=cfg.merge,
-        overwrite=cfg.overwrite,
-        resume=cfg.resume,
-        device=cfg.device,
-        precision=cfg.precision,
-    )
+    def hashes(self) -> dict[str, str]:
+        hashes = {"forget": hash_records(self.forget)}
+        if self.retain:
+            hashes["retain"] = hash_records(self.retain)
+        if self.refusals:
+            hashes["refusals"] = hash_refusals(self.refusals)
+        return hashes
+
+
+def step_loss_factory(cfg: UnlearnConfig, objective: Objective, settings, data: UnlearnData):
+    """`make_step_loss(loaded, adapter)` for `execute`: seeded batches -> objective loss."""
+    stream_seed = {"forget": cfg.seed, "retain": cfg.seed + RETAIN_STREAM}
 
     def make_step_loss(loaded, adapter):
         tokenizer, device = loaded.tokenizer, loaded.device
         pad_id = tokenizer.pad_token_id
-        forget_examples = [encode_record(tokenizer, r, cfg.max_length) for r in forget]
-        retain_examples = (
-            [encode_record(tokenizer, r, cfg.max_length) for r in retain] if use_retain else []
-        )
+        forget = [encode_record(tokenizer, r, cfg.max_length) for r in data.forget]
+        retain = [encode_record(tokenizer, r, cfg.max_length) for r in data.retain or []]
 
-        def refusal_batch(indices: list[int], step: int):
-            answers = pick_refusals(refusals, len(indices), cfg.seed, step)
-            examples: list[Example] = [
-                encode_qa(tokenizer, forget[i].question, answer, cfg.max_length)
+        def draw(examples: list[Example], stream: str, step: int) -> dict:
+            indices = batch_indices(len(examples), cfg.batch_size, stream_seed[stream], step)
+            return make_batch(examples, indices, pad_id, device)
+
+        def refusal_batch(step: int) -> dict:
+            indices = batch_indices(len(forget), cfg.batch_size, cfg.seed, step)
+            answers = pick_refusals(data.refusals, len(indices), cfg.seed, step)
+            examples = [
+                encode_qa(tokenizer, data.forget[i].question, answer, cfg.max_length)
                 for i, answer in zip(indices, answers, strict=True)
             ]
             return make_batch(examples, list(range(len(examples))), pad_id, device)
 
         def step_loss(step: int):
-            indices = batch_indices(len(forget_examples), cfg.batch_size, cfg.seed, step)
             inputs = LossInputs(
                 model=loaded.model,
                 reference=adapter.reference,
-                forget=make_batch(forget_examples, indices, pad_id, device),
-                retain=None,
+                forget=draw(forget, "forget", step),
+                retain=draw(retain, "retain", step) if retain else None,
                 settings=settings,
+                forget_refusal=refusal_batch(step) if data.refusals else None,
                 seed=cfg.seed,
             )
-            if use_retain:
-                retain_indices = batch_indices(
-                    len(retain_examples), cfg.batch_size, cfg.seed + RETAIN_STREAM, step
-                )
-                inputs.retain = make_batch(retain_examples, retain_indices, pad_id, device)
-            if refusals:
-                inputs.forget_refusal = refusal_batch(indices, step)
             output = objective.loss(inputs)
             loss, metrics = output.loss, dict(output.metrics)
             if hasattr(adapter, "auxiliary_loss"):
@@ -244,6 +212,51 @@ def unlearn(
 
         return step_loss
 
+    return make_step_loss
+
+
+def unlearn(
+    cfg: UnlearnConfig,
+    forget: Sequence[Record] | None = None,
+    retain: Sequence[Record] | None = None,
+    *,
+    on_progress: Callable[[Progress], None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
+    loaded=None,
+) -> dict:
+    """Make `cfg.model` forget `forget` while keeping `retain`; write `cfg.output`.
+
+    Records given here take precedence over the files named in `cfg`. Everything is checked
+    before the model loads. Returns the run info also written to run.json (config, data
+    hashes, cost)."""
+    objective = get_objective(cfg.method)
+    settings = resolve_settings(objective, cfg.loss)
+    forget, retain = load_data(cfg, forget, retain)
+    check_data(objective, settings, forget, retain)
+    refusals = refusals_for(cfg.refusals) if objective.needs_refusals else []
+    data = UnlearnData(forget, retain or None, refusals)
+    steps_per_epoch = math.ceil(len(forget) / cfg.batch_size)
+    steps = cfg.steps or cfg.epochs * steps_per_epoch
+    run = RunSpec(
+        kind="unlearn",
+        model=cfg.model,
+        output=Path(cfg.output),
+        adapter=cfg.adapter,
+        adapter_options=cfg.adapter_options,
+        needs_reference=objective.uses_reference(settings),
+        train=TrainConfig(steps=steps, lr=cfg.lr, seed=cfg.seed, checkpoint_every=steps_per_epoch),
+        config={**asdict(cfg), "loss": asdict(settings), "steps": steps},
+        data_hashes=data.hashes(),
+        merge=cfg.merge,
+        overwrite=cfg.overwrite,
+        resume=cfg.resume,
+        device=cfg.device,
+        precision=cfg.precision,
+    )
     return execute(
-        run, make_step_loss, on_progress=on_progress, should_stop=should_stop, loaded=loaded
+        run,
+        step_loss_factory(cfg, objective, settings, data),
+        on_progress=on_progress,
+        should_stop=should_stop,
+        loaded=loaded,
     )
