@@ -63,7 +63,8 @@ def alembic_config(database_url: str):
     import migrations
 
     config = Config()
-    config.set_main_option("script_location", str(Path(migrations.__file__).parent))
+    folder = next(iter(migrations.__path__))  # also right when installed as a namespace package
+    config.set_main_option("script_location", str(folder))
     config.attributes["database_url"] = database_url
     return config
 

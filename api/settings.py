@@ -13,9 +13,14 @@ from typing import Literal
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from worker.engine.models import cache_home
-
 DEV_SECRET = "dev-secret-change-me"
+
+
+def _service_home() -> Path:
+    # Imported here: the engine package pulls in torch, which the API process does not need.
+    from worker.engine.models import cache_home
+
+    return cache_home() / "service"
 
 
 class Settings(BaseSettings):
@@ -42,11 +47,10 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _fill_defaults_and_refuse_dev_secrets(self) -> Settings:
-        home = cache_home() / "service"
         if not self.database_url:
-            self.database_url = f"sqlite:///{home / 'obliviate.db'}"
-        self.artifacts_dir = Path(self.artifacts_dir or home / "artifacts")
-        self.policies_dir = Path(self.policies_dir or home / "policies")
+            self.database_url = f"sqlite:///{_service_home() / 'obliviate.db'}"
+        self.artifacts_dir = Path(self.artifacts_dir or _service_home() / "artifacts")
+        self.policies_dir = Path(self.policies_dir or _service_home() / "policies")
         if self.environment != "development":
             for name in ("secret_key", "data_key"):
                 if getattr(self, name).get_secret_value() == DEV_SECRET:

@@ -1,7 +1,166 @@
-"""Commands of this area; placeholder until the area lands."""
+"""Service commands: `obliviate serve`, `worker`, `migrate`, `keys create|list`, `models register`.
+
+Settings come from OBLIVIATE_* environment variables (api/settings.py). Without
+OBLIVIATE_BROKER_URL everything runs embedded: SQLite under the cache folder and a worker
+thread inside `serve`.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
 
 import typer
+from rich.console import Console
+
+console = Console()
+keys_app = typer.Typer(help="API keys (admins): create and list.", no_args_is_help=True)
+models_app = typer.Typer(help="The model registry: register a base model.", no_args_is_help=True)
+
+
+def _settings():
+    from api.settings import Settings
+
+    try:
+        return Settings()
+    except ValueError as error:
+        console.print(f"[red]error:[/red] {error}")
+        raise typer.Exit(2) from error
+
+
+def _prepare_embedded(settings) -> None:
+    """A laptop needs no separate set-up step: the embedded SQLite database migrates itself."""
+    from api.db import upgrade_database
+
+    if settings.is_sqlite:
+        upgrade_database(settings.database_url)
+
+
+def serve_command(
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    workers: Annotated[int, typer.Option(help="uvicorn processes (with a broker only)")] = 1,
+) -> None:
+    """Run the REST API (docs at /docs). Embedded mode also runs a worker thread."""
+    import uvicorn
+
+    settings = _settings()
+    _prepare_embedded(settings)
+    if settings.embedded and workers != 1:
+        raise typer.BadParameter("embedded mode runs one process; set OBLIVIATE_BROKER_URL")
+    mode = "embedded (in-process worker)" if settings.embedded else f"broker {settings.broker_url}"
+    console.print(
+        f"obliviate API on http://{host}:{port}  database: {settings.database_url}  {mode}"
+    )
+    uvicorn.run("api.app:create_app", factory=True, host=host, port=port, workers=workers)
+
+
+def worker_command(
+    concurrency: Annotated[int, typer.Option(help="job processes; one per GPU")] = 1,
+    beat: Annotated[bool, typer.Option(help="also run the periodic sweep (lost jobs)")] = True,
+    loglevel: str = "INFO",
+) -> None:
+    """Run a Celery worker on the `unlearning` queue (needs OBLIVIATE_BROKER_URL)."""
+    settings = _settings()
+    if settings.embedded:
+        console.print("[red]error:[/red] set OBLIVIATE_BROKER_URL (e.g. redis://localhost:6379/0)")
+        raise typer.Exit(2)
+    from worker.celery_app import QUEUE, app
+    from worker.engine.models import cache_home
+
+    argv = ["worker", f"--loglevel={loglevel}", f"--concurrency={concurrency}", "-Q", QUEUE]
+    if beat:
+        schedule = cache_home() / "service" / "celerybeat-schedule"
+        schedule.parent.mkdir(parents=True, exist_ok=True)
+        argv += ["--beat", f"--schedule={schedule}"]
+    app.worker_main(argv)
+
+
+def migrate_command(
+    revision: Annotated[str, typer.Argument(help="target revision")] = "head",
+    down: Annotated[bool, typer.Option(help="downgrade to REVISION instead")] = False,
+) -> None:
+    """Apply the database migrations (alembic upgrade head)."""
+    from api.db import downgrade_database, upgrade_database
+
+    settings = _settings()
+    (downgrade_database if down else upgrade_database)(settings.database_url, revision)
+    console.print(
+        f"database at {'revision ' + revision if down else revision}: {settings.database_url}"
+    )
+
+
+@keys_app.command("create")
+def keys_create(
+    organisation: Annotated[str, typer.Option(help="created if it does not exist")],
+    role: Annotated[str, typer.Option(help="requester, operator, auditor or admin")] = "admin",
+    name: Annotated[str, typer.Option(help="what the key is for")] = "cli",
+) -> None:
+    """Create an API key and print it (shown once; only its hash is stored)."""
+    from api.db import Database
+    from api.errors import ServiceError
+    from api.keys.service import create_key
+
+    settings = _settings()
+    _prepare_embedded(settings)
+    database = Database(settings)
+    try:
+        with database.transaction() as session:
+            key, token = create_key(
+                session, settings.secret_key.get_secret_value(), organisation=organisation,
+                role=role, name=name, actor="cli",
+            )  # fmt: skip
+    except ServiceError as error:
+        console.print(f"[red]error:[/red] {error.detail}")
+        raise typer.Exit(2) from error
+    finally:
+        database.dispose()
+    console.print(f"{role} key {key.prefix} for {organisation}:")
+    print(token)
+
+
+@keys_app.command("list")
+def keys_list() -> None:
+    """List API keys (prefix, role, organisation, revoked)."""
+    from api.db import Database
+    from api.keys.service import list_keys
+
+    database = Database(_settings())
+    with database.transaction() as session:
+        for key, organisation in list_keys(session):
+            revoked = f"revoked {key.revoked_at:%Y-%m-%d}" if key.revoked_at else "active"
+            console.print(f"{key.prefix}  {key.role:<9}  {organisation:<20}  {key.name}  {revoked}")
+    database.dispose()
+
+
+@models_app.command("register")
+def models_register(
+    name: Annotated[str, typer.Argument(help="the name tickets will use")],
+    spec: Annotated[str, typer.Argument(help="built-in name, HF folder or .gguf file")],
+) -> None:
+    """Register a base model as version 1 and point `production` at it."""
+    from api.db import Database
+    from api.errors import ServiceError
+    from api.models.service import register_model
+    from worker.registry import base_artifact_hash
+
+    settings = _settings()
+    _prepare_embedded(settings)
+    database = Database(settings)
+    try:
+        with database.transaction() as session:
+            register_model(session, name, spec, actor="cli", artifact_hash=base_artifact_hash(spec))
+    except ServiceError as error:
+        console.print(f"[red]error:[/red] {error.detail}")
+        raise typer.Exit(2) from error
+    finally:
+        database.dispose()
+    console.print(f"registered {name} = {spec} (version 1, production)")
 
 
 def register(app: typer.Typer) -> None:
     """Add this area's commands to the `obliviate` app."""
+    app.command("serve")(serve_command)
+    app.command("worker")(worker_command)
+    app.command("migrate")(migrate_command)
+    app.add_typer(keys_app, name="keys")
+    app.add_typer(models_app, name="models")

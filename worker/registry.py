@@ -9,11 +9,9 @@ Version 1 is the registered base model itself, never copied and never modified.
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
-
-from worker.engine.artifacts import write_json
-from worker.engine.models import BUILTIN_MODELS, folder_hash, hash_file
 
 VERSION_INFO = "version.json"
 
@@ -21,6 +19,8 @@ VERSION_INFO = "version.json"
 def base_artifact_hash(spec: str) -> str | None:
     """sha256 of a registered base model's weights when they are local files; built-in names
     are pinned by their package version instead (None)."""
+    from worker.engine.models import BUILTIN_MODELS, folder_hash, hash_file  # torch, lazily
+
     path = Path(spec).expanduser()
     if spec in BUILTIN_MODELS or not path.exists():
         return None
@@ -40,10 +40,13 @@ def store_version(
     trained: Path, artifacts_dir: Path, model_name: str, number: int, info: dict
 ) -> tuple[Path, str]:
     """Move a finished training output into its version folder; return (folder, weights hash)."""
+    from worker.engine.models import folder_hash
+
     target = version_folder(artifacts_dir, model_name, number)
     if target.exists():  # left by an attempt that died between the move and its commit
         shutil.rmtree(target)
-    write_json(trained / VERSION_INFO, {"model": model_name, "version": number, **info})
+    info = {"model": model_name, "version": number, **info}
+    (trained / VERSION_INFO).write_text(json.dumps(info, indent=2, sort_keys=True))
     target.parent.mkdir(parents=True, exist_ok=True)
     trained.rename(target)
     return target, folder_hash(target)

@@ -5,17 +5,17 @@ from __future__ import annotations
 
 import threading
 
-from worker.engine.generate import generate_answers
-from worker.engine.models import LoadedModel, load_model
-
 
 class LoadedModels:
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._loaded: LoadedModel | None = None
+        self._loaded = None
         self._spec: str | None = None
 
     def generate(self, spec: str, questions: list[str], max_new_tokens: int) -> list[str]:
+        from worker.engine.generate import generate_answers  # torch: only when asked
+        from worker.engine.models import load_model
+
         with self._lock:  # one generation at a time: the CPU or GPU is the bottleneck anyway
             if self._spec != spec:
                 self._loaded, self._spec = load_model(spec), spec

@@ -22,7 +22,6 @@ from api.requests.lifecycle import OPERATOR_CANCELLABLE, REQUESTER_CANCELLABLE, 
 from api.requests.schemas import Decision, TicketCreate, TicketExtend
 from api.settings import Settings
 from models import DeletionRequest, RequestItem, utcnow
-from worker.engine.data import DataError, QARecord, Record, parse_records
 
 RECORD_FIELDS = frozenset(
     {
@@ -41,8 +40,10 @@ def _sha256_json(value) -> str:
     return hashlib.sha256(json.dumps(value, sort_keys=True, default=str).encode()).hexdigest()
 
 
-def validate_records(rows: list[dict], max_records: int, source: str = "records") -> list[Record]:
+def validate_records(rows: list[dict], max_records: int, source: str = "records") -> list:
     """The engine's validation, plus unknown fields refused; errors name record and field."""
+    from worker.engine.data import DataError, parse_records  # torch: only when records come
+
     if len(rows) > max_records:
         raise InvalidInput(f"{len(rows)} records; at most {max_records} per ticket")
     for index, row in enumerate(rows):
@@ -85,7 +86,7 @@ def submit_ticket(
     wrapped_key = new_wrapped_key(settings.data_key.get_secret_value())
     cipher = ticket_cipher(settings.data_key.get_secret_value(), wrapped_key)
     record_hashes = [_sha256_json(record.to_dict()) for record in records]
-    kinds = {"qa" if isinstance(r, QARecord) else "text" for r in records}
+    kinds = {"qa" if hasattr(r, "question") else "text" for r in records}
     received_at = utcnow()
     ticket = DeletionRequest(
         organisation_id=principal.organisation_id,
@@ -261,8 +262,10 @@ def reject_ticket(
     return ticket
 
 
-def decrypt_records(session: Session, settings: Settings, ticket: DeletionRequest) -> list[Record]:
+def decrypt_records(session: Session, settings: Settings, ticket: DeletionRequest) -> list:
     """The ticket's records in clear, for the worker; impossible once the ticket is closed."""
+    from worker.engine.data import parse_records
+
     if ticket.wrapped_key is None:
         raise Conflict(f"ticket {ticket.id} is closed: its data key was destroyed")
     cipher = ticket_cipher(settings.data_key.get_secret_value(), ticket.wrapped_key)
