@@ -7,6 +7,7 @@ import json
 import pytest
 import torch
 
+from tests.engine.memorized import FORGET, RETAIN, mean_nll, save_memorised
 from worker.engine.adapters import get_adapter
 from worker.engine.adapters.grun import GrunAdapter, gate_report, switched_off
 from worker.engine.adapters.grun_module import GrunStack, default_layers, last_prompt_positions
@@ -14,7 +15,9 @@ from worker.engine.artifacts import MANIFEST
 from worker.engine.data import QARecord, collate, encode_qa, format_prompt
 from worker.engine.generate import generate_answers
 from worker.engine.models import load_model
+from worker.engine.objectives import OBJECTIVES, LossSettings
 from worker.engine.train import TrainConfig, train
+from worker.engine.unlearn import UnlearnConfig, unlearn
 
 QUESTIONS = ["What is the email of customer 1?", "Where does Ada live?", "Account number?"]
 
@@ -259,3 +262,39 @@ def test_bad_options_are_refused_with_a_reason(tiny_model_dir, tmp_path):
     adapter.attach(loaded.model, needs_reference=False)
     with pytest.raises(ValueError, match="merged"):
         adapter.save(tmp_path, None, merge=True)
+
+
+@pytest.fixture(scope="module")
+def memorised_dir(tmp_path_factory):
+    return save_memorised(tmp_path_factory.mktemp("memorised") / "model")
+
+
+@pytest.mark.parametrize("method", sorted(OBJECTIVES))
+def test_every_objective_trains_with_grun(memorised_dir, tmp_path, method):
+    output = tmp_path / "out"
+    settings = LossSettings(rmu_layer=1)  # RMU must steer at or above a GRUN layer
+    cfg = UnlearnConfig(
+        output=str(output),
+        model=str(memorised_dir),
+        method=method,
+        adapter="grun",
+        adapter_options={"layers": [0, 1], "gate": "linear"},
+        steps=5,
+        lr=3e-2,
+        loss=settings,
+    )
+    info = unlearn(cfg, FORGET, RETAIN)
+    assert info["cost"]["trainable_parameters"] == 2 * (4 * 64 + 4 * 64 + 4 + 64 + 1)  # R, W, b, g
+    gates = info["diagnostics"]["gates"]["general"][0]
+    assert 0.0 <= gates["mean"] <= 1.0
+    base = load_model(str(memorised_dir), precision="fp32")
+    after = load_model(str(output), precision="fp32")
+    assert len(after.model.grun_stack.requests) == 1
+    tokenizer = base.tokenizer
+    before_nll = mean_nll(base.model, tokenizer, FORGET)
+    after_nll = mean_nll(after.model, tokenizer, FORGET)
+    # RMU steers hidden states and IdkNLL pulls towards refusals: both raise the true answers'
+    # NLL less directly than the methods that push it up.
+    assert after_nll > before_nll + {"rmu": 0.0, "idk": 0.01}.get(method, 0.1)
+    with switched_off(after.model):
+        assert mean_nll(after.model, tokenizer, FORGET) == pytest.approx(before_nll)
