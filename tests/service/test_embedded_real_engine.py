@@ -1,0 +1,70 @@
+"""The laptop default end to end with the REAL engine on the tiny model: SQLite, jobs run in
+process, GRUN over NPO with a retain term, a version that loads as base + module."""
+
+import json
+
+import pytest
+
+from api.embedded import EmbeddedService
+from worker.engine.models import load_model
+
+POLICY = """
+[unlearning]
+method = "npo"
+adapter = "grun"
+steps = 3
+lr = 1e-3
+batch_size = 2
+retain_data = "retain.jsonl"
+
+[evaluation]
+max_new_tokens = 8
+
+[publish]
+max_leak_rate = { direct = 1.0, paraphrased = 1.0 }
+min_utility_ratio = 0.0
+"""
+
+
+@pytest.fixture
+def service(tmp_path):
+    service = EmbeddedService.open(
+        database_url=f"sqlite:///{tmp_path / 'obliviate.db'}",
+        artifacts_dir=tmp_path / "artifacts",
+        policies_dir=tmp_path / "policies",
+    )
+    yield service
+    service.close()
+
+
+def test_ticket_unlearns_the_tiny_model_with_grun_and_publishes_a_loadable_version(
+    service, tiny_model_dir, qa_records
+):
+    forget, retain = qa_records[:2], qa_records[2:]
+    service.policy_path("tiny").parent.mkdir(parents=True)
+    service.policy_path("tiny").write_text(POLICY)
+    (service.policy_path("tiny").parent / "retain.jsonl").write_text(
+        "\n".join(json.dumps(r.to_dict()) for r in retain)
+    )
+    assert service.register_model("tiny", str(tiny_model_dir)) == 1
+    ticket_id = service.submit("tiny", forget, subject_id="customer-0")
+    updates = []
+    final = service.run_until_closed(ticket_id, on_update=lambda t: updates.append(t["state"]))
+    assert final["state"] == "published", final["error"]
+    assert final["data_key_destroyed"] and updates[-1] == "published"
+    evaluation = final["evaluation"]
+    assert set(evaluation["leak_rate"]) == {"direct", "paraphrased"}
+    assert evaluation["forget_prob"]["after"] != evaluation["forget_prob"]["before"]
+    assert evaluation["utility"]["ratio"] > 0 and evaluation["cost"]["total_s"] > 0
+    versions = service.versions("tiny")
+    assert [(v["number"], v["adapter"], v["status"]) for v in versions] == [
+        (1, None, "published"),
+        (2, "grun", "published"),
+    ]
+    loaded = load_model(service.production_spec("tiny"), precision="fp32")  # base + module
+    assert loaded.model_hash != versions[0]["artifact_hash"]
+    assert [e["event_type"] for e in service.events(ticket_id)][-2:] == [
+        "ticket.published",
+        "ticket.data_key_destroyed",
+    ]
+    assert service.verify()["ok"]
