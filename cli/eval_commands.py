@@ -1,7 +1,87 @@
-"""Commands of this area; placeholder until the area lands."""
+"""`obliviate eval`: evaluate a model on a suite and write eval.json."""
 
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import torch
 import typer
+from rich.console import Console
+
+from worker.engine.data import DataError
+from worker.engine.eval import EvalOptions, evaluate, format_summary, write_eval
+from worker.engine.models import DEFAULT_MODEL, ModelError
+
+console = Console()
+
+
+def eval_command(
+    model: Annotated[
+        str, typer.Option("--model", "-m", help="built-in name, HF folder, .gguf, adapter folder")
+    ] = DEFAULT_MODEL,
+    suite: Annotated[str, typer.Option(help="tofu or synthetic")] = "tofu",
+    split: Annotated[
+        str | None, typer.Option(help="tofu: forget01/05/10; synthetic: forgetN (N customers)")
+    ] = None,
+    data_dir: Annotated[
+        Path | None,
+        typer.Option(
+            help="tofu: the TOFU folder (default $OBLIVIATE_TOFU_DIR or ../shared/data/"
+            "tofu); synthetic: a folder written by `obliviate synthetic`"
+        ),
+    ] = None,
+    reference: Annotated[
+        Path | None,
+        typer.Option(
+            help="a retain model's eval.json: enables forget quality, privleak, reference MIA"
+        ),
+    ] = None,
+    output: Annotated[Path, typer.Option(help="where to write eval.json")] = Path("eval.json"),
+    fluency_model: Annotated[
+        str | None,
+        typer.Option(help="the original model: adds each generation's perplexity under it"),
+    ] = None,
+    limit: Annotated[
+        int | None, typer.Option(help="first N records of every set (quick look only)")
+    ] = None,
+    max_new_tokens: int = 200,
+    generation_batch_size: int = 32,
+    token_budget: Annotated[int, typer.Option(help="padded tokens per scoring batch")] = 2048,
+    no_chat: Annotated[bool, typer.Option(help="plain `Question:/Answer:` prompts")] = False,
+    no_cache: Annotated[bool, typer.Option(help="recompute cached scores/generations")] = False,
+    threads: Annotated[
+        int | None,
+        typer.Option(help="torch CPU threads (1 is faster when other jobs share the cores)"),
+    ] = None,
+    device: str | None = None,
+    precision: Annotated[str, typer.Option(help="auto, bf16, fp16 or fp32")] = "auto",
+) -> None:
+    """Evaluate forgetting, utility, membership inference and fluency; write eval.json."""
+    if threads:
+        torch.set_num_threads(threads)
+    options = EvalOptions(
+        data_dir=str(data_dir) if data_dir else None,
+        limit=limit,
+        max_new_tokens=max_new_tokens,
+        generation_batch_size=generation_batch_size,
+        token_budget=token_budget,
+        chat=not no_chat,
+        use_cache=not no_cache,
+        fluency_model=fluency_model,
+        device=device,
+        precision=precision,
+    )
+    try:
+        result = evaluate(model, suite, split, reference, options)
+    except (DataError, ModelError) as error:
+        console.print(f"[red]error:[/red] {error}")
+        raise typer.Exit(2) from None
+    write_eval(output, result)
+    typer.echo(format_summary(result))
+    console.print(f"wrote {output}")
 
 
 def register(app: typer.Typer) -> None:
     """Add this area's commands to the `obliviate` app."""
+    app.command("eval")(eval_command)

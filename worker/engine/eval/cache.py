@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
 from worker.engine.models import cache_home
 
@@ -19,9 +20,17 @@ def _digest(*parts: str) -> str:
 
 
 class ResultCache:
-    def __init__(self, model_hash: str, kind: str, settings: dict, enabled: bool = True):
+    def __init__(
+        self,
+        model_hash: str,
+        kind: str,
+        settings: dict,
+        enabled: bool = True,
+        folder: str | Path | None = None,  # default cache_home()/eval
+    ):
         name = f"{kind}-{_digest(json.dumps(settings, sort_keys=True))[:16]}.json"
-        self.path = cache_home() / "eval" / _digest(model_hash)[:32] / name
+        root = Path(folder) if folder else cache_home() / "eval"
+        self.path = root / _digest(model_hash)[:32] / name
         self.enabled = enabled
         self.entries: dict[str, object] = {}
         if enabled and self.path.is_file():

@@ -33,6 +33,7 @@ class EvalOptions:
     token_budget: int = 2048  # padded tokens per teacher-forced batch
     chat: bool = True
     use_cache: bool = True
+    cache_dir: str | None = None  # default cache_home()/eval
     fluency_model: str | None = None  # spec of the original model, for generation perplexity
     device: str | None = None
     precision: str | None = None
@@ -134,6 +135,31 @@ def generate_set(
     return cache.cached_map([(q,) for q in questions], compute)
 
 
+def add_perplexity(sets: dict, options: EvalOptions) -> None:
+    """Each generation's perplexity under the original model (options.fluency_model)."""
+    judge = load_model(options.fluency_model, device=options.device, precision=options.precision)
+    for block in sets.values():
+        rows = block["per_example"]
+        if "generation" in rows:
+            rows["perplexity"] = generation_perplexity(
+                judge, rows["question"], rows["generation"], chat=options.chat
+            )
+
+
+class Stopwatch:
+    """Wall and CPU seconds since creation; CPU time (all threads) is the number that stays
+    meaningful when other jobs share the cores."""
+
+    def __init__(self):
+        self.wall, self.cpu = time.perf_counter(), time.process_time()
+
+    def read(self) -> dict[str, float]:
+        return {
+            "wall_s": round(time.perf_counter() - self.wall, 3),
+            "cpu_s": round(time.process_time() - self.cpu, 3),
+        }
+
+
 def _load(model: LoadedModel | str, options: EvalOptions) -> LoadedModel:
     if isinstance(model, LoadedModel):
         return model
@@ -153,34 +179,36 @@ def evaluate(
     it enables Forget Quality, privleak and the Reference MIA.
     """
     options = options or EvalOptions()
-    started = time.perf_counter()
+    total = Stopwatch()
     the_suite = load_suite(suite, split, options.data_dir, options.limit)
     ref = load_reference(reference, the_suite) if reference is not None else None
     loaded = _load(model, options)
-    timings: dict[str, dict[str, float]] = {"load": {"seconds": time.perf_counter() - started}}
+    timings: dict[str, dict] = {"load": total.read()}
     dtype = str(loaded.autocast_dtype)
+    settings = {"chat": options.chat, "dtype": dtype}
     score_cache = ResultCache(
-        loaded.model_hash, "scores", {"chat": options.chat, "dtype": dtype}, options.use_cache
+        loaded.model_hash, "scores", settings, options.use_cache, options.cache_dir
     )
     gen_cache = ResultCache(
         loaded.model_hash,
         "generations",
-        {"chat": options.chat, "dtype": dtype, "max_new_tokens": options.max_new_tokens},
+        settings | {"max_new_tokens": options.max_new_tokens},
         options.use_cache,
+        options.cache_dir,
     )
     sets, all_scores = {}, {}
     for name, eval_set in the_suite.sets.items():
-        clock = time.perf_counter()
+        clock = Stopwatch()
         mia = name in ("forget", "holdout")
         scores, scored = score_set(
             loaded, eval_set, score_cache, mia, chat=options.chat, token_budget=options.token_budget
         )
-        timing = {"scoring_s": time.perf_counter() - clock, "answers_scored": scored}
+        timings[name] = {"scoring": clock.read(), "answers_scored": scored}
         generations = None
         if eval_set.generate:
-            clock = time.perf_counter()
+            clock = Stopwatch()
             generations, generated = generate_set(loaded, eval_set, gen_cache, options)
-            timing |= {"generation_s": time.perf_counter() - clock, "generated": generated}
+            timings[name] |= {"generation": clock.read(), "generated": generated}
         all_scores[name] = scores
         sets[name] = {
             "source": eval_set.source,
@@ -188,23 +216,14 @@ def evaluate(
             "n": len(eval_set.records),
             "per_example": per_example(eval_set, scores, generations),
         }
-        timings[name] = timing
     if options.fluency_model:
-        clock = time.perf_counter()
-        judge = load_model(
-            options.fluency_model, device=options.device, precision=options.precision
-        )
-        for block in sets.values():
-            rows = block["per_example"]
-            if "generation" in rows:
-                rows["perplexity"] = generation_perplexity(
-                    judge, rows["question"], rows["generation"], chat=options.chat
-                )
-        timings["fluency_model"] = {"seconds": time.perf_counter() - clock}
-    clock = time.perf_counter()
+        clock = Stopwatch()
+        add_perplexity(sets, options)
+        timings["fluency_model"] = clock.read()
+    clock = Stopwatch()
     mia = mia_block(the_suite, all_scores, ref)
-    timings["mia"] = {"seconds": time.perf_counter() - clock}
-    timings["total"] = {"seconds": time.perf_counter() - started}
+    timings["mia"] = clock.read()
+    timings["total"] = total.read()
     result = {
         "format": FORMAT,
         "suite": the_suite.name,

@@ -147,5 +147,6 @@ def format_summary(result: dict) -> str:
         shown = "not computed" if value is None else f"{value:.4f}"
         note = ORIENTATION.get(key, "")
         lines.append(f"  {key:<32} {shown:>12}  {note}")
-    lines.append(f"  {'total time (s)':<32} {result['timings']['total']['seconds']:>12.1f}")
+    total = result["timings"]["total"]
+    lines.append(f"  {'time (s): wall / cpu':<32} {total['wall_s']:>12.1f}  {total['cpu_s']:.1f}")
     return "\n".join(lines)
