@@ -40,9 +40,10 @@ def parse_args():
 
 def commit() -> str:
     out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
-    dirty = subprocess.run(["git", "status", "--porcelain", "--", "worker/engine"], text=True,
+    ours = ["worker/engine/generate.py", *map(str, Path("worker/engine/eval").glob("*.py"))]
+    dirty = subprocess.run(["git", "status", "--porcelain", "--", *ours], text=True,
                            capture_output=True).stdout.strip()  # fmt: skip
-    return out.stdout.strip() + (" (engine files modified)" if dirty else "")
+    return out.stdout.strip() + (" (evaluation files modified)" if dirty else "")
 
 
 def _cell(timing: dict | None, key: str) -> str:
