@@ -37,6 +37,5 @@ def list_keys(session: SessionDep, _: Admin) -> KeysPublic:
 
 @router.delete("/{key_id}", response_model=KeyPublic)
 def revoke_key(key_id: uuid.UUID, session: SessionDep, principal: Admin) -> KeyPublic:
-    key = service.revoke_key(session, key_id, principal.actor)
-    organisation = dict(service.list_keys(session)).get(key, "")
+    key, organisation = service.revoke_key(session, key_id, principal.actor)
     return KeyPublic(**_public(key, organisation))

@@ -80,7 +80,8 @@ def authenticate(session: Session, secret: str, token: str | None) -> Principal:
     return Principal(key.id, key.organisation_id, key.role)
 
 
-def revoke_key(session: Session, key_id: uuid.UUID, actor: str) -> ApiKey:
+def revoke_key(session: Session, key_id: uuid.UUID, actor: str) -> tuple[ApiKey, str]:
+    """Revoke at once (the next request with it is 401); returns the key and its organisation."""
     key = repository.key_by_id(session, key_id)
     if key is None:
         raise NotFound(f"no API key {key_id}")
@@ -94,7 +95,7 @@ def revoke_key(session: Session, key_id: uuid.UUID, actor: str) -> ApiKey:
         organisation_id=key.organisation_id,
         data={"key_id": str(key.id), "prefix": key.prefix},
     )
-    return key
+    return key, repository.organisation_names(session, {key.organisation_id})[key.organisation_id]
 
 
 def list_keys(session: Session) -> list[tuple[ApiKey, str]]:

@@ -146,3 +146,27 @@ def test_missing_or_revoked_key_is_401(api):
     requester = next(k for k in keys if k["name"] == "requester")
     assert api.delete(f"/v1/keys/{requester['id']}", headers=auth(api, "admin")).status_code == 200
     assert api.get("/v1/deletion-requests", headers=auth(api, "requester")).status_code == 401
+
+
+def test_audit_export_streams_jsonl_within_a_time_range(api):
+    ticket = api.post(
+        "/v1/deletion-requests", json=ticket_body(), headers=auth(api, "requester")
+    ).json()
+    headers = auth(api, "auditor")
+    lines = api.get("/v1/audit/events?format=jsonl", headers=headers).text.splitlines()
+    import json
+
+    events = [json.loads(line) for line in lines]
+    assert [e["seq"] for e in events] == list(range(1, len(events) + 1))
+    assert events[-1]["request_id"] == ticket["id"] and "customer-42" not in "".join(lines)
+    later = api.get("/v1/audit/events", params={"since": "2999-01-01T00:00:00Z"}, headers=headers)
+    assert later.json()["count"] == 0
+
+
+def test_list_filters_by_state_and_model(api):
+    api.post("/v1/deletion-requests", json=ticket_body(), headers=auth(api, "requester"))
+    headers = auth(api, "operator")
+    assert api.get("/v1/deletion-requests?state=received", headers=headers).json()["count"] == 1
+    assert api.get("/v1/deletion-requests?state=published", headers=headers).json()["count"] == 0
+    assert api.get("/v1/deletion-requests?model=other", headers=headers).json()["count"] == 0
+    assert api.get("/v1/deletion-requests?state=bogus", headers=headers).status_code == 422
