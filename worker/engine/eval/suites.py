@@ -19,7 +19,7 @@ from worker.engine.synthetic import synthetic_dataset
 TOFU_DIR_ENV = "OBLIVIATE_TOFU_DIR"
 # The repository sits next to the shared folder: <root>/main (this repo), <root>/shared/data/tofu.
 DEFAULT_TOFU_DIR = Path(__file__).resolve().parents[3] / ".." / "shared" / "data" / "tofu"
-TOFU_SPLIT = re.compile(r"forget(\d\d)")
+TOFU_SPLIT = re.compile(r"forget(01|05|10)")
 SYNTHETIC_SPLIT = re.compile(r"forget(\d+)")
 
 

@@ -1,0 +1,67 @@
+"""Shared-prompt scoring and batched generation give what the plain computations give."""
+
+import pytest
+import torch
+
+from worker.engine.data import IGNORE_INDEX, collate, encode_qa, format_prompt
+from worker.engine.eval.scoring import ScoreRequest, score_requests
+from worker.engine.generate import generate_answers
+from worker.engine.models import load_model
+
+QUESTIONS = [
+    "What is the email of Ada Lovelace?",
+    "Where does Alan Turing live, and what is his account number?",
+    "Hi?",
+]
+
+
+@pytest.fixture(scope="module")
+def tiny(tiny_model_dir):
+    return load_model(str(tiny_model_dir), precision="fp32")
+
+
+def full_sequence_logprobs(loaded, question: str, answer: str) -> torch.Tensor:
+    """Log-prob of each answer token from one forward pass over prompt + answer."""
+    batch = collate([encode_qa(loaded.tokenizer, question, answer)], loaded.tokenizer.pad_token_id)
+    with torch.no_grad():
+        logits = loaded.model(input_ids=batch["input_ids"]).logits[0, :-1]  # (T-1, V)
+    labels = batch["labels"][0, 1:]  # (T-1,)
+    keep = labels != IGNORE_INDEX
+    return torch.log_softmax(logits[keep], -1).gather(-1, labels[keep, None]).squeeze(-1)
+
+
+def test_shared_prompt_scores_equal_full_sequence_scores(tiny):
+    requests = [
+        ScoreRequest(QUESTIONS[0], ("ada@example.com", "The account number is 12345678.", "x")),
+        ScoreRequest(QUESTIONS[1], ("1 Bletchley Park.",), (True,)),
+        ScoreRequest(QUESTIONS[2], ("I don't know.", "That information is not available.")),
+    ]
+    # A small budget splits the requests over several batches of different widths.
+    results = score_requests(tiny, requests, token_budget=60)
+    for request, scores in zip(requests, results, strict=True):
+        assert len(scores) == len(request.answers)
+        for answer, score in zip(request.answers, scores, strict=True):
+            expected = full_sequence_logprobs(tiny, request.question, answer)
+            assert torch.allclose(torch.tensor(score.token_logprobs), expected, atol=1e-4)
+            assert score.nll_mean == pytest.approx(-expected.mean().item(), abs=1e-4)
+            assert len(score.content_hits) == len(expected) - 1  # end token left out
+    assert results[1][0].zscores is not None and results[0][0].zscores is None
+
+
+def test_generation_equals_hf_generate_greedy(tiny):
+    ours = generate_answers(tiny, QUESTIONS, max_new_tokens=12, batch_size=2)
+    tokenizer = tiny.tokenizer
+    tokenizer.padding_side = "left"
+    prompts = [format_prompt(tokenizer, q) for q in QUESTIONS]
+    encoded = tokenizer(prompts, return_tensors="pt", padding=True, add_special_tokens=False)
+    output = tiny.model.generate(
+        **encoded,
+        max_new_tokens=12,
+        do_sample=False,
+        pad_token_id=tokenizer.pad_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+    )
+    new = output[:, encoded["input_ids"].shape[1] :]
+    expected = [t.strip() for t in tokenizer.batch_decode(new, skip_special_tokens=True)]
+    assert ours == expected
+    assert any(ours), "the tiny model should say something for this test to mean anything"
