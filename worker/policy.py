@@ -17,9 +17,10 @@ what to evaluate on, and what a result must meet to be published without a human
     utility_data = "utility.jsonl"  # default: the retain data
     utility_limit = 32
     max_new_tokens = 48
+    probes = ["no_chat", "adapter_removal"]   # robustness probes (worker.engine.eval.probes)
 
     [publish]
-    max_leak_rate = { direct = 0.0, paraphrased = 0.25 }
+    max_leak_rate = { direct = 0.0, paraphrased = 0.25, no_chat = 0.25 }  # any probe by name
     min_utility_ratio = 0.9
     max_cost_s = 3600
 """
@@ -55,6 +56,9 @@ class EvaluationPolicy:
     utility_data: str | None = None
     utility_limit: int = 32
     max_new_tokens: int = 48
+    # Reported; a probe limits publication only when [publish] max_leak_rate names it.
+    # adapter_removal shows what the base weights still say (DESIGN §5's caveat).
+    probes: tuple[str, ...] = ("no_chat", "adapter_removal")
 
 
 @dataclass(frozen=True)

@@ -108,6 +108,26 @@ def measure(loaded: LoadedModel, records: Sequence[Record], policy: ModelPolicy)
     return result
 
 
+def run_robustness_probes(
+    loaded: LoadedModel, records: Sequence[Record], policy: ModelPolicy
+) -> dict:
+    """The policy's probes on the new model: per probe its status and leak rates (numbers only)."""
+    forget = [r for r in records if isinstance(r, QARecord)]
+    retain = [r for r in utility_records(policy) if isinstance(r, QARecord)]
+    if not policy.evaluation.probes:
+        return {}
+    if not forget or not retain:
+        reason = "the probes need QA records in the ticket and in the utility set"
+        return {name: {"status": "skipped", "reason": reason} for name in policy.evaluation.probes}
+    from worker.engine.eval.probes import ProbeOptions, run_probes
+
+    options = ProbeOptions(
+        limit=policy.evaluation.utility_limit, max_new_tokens=policy.evaluation.max_new_tokens
+    )
+    result = run_probes(loaded, forget, retain, list(policy.evaluation.probes), options=options)
+    return result["summary"]
+
+
 class EngineRunner:
     """The real engine: generation for the leak probes, teacher-forced probabilities for forget
     and utility, `worker.engine.unlearn` for the change itself."""
@@ -146,13 +166,20 @@ class EngineRunner:
         }
 
     def evaluate(self, spec, records, policy, assessment, run) -> dict:
-        after = measure(load_model(spec), records, policy)
+        loaded = load_model(spec)
+        after = measure(loaded, records, policy)
+        robustness = run_robustness_probes(loaded, records, policy)
+        probe_leaks = {
+            name: row["forget"]
+            for name, row in robustness.items()
+            if row.get("status") == "ok" and row.get("metric") == "leak_rate"
+        }
         before_utility, after_utility = assessment.get("utility_prob"), after["utility_prob"]
         ratio = (
             after_utility / before_utility if before_utility and after_utility is not None else None
         )
         return {
-            "leak_rate": after["leak_rate"],
+            "leak_rate": {**probe_leaks, **after["leak_rate"]},
             "probed": after["probed"],
             "forget_prob": {"before": assessment["forget_prob"], "after": after["forget_prob"]},
             "utility": {"before": before_utility, "after": after_utility, "ratio": ratio},
