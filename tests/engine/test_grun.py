@@ -239,17 +239,33 @@ def test_gate_loss_teaches_the_gate_to_tell_forget_from_retain(tiny_model_dir, q
     assert set(gates["gates"]) == {"general"}
 
 
-def test_gate_in_the_loss_is_the_gate_the_model_uses(tiny_model_dir, qa_records):
-    """The loss's cheap prompt-only forward sees the same gate as the full forward."""
+def test_gate_loss_reuses_the_objectives_forwards_and_matches_its_own(tiny_model_dir, qa_records):
     loaded = _load(tiny_model_dir)
     adapter = GrunAdapter()
     adapter.attach(loaded.model, needs_reference=False)
-    batch = _batch(loaded.tokenizer, qa_records)
-    from worker.engine.adapters.grun import gate_logits
+    forget, retain = (
+        _batch(loaded.tokenizer, qa_records[:4]),
+        _batch(loaded.tokenizer, qa_records[4:]),
+    )
+    own = adapter.auxiliary_loss(forget, retain)  # nothing logged yet: a forward of its own
+    assert adapter.extra_gate_forwards == 2
+    for batch in (forget, retain):  # what an objective does: full forwards with grad
+        loaded.model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])
+    reused = adapter.auxiliary_loss(forget, retain)
+    assert adapter.extra_gate_forwards == 2
+    assert torch.allclose(reused, own, atol=1e-5)
+    reused.backward()
+    assert all(p.grad is not None for n, p in adapter.trainable().items() if ".gate." in n)
 
-    full = gate_logits(loaded.model, [adapter.request], batch["input_ids"], batch["attention_mask"])
-    cheap = adapter._batch_gate_logits(batch)
-    assert torch.allclose(full[:, 0], cheap, atol=1e-5)
+
+def test_without_a_retain_batch_general_questions_are_the_gates_negatives(
+    tiny_model_dir, qa_records
+):
+    loaded = _load(tiny_model_dir)
+    adapter = GrunAdapter()
+    adapter.attach(loaded.model, needs_reference=False)
+    adapter.auxiliary_loss(_batch(loaded.tokenizer, qa_records), None)
+    assert set(adapter.training_gates) == {"forget", "general"}
 
 
 def test_bad_options_are_refused_with_a_reason(tiny_model_dir, tmp_path):
@@ -285,6 +301,9 @@ def test_every_objective_trains_with_grun(memorised_dir, tmp_path, method):
     )
     info = unlearn(cfg, FORGET, RETAIN)
     assert info["cost"]["trainable_parameters"] == 2 * (4 * 64 + 4 * 64 + 4 + 64 + 1)  # R, W, b, g
+    # The gate loss reuses the objective's forwards; only GA (no retain batch) needs its own
+    # forward, over the general questions it uses as negatives.
+    assert info["diagnostics"]["gate_loss_extra_forwards"] == (5 if method == "ga" else 0)
     gates = info["diagnostics"]["gates"]["general"][0]
     assert 0.0 <= gates["mean"] <= 1.0
     base = load_model(str(memorised_dir), precision="fp32")

@@ -25,11 +25,13 @@ from torch import nn
 
 from worker.engine.adapters.base import named_trainable, register_adapter
 from worker.engine.adapters.grun_module import (
+    GateLog,
     GrunConfig,
     GrunRequest,
     GrunStack,
     decoder_of,
     default_layers,
+    prompt_keys,
     prompt_markers,
 )
 from worker.engine.data import IGNORE_INDEX, Example, collate, format_prompt
@@ -120,6 +122,7 @@ class GrunAdapter:
         self.request: GrunRequest | None = None
         self.diagnostic_questions: dict[str, list[str]] = {}
         self.training_gates: dict[str, float] = {}
+        self.extra_gate_forwards = 0  # gate-loss batches the objective's forwards did not cover
 
     # --- the adapter protocol -------------------------------------------------------------
 
@@ -145,6 +148,7 @@ class GrunAdapter:
         device = next(model.parameters()).device
         self.request = GrunStack.of(model).add(model, GrunRequest(config).to(device))
         self.request.requires_grad_(True)
+        self.request.gate_log = GateLog()
         self.model = model.train()
         return model
 
@@ -189,28 +193,47 @@ class GrunAdapter:
 
     def auxiliary_loss(self, forget_batch: Mapping, retain_batch: Mapping | None) -> torch.Tensor:
         """λ_g · BCE of this request's gates: 1 on forget prompts, 0 on retain prompts (mean
-        over rows and layers). One extra forward over the prompts, stopped at the top layer."""
+        over rows and layers). Without a retain batch the built-in general questions are the
+        negatives: a gate trained on positives only would open on every input."""
         forget = self._batch_gate_logits(forget_batch)  # (B_f, L)
-        logits, targets = [forget], [torch.ones_like(forget)]
-        self.training_gates = {"forget": torch.sigmoid(forget).mean().item()}
-        if retain_batch is not None:
-            retain = self._batch_gate_logits(retain_batch)  # (B_r, L)
-            logits.append(retain)
-            targets.append(torch.zeros_like(retain))
-            self.training_gates["retain"] = torch.sigmoid(retain).mean().item()
-        bce = F.binary_cross_entropy_with_logits(torch.cat(logits).float(), torch.cat(targets))
-        return self.options.gate_weight * bce
+        negatives = retain_batch if retain_batch is not None else self._general_batch()
+        retain = self._batch_gate_logits(negatives)  # (B_r, L)
+        self.request.gate_log.clear()
+        self.training_gates = {
+            "forget": torch.sigmoid(forget).mean().item(),
+            "retain" if retain_batch is not None else "general": torch.sigmoid(retain)
+            .mean()
+            .item(),
+        }
+        logits = torch.cat([forget, retain]).float()
+        targets = torch.cat([torch.ones_like(forget), torch.zeros_like(retain)]).float()
+        return self.options.gate_weight * F.binary_cross_entropy_with_logits(logits, targets)
 
     def _batch_gate_logits(self, batch: Mapping) -> torch.Tensor:
+        """(B, L) gate logits of a batch: those the objective's forwards already computed on
+        the same prompts, else one forward over the prompts, stopped at the top layer."""
         input_ids, mask = batch["input_ids"], batch["attention_mask"]  # (B, T)
         labels = batch.get("labels")
-        if labels is not None:
+        answers = labels != IGNORE_INDEX if labels is not None else None  # (B, T)
+        if answers is not None and bool(answers.any(1).all()):
+            first_answer = answers.int().argmax(1)  # (B,)
+            keys = prompt_keys(input_ids, mask.bool(), first_answer - 1)
+            logged = self.request.gate_log.lookup(keys, self.request.config.layers)
+            if logged is not None:
+                return logged
             # The gate reads the last prompt token; tokens after it cannot change it (causal).
-            first_answer = (labels != IGNORE_INDEX).int().argmax(1)  # (B,)
             cut = int(first_answer.max())
-            if cut > 0:
-                input_ids, mask = input_ids[:, :cut], mask[:, :cut]
+            input_ids, mask = input_ids[:, :cut], mask[:, :cut]
+        self.extra_gate_forwards += 1
         return gate_logits(self.model, [self.request], input_ids, mask)[:, 0]
+
+    def _general_batch(self) -> dict[str, torch.Tensor]:
+        prompts = [format_prompt(self.tokenizer, q) for q in GENERAL_QUESTIONS]
+        ids = [self.tokenizer(p, add_special_tokens=False)["input_ids"] for p in prompts]
+        examples = [Example(row, [IGNORE_INDEX] * len(row)) for row in ids]
+        batch = collate(examples, self.tokenizer.pad_token_id)
+        device = next(self.request.parameters()).device
+        return {k: v.to(device) for k, v in batch.items()}
 
     def set_diagnostic_questions(self, questions: Mapping[str, Sequence[str]]) -> None:
         """Question sets (e.g. forget, paraphrased_forget, retain) for run.json's gate report."""
@@ -222,6 +245,7 @@ class GrunAdapter:
             "gate_weight": self.options.gate_weight,
             "requests_on_model": len(GrunStack.of(self.model).requests),
             "last_training_gates": self.training_gates,
+            "gate_loss_extra_forwards": self.extra_gate_forwards,
         }
         sets = {"general": list(GENERAL_QUESTIONS), **self.diagnostic_questions}
         report["gates"] = gate_report(self.model, self.tokenizer, sets)

@@ -122,6 +122,16 @@ def last_prompt_positions(
     return torch.where(found >= 0, found, last_valid)
 
 
+def prompt_keys(
+    input_ids: torch.Tensor, valid: torch.Tensor, last_prompt: torch.Tensor
+) -> list[tuple[int, ...]]:
+    """Each row's prompt tokens, padding dropped: all its gate depends on (causal attention)."""
+    return [
+        tuple(ids[: end + 1][ok[: end + 1]].tolist())
+        for ids, ok, end in zip(input_ids, valid, last_prompt.tolist(), strict=True)
+    ]
+
+
 @dataclass
 class CallState:
     """What the hooks need to know about the forward call in progress."""
@@ -129,6 +139,7 @@ class CallState:
     decoding: bool  # a KV-cache step: positions continue a prompt seen in an earlier call
     valid: torch.Tensor  # (B, T) bool, not padding
     last_prompt: torch.Tensor | None  # (B,) only when not decoding
+    prompt_keys: list[tuple[int, ...]] | None = None  # only while a GateLog listens
 
     def edit_mask(self, positions: str) -> torch.Tensor:
         """(B, T) bool: where a module in `positions` mode edits during a prompt pass."""
@@ -138,6 +149,36 @@ class CallState:
         if positions == "prompt":
             return self.valid & (index[None, :] <= self.last_prompt[:, None])
         return index[None, :] == self.last_prompt[:, None]
+
+
+class GateLog:
+    """Gate logits (graph attached) of the training forwards since the last gate loss, by the
+    prompt they were computed on: the gate loss reuses them instead of running a forward."""
+
+    MAX_CALLS = 8  # a caller that never asks for the gate loss must not hold graphs forever
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[CallState, dict[int, torch.Tensor]]] = []
+
+    def add(self, call: CallState, layer: int, logit: torch.Tensor) -> None:
+        if not self.calls or self.calls[-1][0] is not call:
+            self.calls = [*self.calls[-(self.MAX_CALLS - 1) :], (call, {})]
+        self.calls[-1][1][layer] = logit
+
+    def lookup(self, keys: Sequence[tuple[int, ...]], layers: Sequence[int]):
+        """(B, L) logits for these prompts, or None when any prompt (or layer) was not seen."""
+        found: dict[tuple[int, ...], torch.Tensor] = {}
+        for call, logits in reversed(self.calls):
+            if call.prompt_keys is None or any(layer not in logits for layer in layers):
+                continue
+            for row, key in enumerate(call.prompt_keys):
+                found.setdefault(key, torch.cat([logits[layer][row] for layer in layers]))
+        if any(key not in found for key in keys):
+            return None
+        return torch.stack([found[key] for key in keys])
+
+    def clear(self) -> None:
+        self.calls = []
 
 
 class GatedReft(nn.Module):
@@ -172,6 +213,7 @@ class GrunRequest(nn.Module):
         self.enabled = True
         self.record: dict[int, torch.Tensor] | None = None  # gate logits (B, 1) by layer
         self.decisions: dict[int, torch.Tensor] = {}  # σ(gate) (B, 1) of the last prompt pass
+        self.gate_log: GateLog | None = None  # set while this request trains
 
     def apply(self, layer: int, hidden: torch.Tensor, call: CallState) -> torch.Tensor:
         """hidden: (B, T, d) block output -> the same with this request's edit added."""
@@ -185,6 +227,8 @@ class GrunRequest(nn.Module):
             logit = reft.gate(hidden[rows, call.last_prompt])  # (B, 1)
             if self.record is not None:
                 self.record[layer] = logit
+            if self.gate_log is not None and logit.requires_grad:
+                self.gate_log.add(call, layer, logit)
             gate = torch.sigmoid(logit)
             self.decisions[layer] = gate.detach()
             where = call.edit_mask(self.config.positions)
@@ -255,7 +299,10 @@ class GrunStack(nn.Module):
                 input_ids if input_ids is not None else torch.full_like(valid, -1, dtype=torch.long)
             )
             last_prompt = last_prompt_positions(ids, valid, self.markers())
-        self.call = CallState(decoding, valid, last_prompt)
+        keys = None
+        if last_prompt is not None and any(r.gate_log is not None for r in self.requests):
+            keys = prompt_keys(input_ids, valid, last_prompt) if input_ids is not None else None
+        self.call = CallState(decoding, valid, last_prompt, keys)
 
     def _hook_for(self, layer: int):
         def hook(block, args, output):
