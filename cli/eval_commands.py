@@ -46,7 +46,7 @@ def eval_command(
         int | None, typer.Option(help="first N records of every set (quick look only)")
     ] = None,
     max_new_tokens: int = 200,
-    generation_batch_size: int = 32,
+    generation_batch_size: int = 64,
     token_budget: Annotated[int, typer.Option(help="padded tokens per scoring batch")] = 2048,
     no_chat: Annotated[bool, typer.Option(help="plain `Question:/Answer:` prompts")] = False,
     no_cache: Annotated[bool, typer.Option(help="recompute cached scores/generations")] = False,

@@ -29,7 +29,7 @@ class EvalOptions:
     data_dir: str | None = None
     limit: int | None = None  # first N records of every set: a quick look, not a benchmark
     max_new_tokens: int = 200
-    generation_batch_size: int = 32
+    generation_batch_size: int = 64
     token_budget: int = 2048  # padded tokens per teacher-forced batch
     chat: bool = True
     use_cache: bool = True

@@ -201,14 +201,15 @@ def score_requests(
     items = [tokenize_request(loaded.tokenizer, r, chat, max_answer_tokens) for r in requests]
     has_end = bool(end_token_ids(loaded.tokenizer))
     results: list[list[AnswerScore]] = [[] for _ in items]
-    for batch in plan_batches(items, token_budget):
-        chosen = [items[i] for i in batch]
-        logits, targets, mask = answer_logits(loaded, chosen)
-        flags = torch.tensor([s for it in chosen for s in it.stats], device=logits.device)
-        logprobs, hits, zscores = token_stats(logits, targets, flags)
-        row = 0
-        for index, item in zip(batch, chosen, strict=True):
-            for stats in item.stats:
+    # One autocast context for every batch: it keeps the bf16 copies of the weights it casts.
+    with loaded.autocast():
+        for batch in plan_batches(items, token_budget):
+            chosen = [items[i] for i in batch]
+            logits, targets, mask = answer_logits(loaded, chosen)
+            flags = torch.tensor([s for it in chosen for s in it.stats], device=logits.device)
+            logprobs, hits, zscores = token_stats(logits, targets, flags)
+            owners = [(index, stats) for index in batch for stats in items[index].stats]
+            for row, (index, stats) in enumerate(owners):
                 n = int(mask[row].sum())
                 results[index].append(
                     AnswerScore(
@@ -218,5 +219,4 @@ def score_requests(
                         has_end=has_end,
                     )
                 )
-                row += 1
     return results
