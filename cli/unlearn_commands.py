@@ -58,7 +58,9 @@ def unlearn_command(
         Path | None, typer.Option(help="idk/idkdpo: refusal answers, one a line")
     ] = None,
     rmu_layer: Annotated[int | None, typer.Option(help="RMU: decoder block to steer")] = None,
-    rmu_steering: Annotated[float, typer.Option(help="RMU: steering coefficient")] = 20.0,
+    rmu_steering: Annotated[
+        float | None, typer.Option(help="RMU: steering coefficient (default: 5 x hidden norm)")
+    ] = None,
     lora_rank: int | None = None,
     lora_alpha: int | None = None,
     adapter_option: Annotated[

@@ -28,7 +28,11 @@ class LossSettings:
     delta: float = 0.0  # SimNPO margin
     retain_loss: str = "nll"  # "nll": NLL of retain answers; "kl": KL(ref || model) on them
     rmu_layer: int | None = None  # decoder block whose output RMU steers; None: a quarter deep
-    rmu_steering: float = 20.0  # RMU steering coefficient c (norm of the target vector)
+    # RMU steering coefficient c (norm of the target vector). None: adaptive, 5 x the mean norm
+    # of the reference's hidden states on the forget tokens: hidden norms differ by model and
+    # layer (measured: ~115 at layer 7 of SmolLM2-135M, ~8 in the tiny test model), so no
+    # fixed number suits every model.
+    rmu_steering: float | None = None
 
     def __post_init__(self) -> None:
         if self.retain_loss not in RETAIN_LOSSES:

@@ -56,10 +56,21 @@ def hidden_at(model: nn.Module, layer: int, batch: Batch) -> torch.Tensor:
     raise RuntimeError(f"decoder layer {layer} did not run")
 
 
-def steering_vector(dim: int, coefficient: float, seed: int, device) -> torch.Tensor:
+ADAPTIVE_SCALE = 5.0  # Adaptive RMU (Dang et al. 2024): c = 5 x the reference hidden norm
+
+
+def steering_vector(dim: int, coefficient, seed: int, device) -> torch.Tensor:
     """c·u with u a random unit vector fixed by the seed (the same at every step and resume)."""
-    u = torch.rand(dim, generator=torch.Generator().manual_seed(seed))  # (D,)
-    return (coefficient * u / u.norm()).to(device)
+    u = torch.rand(dim, generator=torch.Generator().manual_seed(seed)).to(device)  # (D,)
+    return coefficient * u / u.norm()
+
+
+def adaptive_coefficient(inputs: LossInputs, layer: int, mask: torch.Tensor) -> torch.Tensor:
+    """ADAPTIVE_SCALE x the mean norm of the reference's hidden states at the steered tokens."""
+    with torch.no_grad(), inputs.reference() as reference:
+        hidden = hidden_at(reference, layer, inputs.forget).float()  # (B, T, D)
+    norms = hidden.norm(dim=-1)  # (B, T)
+    return ADAPTIVE_SCALE * (norms * mask).sum() / mask.sum().clamp_min(1)
 
 
 def masked_mse(hidden: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -83,9 +94,13 @@ def answer_predicting_mask(batch: Batch) -> torch.Tensor:
 def rmu(inputs: LossInputs) -> LossOutput:
     settings = inputs.settings
     layer = settings.rmu_layer if settings.rmu_layer is not None else default_layer(inputs.model)
+    forget_mask = answer_predicting_mask(inputs.forget)  # (B, T)
+    coefficient = settings.rmu_steering
+    if coefficient is None:
+        coefficient = adaptive_coefficient(inputs, layer, forget_mask)
     hidden = hidden_at(inputs.model, layer, inputs.forget)  # (B, T, D)
-    target = steering_vector(hidden.shape[-1], settings.rmu_steering, inputs.seed, hidden.device)
-    forget_loss = masked_mse(hidden, target, answer_predicting_mask(inputs.forget))
+    target = steering_vector(hidden.shape[-1], coefficient, inputs.seed, hidden.device)
+    forget_loss = masked_mse(hidden, target, forget_mask)
     metrics = {"forget": forget_loss.item()}
     loss = settings.gamma * forget_loss
     if settings.alpha and inputs.retain is not None:
