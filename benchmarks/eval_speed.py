@@ -79,6 +79,7 @@ def main() -> None:
     args = parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
+    measured_commit = commit()  # before the run: the code that is measured
     loaded = load_model(args.model)
     load_before = os.getloadavg()
     with tempfile.TemporaryDirectory() as cache_dir:
@@ -98,7 +99,7 @@ def main() -> None:
         "# Evaluation speed: the whole `tofu` suite",
         "",
         f"- command: `{command}` (run under `nice`)",
-        f"- commit: {commit()}; date {datetime.now(UTC):%Y-%m-%d %H:%M} UTC",
+        f"- commit: {measured_commit}; date {datetime.now(UTC):%Y-%m-%d %H:%M} UTC",
         f"- model: {args.model} (hash {loaded.model_hash[:12]}), autocast "
         f"{loaded.autocast_dtype}, torch {torch.__version__}, {torch.get_num_threads()} thread(s), "
         f"{os.cpu_count()} cores ({platform.processor() or platform.machine()})",

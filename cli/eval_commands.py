@@ -13,7 +13,7 @@ from worker.engine.data import DataError
 from worker.engine.eval import EvalOptions, evaluate, format_summary, write_eval
 from worker.engine.models import DEFAULT_MODEL, ModelError
 
-console = Console()
+console = Console(stderr=True)  # progress and errors; the summary goes to stdout
 
 
 def eval_command(
@@ -73,7 +73,9 @@ def eval_command(
         precision=precision,
     )
     try:
-        result = evaluate(model, suite, split, reference, options)
+        result = evaluate(
+            model, suite, split, reference, options, on_progress=lambda m: console.print(m)
+        )
     except (DataError, ModelError) as error:
         console.print(f"[red]error:[/red] {error}")
         raise typer.Exit(2) from None

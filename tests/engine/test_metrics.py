@@ -6,6 +6,7 @@ import pytest
 from scipy import stats
 
 from worker.engine.eval import metrics
+from worker.engine.eval.fluency import fluency, repetition_rate
 
 
 def nll(p: float) -> float:
@@ -108,3 +109,12 @@ def test_reference_score_and_privleak():
     assert metrics.reference_score(1.5, 2.0) == pytest.approx(-0.5)
     assert metrics.privleak(0.8, 0.5) == pytest.approx(60.0)  # still leaks
     assert metrics.privleak(0.4, 0.5) == pytest.approx(-20.0)  # over-unlearned
+
+
+def test_fluency_catches_loops_and_empty_answers():
+    # "the cat the cat the cat": trigrams (the cat the), (cat the cat) twice each -> 2 of 4 new
+    assert repetition_rate("the cat the cat the cat") == pytest.approx(0.5)
+    assert fluency("the cat the cat the cat") == pytest.approx(0.5)
+    assert fluency("Paris.") == 1.0  # too short to repeat anything
+    assert fluency("The author was born in Karachi in 1975.") == 1.0
+    assert fluency(" ... ") == 0.0  # no word at all

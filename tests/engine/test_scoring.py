@@ -1,9 +1,12 @@
 """Shared-prompt scoring and batched generation give what the plain computations give."""
 
+import math
+
 import pytest
 import torch
 
 from worker.engine.data import IGNORE_INDEX, collate, encode_qa, format_prompt
+from worker.engine.eval.fluency import generation_perplexity
 from worker.engine.eval.scoring import ScoreRequest, score_requests
 from worker.engine.generate import generate_answers
 from worker.engine.models import load_model
@@ -65,3 +68,11 @@ def test_generation_equals_hf_generate_greedy(tiny):
     expected = [t.strip() for t in tokenizer.batch_decode(new, skip_special_tokens=True)]
     assert ours == expected
     assert any(ours), "the tiny model should say something for this test to mean anything"
+
+
+def test_generation_perplexity_under_a_judge_model(tiny):
+    questions = ["What is the email of Ada Lovelace?"] * 2
+    perplexity = generation_perplexity(tiny, questions, ["", "ada@example.com"])
+    expected = score_requests(tiny, [ScoreRequest(questions[1], ("ada@example.com",))])
+    assert perplexity[0] is None  # nothing generated, nothing to judge
+    assert perplexity[1] == pytest.approx(math.exp(expected[0][0].nll_mean))

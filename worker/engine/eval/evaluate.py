@@ -9,6 +9,7 @@ with a note until one is given as `reference`.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -172,13 +173,16 @@ def evaluate(
     split: str | None = None,
     reference: str | Path | dict | None = None,
     options: EvalOptions | None = None,
+    on_progress: Callable[[str], None] | None = None,
 ) -> dict:
     """Evaluate a model (a spec or an already loaded one) and return the eval.json content.
 
     reference: a retain model's eval.json (path or loaded dict) on the same suite and split;
-    it enables Forget Quality, privleak and the Reference MIA.
+    it enables Forget Quality, privleak and the Reference MIA. on_progress gets one line per
+    step (which set, scoring or generating).
     """
     options = options or EvalOptions()
+    report = on_progress or (lambda message: None)
     total = Stopwatch()
     the_suite = load_suite(suite, split, options.data_dir, options.limit)
     ref = load_reference(reference, the_suite) if reference is not None else None
@@ -198,6 +202,7 @@ def evaluate(
     )
     sets, all_scores = {}, {}
     for name, eval_set in the_suite.sets.items():
+        report(f"{name}: scoring the answers of {len(eval_set.records)} questions")
         clock = Stopwatch()
         mia = name in ("forget", "holdout")
         scores, scored = score_set(
@@ -206,6 +211,7 @@ def evaluate(
         timings[name] = {"scoring": clock.read(), "answers_scored": scored}
         generations = None
         if eval_set.generate:
+            report(f"{name}: generating {len(eval_set.records)} greedy answers")
             clock = Stopwatch()
             generations, generated = generate_set(loaded, eval_set, gen_cache, options)
             timings[name] |= {"generation": clock.read(), "generated": generated}
