@@ -184,11 +184,7 @@ class EngineRunner:
             "forget_prob": {"before": assessment["forget_prob"], "after": after["forget_prob"]},
             "utility": {"before": before_utility, "after": after_utility, "ratio": ratio},
             # Honest caveat (DESIGN §5): with an adapter the base weights still hold the data;
-            # whoever removes the module gets the parent's behaviour back, measured here.
-            "robustness": {
-                "adapter_removed_leak_rate": assessment["leak_rate"]
-                if run["adapter"] != "full"
-                else None
-            },
+            # the adapter_removal probe measures what whoever strips the module gets back.
+            "robustness": robustness,
             "cost": {**run["cost"], "evaluate_s": after["wall_time_s"]},
         }

@@ -19,6 +19,7 @@ retain_data = "retain.jsonl"
 
 [evaluation]
 max_new_tokens = 8
+probes = ["adapter_removal"]
 
 [publish]
 max_leak_rate = { direct = 1.0, paraphrased = 1.0 }
@@ -53,7 +54,7 @@ def test_ticket_unlearns_the_tiny_model_with_grun_and_publishes_a_loadable_versi
     assert final["state"] == "published", final["error"]
     assert final["data_key_destroyed"] and updates[-1] == "published"
     evaluation = final["evaluation"]
-    assert set(evaluation["leak_rate"]) == {"direct", "paraphrased", "no_chat", "adapter_removal"}
+    assert set(evaluation["leak_rate"]) == {"direct", "paraphrased", "adapter_removal"}
     assert {row["status"] for row in evaluation["robustness"].values()} == {"ok"}
     assert evaluation["forget_prob"]["after"] != evaluation["forget_prob"]["before"]
     assert evaluation["utility"]["ratio"] > 0 and evaluation["cost"]["total_s"] > 0
