@@ -1,0 +1,158 @@
+"""The ticket half of `obliviate demo`: file a deletion ticket for one customer against the
+fine-tuned model, watch the service run it, and show the answers before and after, the audit
+trail and the new version. Runs embedded (SQLite + in-process jobs), one folder per run.
+
+    from cli.service_story import ticket_story
+    ticket_story(target_spec, subject_id, forget_records, retain_records)
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+from api.embedded import EmbeddedService
+
+MODEL_NAME = "customers"
+DEMO_POLICY = """
+[unlearning]
+method = "npo"          # NPO with a retain term (alpha = 1): "regularized" unlearning
+adapter = "grun"        # base frozen, one small gated module per ticket
+steps = {steps}
+lr = 1e-2
+batch_size = 4
+retain_data = "retain.jsonl"
+
+[evaluation]
+max_new_tokens = 48
+probes = ["no_chat", "adapter_removal"]
+
+[publish]
+max_leak_rate = {{ direct = 0.0, paraphrased = 0.25 }}
+min_utility_ratio = 0.8
+"""
+
+
+def _open_run(retain, steps: int, home: Path) -> EmbeddedService:
+    run = home / datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
+    service = EmbeddedService.open(
+        database_url=f"sqlite:///{run / 'obliviate.db'}",
+        artifacts_dir=run / "artifacts",
+        policies_dir=run / "policies",
+    )
+    policy = service.policy_path(MODEL_NAME)
+    policy.parent.mkdir(parents=True, exist_ok=True)
+    policy.write_text(DEMO_POLICY.format(steps=steps))
+    rows = "\n".join(json.dumps(r.to_dict()) for r in retain)
+    (policy.parent / "retain.jsonl").write_text(rows + "\n")
+    return service
+
+
+def _watcher(console: Console):
+    started = time.perf_counter()
+
+    def show(ticket: dict) -> None:
+        progress = ticket["progress"] or {}
+        steps = f"  step {progress['step']}/{progress['total']}" if progress.get("total") else ""
+        eta = f"  eta {progress['eta_s']:.0f} s" if progress.get("eta_s") else ""
+        console.print(
+            f"  {time.perf_counter() - started:6.1f} s  {ticket['state']:<11}{steps}{eta}"
+        )
+
+    return show
+
+
+def _audit_table(events: list[dict]) -> Table:
+    table = Table(title="Audit trail (hash-chained; ids, hashes and numbers only)")
+    for column in ("seq", "event", "actor", "details", "hash"):
+        table.add_column(column)
+    hidden = {"from", "to", "job_id", "records_hash", "subject_hash"}
+    for event in events:
+        details = {
+            k: v for k, v in event["data"].items() if k not in hidden and v not in (None, {})
+        }
+        text = json.dumps(details, default=str)
+        table.add_row(
+            str(event["seq"]),
+            event["event_type"],
+            event["actor"][:18],
+            text[:70] + ("…" if len(text) > 70 else ""),
+            event["hash"][:12],
+        )
+    return table
+
+
+def _versions_table(versions: list[dict]) -> Table:
+    table = Table(title=f"Model versions of {MODEL_NAME!r}")
+    for column in ("version", "status", "method", "adapter", "tickets", "artifact hash"):
+        table.add_column(column)
+    for v in versions:
+        table.add_row(
+            str(v["number"]),
+            v["status"],
+            v["method"] or "-",
+            v["adapter"] or "-",
+            str(len(v["ticket_ids"])),
+            (v["artifact_hash"] or "built-in")[:12],
+        )
+    return table
+
+
+def ticket_story(
+    target: str,
+    subject_id: str,
+    forget: list,
+    retain: list,
+    *,
+    console: Console | None = None,
+    steps: int = 24,
+    home: Path | None = None,
+) -> dict:
+    """Run the whole ticket story and print it; returns the final ticket (state, evaluation
+    with leak rates, utility, stage times, cost)."""
+    from worker.engine.generate import generate_answers
+    from worker.engine.models import cache_home, load_model
+
+    console = console or Console()
+    service = _open_run(retain, steps, home or cache_home() / "demo" / "service")
+    try:
+        service.register_model(MODEL_NAME, target)
+        ticket_id = service.submit(
+            MODEL_NAME, forget, subject_id=subject_id, reason="demo: erasure request"
+        )
+        console.print(
+            f"\nDeletion ticket {ticket_id} filed (GDPR Art. 17) for {len(forget)} records"
+        )
+        final = service.run_until_closed(ticket_id, on_update=_watcher(console))
+        questions = [r.question for r in forget]
+        before = generate_answers(load_model(target), questions, max_new_tokens=48)
+        after = generate_answers(
+            load_model(service.production_spec(MODEL_NAME)), questions, max_new_tokens=48
+        )
+        table = Table(title="The customer's questions, before and after", show_lines=True)
+        for column in ("question", "before", "after"):
+            table.add_column(column)
+        for row in zip(questions, before, after, strict=True):
+            table.add_row(*row)
+        console.print(table)
+        console.print(_audit_table(service.events(ticket_id)))
+        console.print(_versions_table(service.versions(MODEL_NAME)))
+        evaluation = final.get("evaluation") or {}
+        console.print(
+            f"Ticket state: [bold]{final['state']}[/bold]; leak rates after: "
+            f"{evaluation.get('leak_rate')}; utility ratio: "
+            f"{(evaluation.get('utility') or {}).get('ratio')}"
+        )
+        console.print(f"Seconds per stage: {evaluation.get('stage_s')}")
+        console.print(
+            f"Audit chain verifies: {service.verify()['ok']}; data key destroyed: "
+            f"{final['data_key_destroyed']}; run folder: {service.settings.artifacts_dir.parent}"
+        )
+        return final
+    finally:
+        service.close()
