@@ -4,6 +4,7 @@ with the same claim code as the Celery workers, for a laptop without Redis."""
 from __future__ import annotations
 
 import logging
+import os
 import socket
 import threading
 import uuid
@@ -26,7 +27,7 @@ class _Collect:
 
 
 def worker_name(settings: Settings, kind: str) -> str:
-    return settings.worker_name or f"{kind}@{socket.gethostname()}"
+    return settings.worker_name or f"{kind}@{socket.gethostname()}:{os.getpid()}"
 
 
 def run_pending_jobs(

@@ -3,6 +3,13 @@
 PostgreSQL is the system of record. Every write names the claim's fence (its attempt number)
 and locks the job row, so a worker that lost its lease cannot write, and at most one attempt
 ever publishes. Long work (the engine) runs between short transactions, never inside one.
+
+Two jobs per ticket: `assess` (received → assessing → queued) and `unlearn` (queued →
+unlearning → evaluating → published | held). Jobs on one model run one at a time (the claim
+checks for a live lease on the same model), each on the version serving when it starts.
+Queued tickets are NOT merged into one job: one ticket, one module, one version keeps each
+version's evidence (evaluation, audit, rollback) about exactly one request; GRUN modules are
+small, so the cost of a version per ticket is a few MB, not a copy of the model.
 """
 
 from __future__ import annotations

@@ -1,11 +1,13 @@
-"""Celery tasks: thin edges that pass ids to worker/pipeline.py."""
+"""Celery tasks: thin edges that pass ids to worker/pipeline.py.
+
+A soft time limit raises inside the job; the pipeline treats it like any crash (the attempt is
+released for a retry, or the ticket fails after the last attempt).
+"""
 
 from __future__ import annotations
 
 import uuid
 from functools import cache
-
-from celery.exceptions import SoftTimeLimitExceeded
 
 from api.db import Database
 from api.settings import get_settings
@@ -29,11 +31,7 @@ def _context() -> Context:
 
 @app.task(name=RUN_JOB)
 def run_job_task(job_id: str) -> str:
-    try:
-        return run_job(_context(), uuid.UUID(job_id))
-    except SoftTimeLimitExceeded:
-        # The lease stops being renewed with this process; the sweep retries or fails the job.
-        return "time limit"
+    return run_job(_context(), uuid.UUID(job_id))
 
 
 @app.task(name=SWEEP)

@@ -144,3 +144,26 @@ def test_two_tickets_give_two_stacked_versions_and_a_valid_chain(api, settings):
         assert versions[2].parent_id == versions[1].id
         assert {t for v in versions for t in v.ticket_ids} == {first, second}
         assert verify_chain(session).ok
+
+
+def test_operator_cancels_a_running_unlearning_job_cooperatively(api, settings, monkeypatch):
+    import threading
+    import time
+
+    monkeypatch.setenv("FAKE_UNLEARN_S", "20")
+    ticket_id = _submit(api)
+    worker = threading.Thread(target=run_pending_jobs, args=(settings, api.database))
+    worker.start()
+    deadline = time.monotonic() + 30
+    while _ticket(api, ticket_id)["state"] != "unlearning" and time.monotonic() < deadline:
+        time.sleep(0.2)
+    too_late = api.post(f"/v1/deletion-requests/{ticket_id}/cancel", headers=auth(api, "requester"))
+    assert too_late.status_code == 409  # requesters cannot stop a running job
+    response = api.post(f"/v1/deletion-requests/{ticket_id}/cancel", headers=auth(api, "operator"))
+    assert response.status_code == 200
+    worker.join(30)
+    ticket = _ticket(api, ticket_id)
+    assert ticket["state"] == "cancelled" and ticket["data_key_destroyed"]
+    assert next(j for j in ticket["jobs"] if j["kind"] == "unlearn")["status"] == "cancelled"
+    with api.database.transaction() as session:
+        assert session.scalars(select(ModelVersion).where(ModelVersion.number > 1)).all() == []
