@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request, status
 
-from api.deps import Admin, Operator, SessionDep, SettingsDep, Staff
+from api.deps import Admin, DatabaseDep, Operator, SessionDep, Staff
 from api.models import service
 from api.models.schemas import (
     Answers,
@@ -63,15 +63,11 @@ def rollback(name: str, body: Rollback, session: SessionDep, principal: Operator
 
 @router.post("/{name}/versions/{number}/generate", response_model=Answers)
 def generate(
-    name: str,
-    number: int,
-    body: GenerateBody,
-    request: Request,
-    session: SessionDep,
-    settings: SettingsDep,
-    _: Staff,
+    name: str, number: int, body: GenerateBody, request: Request, database: DatabaseDep, _: Staff
 ) -> Answers:
-    """Greedy answers of one version, so an auditor can spot-check what it says."""
-    version = service.get_version(session, name, number)
-    answers = request.app.state.models.generate(version.spec, body.questions, body.max_new_tokens)
+    """Greedy answers of one version, so an auditor can spot-check what it says. The lookup
+    commits before generating: no transaction (or SQLite write lock) is held meanwhile."""
+    with database.transaction() as session:
+        spec = service.get_version(session, name, number).spec
+    answers = request.app.state.models.generate(spec, body.questions, body.max_new_tokens)
     return Answers(model=name, version=number, answers=answers)

@@ -7,6 +7,7 @@ import hashlib
 import json
 import uuid
 
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from api.audit.service import record_event
@@ -109,7 +110,14 @@ def submit_ticket(
         options=payload.options.model_dump(exclude_none=True) if payload.options else {},
         progress={"stage": "received"},
     )
-    repository.add(session, ticket)
+    try:
+        with session.begin_nested():  # a concurrent retry with the same key may win the insert
+            repository.add(session, ticket)
+    except IntegrityError as error:
+        winner = repository.by_idempotency_key(session, principal.organisation_id, idempotency_key)
+        if winner is None or winner.body_hash != body_hash:
+            raise Conflict("this Idempotency-Key was used with a different request body") from error
+        return winner, False
     for position, (record, record_hash) in enumerate(zip(records, record_hashes, strict=True)):
         ciphertext = cipher.encrypt(json.dumps(record.to_dict()).encode())
         session.add(

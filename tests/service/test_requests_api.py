@@ -170,3 +170,30 @@ def test_list_filters_by_state_and_model(api):
     assert api.get("/v1/deletion-requests?state=published", headers=headers).json()["count"] == 0
     assert api.get("/v1/deletion-requests?model=other", headers=headers).json()["count"] == 0
     assert api.get("/v1/deletion-requests?state=bogus", headers=headers).status_code == 422
+
+
+def test_concurrent_retries_with_one_idempotency_key_file_one_ticket(api, settings):
+    import threading
+
+    from api.keys.service import authenticate
+    from api.requests.schemas import TicketCreate
+    from api.requests.service import submit_ticket
+
+    with api.database.transaction() as session:
+        principal = authenticate(session, "test-secret-key", api.keys["requester"])
+    barrier, ids = threading.Barrier(2), []
+
+    def submit():
+        with api.database.transaction() as session:
+            barrier.wait()
+            ticket, _ = submit_ticket(
+                session, settings, principal, TicketCreate(**ticket_body()), "same"
+            )
+            ids.append(ticket.id)
+
+    threads = [threading.Thread(target=submit) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(ids) == 2 and ids[0] == ids[1]
