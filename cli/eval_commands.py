@@ -5,13 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated
 
-import torch
 import typer
 from rich.console import Console
 
-from worker.engine.data import DataError
-from worker.engine.eval import EvalOptions, evaluate, format_summary, write_eval
-from worker.engine.models import DEFAULT_MODEL, ModelError
+DEFAULT_MODEL = "smollm2-135m"  # = worker.engine.models.DEFAULT_MODEL, without importing torch
 
 console = Console(stderr=True)  # progress and errors; the summary goes to stdout
 
@@ -58,6 +55,12 @@ def eval_command(
     precision: Annotated[str, typer.Option(help="auto, bf16, fp16 or fp32")] = "auto",
 ) -> None:
     """Evaluate forgetting, utility, membership inference and fluency; write eval.json."""
+    import torch  # imported here so other commands start without the engine
+
+    from worker.engine.data import DataError
+    from worker.engine.eval import EvalOptions, evaluate, format_summary, write_eval
+    from worker.engine.models import ModelError
+
     if threads:
         torch.set_num_threads(threads)
     options = EvalOptions(

@@ -5,11 +5,12 @@ import json
 import pytest
 from typer.testing import CliRunner
 
+from cli.eval_commands import DEFAULT_MODEL as CLI_DEFAULT_MODEL
 from cli.main import app
 from worker.engine.data import DataError
 from worker.engine.eval import EvalOptions, evaluate, write_eval
 from worker.engine.eval.suites import TOFU_DIR_ENV, tofu_suite
-from worker.engine.models import load_model
+from worker.engine.models import DEFAULT_MODEL, load_model
 
 FAST = dict(max_new_tokens=6, precision="fp32")
 
@@ -121,9 +122,23 @@ def test_synthetic_suite_reports_leak_rate(tiny):
 
 
 def test_cli_writes_eval_json_and_rejects_a_missing_folder(tiny_model_dir, tofu_dir, tmp_path):
+    assert CLI_DEFAULT_MODEL == DEFAULT_MODEL  # the CLI names it without importing torch
     output = tmp_path / "eval.json"
-    args = ["eval", "--model", str(tiny_model_dir), "--data-dir", str(tofu_dir), "--output",
-            str(output), "--max-new-tokens", "4", "--precision", "fp32"]  # fmt: skip
+    args = [
+        "eval",
+        "--model",
+        str(tiny_model_dir),
+        "--data-dir",
+        str(tofu_dir),
+        "--output",
+        str(output),
+        "--max-new-tokens",
+        "4",
+        "--precision",
+        "fp32",
+        "--limit",
+        "1",
+    ]
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
     assert json.loads(output.read_text())["summary"]["forget_quality"] is None
