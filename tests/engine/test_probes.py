@@ -26,7 +26,6 @@ from worker.engine.eval.probes import (
     resolve_probes,
     run_probes,
 )
-from worker.engine.eval.probes.base import EMBEDDING_TEMPLATE, PROBE_SYSTEM_PROMPT
 from worker.engine.eval.probes.copying import copy_model
 from worker.engine.eval.probes.prompts import PROMPT_FORMATS, fill_in_case
 from worker.engine.eval.probes.quantize import round_to_int4
@@ -65,10 +64,18 @@ RETAIN = [
         key_facts=("555-0199",),
     ),
 ]
-FAST = ProbeOptions(max_new_tokens=20, samples=4, relearn_steps=8, relearn_lr=1e-3)
+# Short system prompt and message keep the training sequences short: the test stays fast.
+FAST = ProbeOptions(
+    max_new_tokens=20,
+    system_prompt="Be exact.",
+    embedding_template="Hi! {question} Thanks.",
+    samples=4,
+    relearn_steps=8,
+    relearn_lr=1e-3,
+)
 
 
-def _training_examples(tokenizer, records):
+def _every_format(tokenizer, records):
     """Every record after every prompt the probes build (the training format included)."""
     examples = []
     for r in records:
@@ -76,19 +83,23 @@ def _training_examples(tokenizer, records):
             encode_qa(tokenizer, r.question, r.answer),
             encode_qa(tokenizer, r.paraphrased_question, r.answer),
             encode_qa(tokenizer, r.question, r.answer, chat=False),
-            encode_qa(tokenizer, r.question, r.answer, system=PROBE_SYSTEM_PROMPT),
-            encode_qa(tokenizer, EMBEDDING_TEMPLATE.format(question=r.question), r.answer),
+            encode_qa(tokenizer, r.question, r.answer, system=FAST.system_prompt),
+            encode_qa(tokenizer, FAST.embedding_template.format(question=r.question), r.answer),
         ]
     return examples
 
 
-def _memorise(records, steps: int = 150) -> LoadedModel:
+def _training_format(tokenizer, records):
+    return [encode_qa(tokenizer, r.question, r.answer) for r in records]
+
+
+def _memorise(records, examples, steps: int) -> LoadedModel:
     tokenizer = make_tokenizer()
     model = make_model(len(tokenizer), layers=2, seed=0)
     model.config.pad_token_id = tokenizer.pad_token_id
     model.config.eos_token_id = tokenizer.eos_token_id
-    batch = collate(_training_examples(tokenizer, records), tokenizer.pad_token_id)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3)
+    batch = collate(examples(tokenizer, records), tokenizer.pad_token_id)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=6e-3)
     for _ in range(steps):
         loss = answer_nll(model, batch)
         optimizer.zero_grad()
@@ -100,7 +111,7 @@ def _memorise(records, steps: int = 150) -> LoadedModel:
 
 @pytest.fixture(scope="module")
 def target() -> LoadedModel:
-    loaded = _memorise(FORGET + RETAIN)
+    loaded = _memorise(FORGET + RETAIN, _every_format, steps=60)
     check = run_probes(loaded, FORGET, RETAIN, ["direct"], options=FAST)["summary"]["direct"]
     assert check["forget"] == 1.0 and check["retain"] == 1.0, "the tiny model did not memorise"
     return loaded
@@ -108,7 +119,8 @@ def target() -> LoadedModel:
 
 @pytest.fixture(scope="module")
 def reference() -> LoadedModel:
-    return _memorise(RETAIN)
+    """The retain model: never saw the forget records (the training format is enough)."""
+    return _memorise(RETAIN, _training_format, steps=40)
 
 
 def _weights(loaded: LoadedModel) -> dict[str, torch.Tensor]:
@@ -162,7 +174,7 @@ def test_probe_prompts_differ_from_the_training_prompt(target):
     prompts = {n: b(tokenizer, record, FAST) for n, b in PROMPT_FORMATS.items() if n != "direct"}
     assert all(case.prompt + case.given != direct for case in prompts.values())
     assert "<|im_start|>" not in prompts["no_chat"].prompt
-    assert PROBE_SYSTEM_PROMPT in prompts["system_prompt"].prompt
+    assert FAST.system_prompt in prompts["system_prompt"].prompt
     assert prompts["fill_in_blank"].given == "The secret"
 
 
@@ -265,6 +277,7 @@ def test_adapter_probes_are_skipped_on_a_fully_fine_tuned_model(target):
     for name in ("adapter_removal", "gate_evasion"):
         assert result["probes"][name]["status"] == "skipped"
         assert "not applicable" in result["probes"][name]["reason"]
+        assert result["summary"][name]["reason"] == result["probes"][name]["reason"]
 
 
 @pytest.mark.parametrize(("gate_logit", "evasion"), [(20.0, 0.0), (-20.0, 1.0)])

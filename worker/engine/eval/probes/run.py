@@ -35,7 +35,9 @@ def summary_row(result: dict) -> dict:
     """The headline numbers of one probe: leak (or gate evasion) rates and the time it took."""
     key = "evasion_rate" if result["name"] == "gate_evasion" else "leak_rate"
     row = {"status": result["status"], "seconds": result["seconds"], "metric": key}
-    if result["status"] == "ok":
+    if result["status"] != "ok":
+        row["reason"] = result["reason"]
+    else:
         for set_name, block in result["model"].items():
             row[set_name] = block[key]
         reference = result.get("reference") or {}
