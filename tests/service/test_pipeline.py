@@ -167,3 +167,20 @@ def test_operator_cancels_a_running_unlearning_job_cooperatively(api, settings, 
     assert next(j for j in ticket["jobs"] if j["kind"] == "unlearn")["status"] == "cancelled"
     with api.database.transaction() as session:
         assert session.scalars(select(ModelVersion).where(ModelVersion.number > 1)).all() == []
+
+
+def test_duplicate_delivery_of_a_claimed_or_finished_job_does_nothing(api, settings):
+    from worker.inprocess import _Collect
+    from worker.pipeline import Context, load_runner, run_job
+
+    _submit(api)
+    context = Context(settings, api.database, _Collect(), load_runner(settings), "duplicate")
+    with api.database.transaction() as session:
+        job_id = session.scalars(select(Job.id)).one()
+        claim_job(session, job_id, "first", lease_s=60)
+    assert run_job(context, job_id) == "skipped"  # held by a live lease
+    with api.database.transaction() as session:
+        session.execute(update(Job).values(status="done", lease_expires_at=None))
+    assert run_job(context, job_id) == "skipped"  # finished
+    with api.database.transaction() as session:
+        assert session.get(Job, job_id).attempt == 1
