@@ -32,6 +32,18 @@ def left_pad(rows: Sequence[list[int]], pad_id: int) -> tuple[torch.Tensor, torc
     return ids, mask
 
 
+def select_rows(model: torch.nn.Module, cache, indices: torch.Tensor) -> None:
+    """Keep (or repeat) the batch rows `indices` of the KV cache and of any module state.
+
+    Modules that remember per-row state between KV-cache steps (e.g. a gate decided on the
+    prompt) take part by defining `batch_select_indices(indices)`, the cache's own method name.
+    """
+    cache.batch_select_indices(indices)
+    for module in model.modules():
+        if hasattr(module, "batch_select_indices"):
+            module.batch_select_indices(indices)
+
+
 def _next_tokens(
     logits: torch.Tensor, do_sample: bool, temperature: float, generator
 ) -> torch.Tensor:
@@ -81,7 +93,7 @@ def generate_batch(
         cache = out.cache
         if not live.all():  # drop finished rows from the batch and the KV cache
             keep = live.nonzero().squeeze(-1)
-            cache.batch_select_indices(keep)
+            select_rows(model, cache, keep)
             rows, token, mask, next_position = (
                 rows[keep],
                 token[keep],

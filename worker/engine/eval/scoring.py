@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import torch
 
 from worker.engine.data import end_token_ids, format_prompt
-from worker.engine.generate import left_pad
+from worker.engine.generate import left_pad, select_rows
 from worker.engine.models import LoadedModel
 
 
@@ -152,7 +152,7 @@ def answer_logits(loaded: LoadedModel, items: Sequence[_Tokenized]) -> tuple:
     if answer_ids.shape[1] == 1:
         return first, answer_ids, answer_mask
     cache = prompt_out.cache
-    cache.batch_select_indices(owner)  # (B, ...) -> (R, ...): one prompt copy per answer
+    select_rows(model, cache, owner)  # (B, ...) -> (R, ...): one prompt copy per answer
     # Token t of the answer predicts token t+1, so the last column never needs to run.
     full_mask = torch.cat([prompt_mask[owner], answer_mask[:, :-1]], dim=1)  # (R, Lp + La - 1)
     positions = prompt_mask.sum(-1)[owner, None] + torch.arange(
