@@ -1,11 +1,13 @@
 """Robustness probes on the built-in model: the target, one full-FT method, one GRUN method.
 
-The target and data slice are the methods benchmark's (benchmarks/methods_sanity.py): the
-built-in model fine-tuned on 16 synthetic QA (2 customers); forget = one customer's 8 QA,
-retain = the other's. The reference (retain model) is the built-in model fine-tuned on the
-retain customer only, with the target's recipe. Each model runs every probe in its own
-process (peak memory and crashes stay its own); a finished cell is kept under --work and
-reused, so an interrupted run resumes (delete --work to measure again with other options).
+The data slice is the methods benchmark's (benchmarks/methods_sanity.py): 16 synthetic QA of
+2 customers; forget = one customer's 8 QA, retain = the other's. Probes need a target that
+really reproduces the facts, so the target here trains longer than that benchmark's (whose
+6 epochs leave its loss at 0.5 and 1 of 8 forget facts reproduced). The reference (retain
+model) is the built-in model fine-tuned on the retain customer only, with the same recipe.
+Each model runs its probes in its own process (peak memory and crashes stay its own); a
+finished cell is kept under --work and reused, so an interrupted run resumes (delete --work
+to measure again with other options).
 
 Usage: nice python benchmarks/robustness_probes.py [--models target,npo:full,npo:grun]
        [--steps 10] [--probes direct,best_of_n] [--limit 8] [--max-new-tokens 40]
@@ -22,7 +24,7 @@ import tempfile
 from pathlib import Path
 
 import torch
-from methods_sanity import TARGET, build_target, data_slice
+from methods_sanity import data_slice
 
 from worker.engine.eval.probes import PROBES, RULE, ProbeOptions, run_probes
 from worker.engine.finetune import FinetuneConfig, finetune
@@ -34,23 +36,25 @@ WORK = Path(tempfile.gettempdir()) / "obliviate-robustness"
 LR = {"full": 5e-5, "lora": 5e-4, "grun": 1e-2}  # the methods and GRUN benchmarks' choices
 
 
-def build_reference(model: str, work: Path) -> Path:
-    """The retain model: the target's recipe on the retain customer only."""
-    folder = work / "reference"
+def build_finetuned(name: str, split: str, args) -> Path:
+    """`split` of the slice learned by the built-in model (train: the target; retain: the
+    reference, which never sees the forget customer)."""
+    folder = args.work / name
     if not (folder / "config.json").is_file():
-        cfg = FinetuneConfig(data="synthetic", output=str(folder), model=model, epochs=6,
-                             lr=1e-4, batch_size=8, resume=True)  # fmt: skip
-        finetune(cfg, data_slice()["retain"])
+        cfg = FinetuneConfig(data="synthetic", output=str(folder), model=args.model,
+                             epochs=args.epochs, lr=args.finetune_lr, batch_size=8,
+                             resume=True)  # fmt: skip
+        finetune(cfg, data_slice()[split])
     return folder
 
 
-def build_unlearned(cell: str, steps: int, work: Path) -> Path:
+def build_unlearned(cell: str, target: Path, steps: int, work: Path) -> Path:
     """`method:adapter` unlearned from the target on the forget customer, retain kept."""
     method, adapter = cell.split(":")
     folder = work / cell.replace(":", "-")
     if not (folder / "obliviate.json").is_file():
         splits = data_slice()
-        cfg = UnlearnConfig(output=str(folder), model=str(TARGET), method=method,
+        cfg = UnlearnConfig(output=str(folder), model=str(target), method=method,
                             adapter=adapter, steps=steps, lr=LR[adapter], batch_size=4,
                             resume=True)  # fmt: skip
         unlearn(cfg, splits["forget"], splits["retain"])
@@ -58,14 +62,16 @@ def build_unlearned(cell: str, steps: int, work: Path) -> Path:
 
 
 def run_cell(cell: str, args) -> dict:
-    folder = TARGET if cell == "target" else build_unlearned(cell, args.steps, args.work)
+    target = build_finetuned("target", "train", args)
+    folder = target if cell == "target" else build_unlearned(cell, target, args.steps, args.work)
     splits = data_slice()
     options = ProbeOptions(limit=args.limit, max_new_tokens=args.max_new_tokens,
                            samples=args.samples, relearn_steps=args.relearn_steps,
                            relearn_lr=args.relearn_lr)  # fmt: skip
     loaded = load_model(str(folder))
-    reference = load_model(str(build_reference(args.model, args.work)))
-    result = run_probes(loaded, splits["forget"], splits["retain"], args.probes, reference, options)
+    reference = load_model(str(build_finetuned("reference", "retain", args)))
+    probes = args.target_probes if cell == "target" else args.probes
+    result = run_probes(loaded, splits["forget"], splits["retain"], probes, reference, options)
     result["cell"] = cell
     return result
 
@@ -74,8 +80,16 @@ def parse_args():
     parser = argparse.ArgumentParser()
     parser.add_argument("--model", default=DEFAULT_MODEL)
     parser.add_argument("--models", default="target,npo:full,npo:grun")
+    parser.add_argument("--epochs", type=int, default=20, help="target and reference")
+    parser.add_argument("--finetune-lr", type=float, default=2e-4)
     parser.add_argument("--steps", type=int, default=10, help="unlearning steps")
     parser.add_argument("--probes", default="all", help=f"all, or some of: {', '.join(PROBES)}")
+    parser.add_argument(
+        "--target-probes",
+        default="direct,paraphrased_question,no_chat,system_prompt,embedded_question,"
+        "fill_in_blank,multiple_choice,best_of_n",
+        help="the target before unlearning: the baseline of the asking probes",
+    )
     parser.add_argument("--limit", type=int, default=None)
     parser.add_argument("--max-new-tokens", type=int, default=40)
     parser.add_argument("--samples", type=int, default=10)
@@ -142,9 +156,10 @@ def report(args, results: list[dict]) -> str:
         f"Command: `python benchmarks/robustness_probes.py {' '.join(sys.argv[1:])}`  ",
         f"Commit: {commit.stdout.strip()}; torch {torch.__version__}; CPU, {args.threads} "
         "thread(s), 2 cores shared with other jobs (seconds are noisy upper bounds).  ",
-        "Target: SmolLM2-135M-Instruct fully fine-tuned on 16 synthetic QA (2 customers, 6 "
-        "epochs, lr 1e-4; benchmarks/methods_sanity.py). Forget = one customer (8 QA), retain = "
-        "the other (8 QA). Reference = the same recipe on the retain customer only. Unlearning: "
+        f"Target: SmolLM2-135M-Instruct fully fine-tuned on 16 synthetic QA (2 customers, "
+        f"{args.epochs} epochs, batch 8, lr {args.finetune_lr}, linear decay). Forget = one "
+        "customer (8 QA), retain = the other (8 QA). Reference = the same recipe on the retain "
+        "customer only. Unlearning: "
         f"{args.steps} steps, batch 4 forget + 4 retain, default loss settings, lr "
         f"{LR['full']} full / {LR['grun']} GRUN (GRUN defaults: 3 layers, rank 4, MLP gate, "
         "last prompt token).  ",
@@ -167,7 +182,8 @@ def main() -> None:
     if args.only:
         print(json.dumps(run_cell(args.only, args)))
         return
-    build_target(args.model)
+    build_finetuned("target", "train", args)
+    build_finetuned("reference", "retain", args)
     results = []
     for cell in args.models.split(","):
         saved = args.work / f"{cell.replace(':', '-')}.json"
