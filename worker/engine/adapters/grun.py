@@ -13,6 +13,7 @@ hash, and `load_model(folder)` rebuilds the whole stack.
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Mapping, Sequence
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
@@ -99,6 +100,9 @@ class GrunOptions:
     gate: str = "mlp"  # the paper's default: d→256→64→1 with ReLU
     positions: str = "last_prompt"
     gate_weight: float = 10.0  # λ_g, DESIGN §5
+    # Starting gate value σ(bias) (None: PyTorch's init, σ ≈ 0.5 as in the paper). A gate that
+    # starts nearly closed lets the edit hurt retain inputs only once the gate learned them.
+    initial_gate: float | None = None
 
 
 @register_adapter
@@ -112,10 +116,11 @@ class GrunAdapter:
         gate: str = "mlp",
         positions: str = "last_prompt",
         gate_weight: float = 10.0,
+        initial_gate: float | None = None,
         tokenizer=None,
     ) -> None:
         self.options = GrunOptions(
-            tuple(layers) if layers else None, rank, gate, positions, gate_weight
+            tuple(layers) if layers else None, rank, gate, positions, gate_weight, initial_gate
         )
         self.tokenizer = tokenizer
         self.model: nn.Module | None = None
@@ -147,6 +152,10 @@ class GrunAdapter:
         model.requires_grad_(False)
         device = next(model.parameters()).device
         self.request = GrunStack.of(model).add(model, GrunRequest(config).to(device))
+        if self.options.initial_gate is not None:
+            logit = math.log(self.options.initial_gate / (1 - self.options.initial_gate))
+            for reft in self.request.interventions.values():
+                reft.set_gate_bias(logit)
         self.request.requires_grad_(True)
         self.request.gate_log = GateLog()
         self.model = model.train()

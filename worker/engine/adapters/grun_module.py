@@ -196,6 +196,11 @@ class GatedReft(nn.Module):
                 nn.Linear(64, 1),
             )  # fmt: skip
 
+    def set_gate_bias(self, logit: float) -> None:
+        last = self.gate[-1] if isinstance(self.gate, nn.Sequential) else self.gate
+        with torch.no_grad():
+            last.bias.fill_(logit)
+
     def edit(self, hidden: torch.Tensor) -> torch.Tensor:
         """Rᵀ(W h + b − R h): (..., d) -> (..., d)."""
         return (self.project(hidden) - self.rotate(hidden)) @ self.rotate.weight

@@ -1,0 +1,167 @@
+"""GRUN vs full fine-tuning vs LoRA, for GradDiff, NPO and IdkNLL, on the built-in model.
+
+The target and data slice are the methods benchmark's (benchmarks/methods_sanity.py): the
+built-in model fine-tuned on 16 synthetic QA (2 customers); forget = one customer's 8 QA,
+retain = the other's. Each cell runs in its own process so its peak RSS is its own, and
+reports trainable parameters, wall time per step, peak memory, and the forget / retain answer
+probability before and after (and, for GRUN, the gate values).
+
+Usage: nice python benchmarks/grun_cost.py [--steps 10] [--methods graddiff,npo,idk]
+       [--adapters full,lora,grun] [--lr-grun 1e-2]
+Writes benchmarks/results/grun_cost.md (command and commit included).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import torch
+from methods_sanity import TARGET, build_target, data_slice, mean_prob
+
+from worker.engine.adapters.grun import gate_report
+from worker.engine.models import DEFAULT_MODEL, load_model
+from worker.engine.unlearn import UnlearnConfig, unlearn
+
+RESULTS = Path(__file__).parent / "results" / "grun_cost.md"
+
+
+def probabilities(loaded, splits) -> dict[str, float]:
+    return {name: mean_prob(loaded, splits[name]) for name in ("forget", "retain")}
+
+
+def grun_gates(loaded, splits) -> dict[str, float]:
+    """Mean gate (over layers, then questions) of the newest GRUN module, per question set."""
+    questions = {
+        "forget": [r.question for r in splits["forget"]],
+        "paraphrased": [r.paraphrased_question for r in splits["forget"]],
+        "retain": [r.question for r in splits["retain"]],
+    }
+    report = gate_report(loaded.model, loaded.tokenizer, questions, autocast=loaded.autocast)
+    return {name: sets[-1]["mean"] for name, sets in report.items()}
+
+
+def median_step(elapsed: list[float]) -> float:
+    """Median step duration: robust to the first step's warm-up and to the steps that also
+    wrote unlearn's per-epoch checkpoint (540 MB of weights + optimizer state for full FT)."""
+    durations = [b - a for a, b in zip([0.0, *elapsed], elapsed, strict=False)]
+    return statistics.median(durations)
+
+
+def run_cell(method: str, adapter: str, steps: int, lr: float, grun_options: dict) -> dict:
+    splits = data_slice()
+    loaded = load_model(str(TARGET))
+    total_parameters = sum(p.numel() for p in loaded.model.parameters())
+    before = probabilities(loaded, splits)
+    with tempfile.TemporaryDirectory() as scratch:
+        cfg = UnlearnConfig(
+            output=str(Path(scratch) / "out"), model=str(TARGET), method=method, adapter=adapter,
+            steps=steps, lr=lr, batch_size=4,
+            adapter_options=grun_options if adapter == "grun" else {},
+        )  # fmt: skip
+        elapsed: list[float] = []
+        info = unlearn(cfg, splits["forget"], splits["retain"], loaded=loaded,
+                       on_progress=lambda progress: elapsed.append(progress.elapsed_s))  # fmt: skip
+    loaded.model.eval()
+    cost = info["cost"]
+    row = {
+        "method": method, "adapter": adapter, "lr": lr, "steps": steps,
+        "before": before, "after": probabilities(loaded, splits),
+        "step_s": median_step(elapsed), "loop_s": cost["wall_time_s"],
+        "peak_mb": cost["peak_memory_mb"],
+        "trainable": cost["trainable_parameters"], "total": total_parameters,
+    }  # fmt: skip
+    if adapter == "grun":
+        row["gates"] = grun_gates(loaded, splits)
+        row["general_gate"] = info["diagnostics"]["gates"]["general"][-1]["mean"]
+    return row
+
+
+def parse_args():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--model", default=DEFAULT_MODEL)
+    parser.add_argument("--steps", type=int, default=10)
+    parser.add_argument("--lr-full", type=float, default=2e-5)
+    parser.add_argument("--lr-lora", type=float, default=2e-4)
+    parser.add_argument("--lr-grun", type=float, default=1e-2)
+    parser.add_argument("--grun-options", default="{}", help="JSON adapter options for GRUN")
+    parser.add_argument("--methods", default="graddiff,npo,idk")
+    parser.add_argument("--adapters", default="full,lora,grun")
+    parser.add_argument("--only", nargs=2, metavar=("METHOD", "ADAPTER"), help=argparse.SUPPRESS)
+    return parser.parse_args()
+
+
+def cell_line(r: dict, full_step_s: float | None) -> str:
+    share = f"{r['step_s'] / full_step_s:.0%}" if full_step_s else "n/a"
+    gates = ""
+    if "gates" in r:
+        g = r["gates"]
+        gates = (f"{g['forget']:.2f} / {g['paraphrased']:.2f} / {g['retain']:.2f} / "
+                 f"{r['general_gate']:.2f}")  # fmt: skip
+    return (
+        f"| {r['method']} | {r['adapter']} | {r['lr']:g} | {r['trainable']:,} "
+        f"({r['trainable'] / r['total']:.2%}) | {r['step_s']:.2f} | {share} | {r['loop_s']:.0f} "
+        f"| {r['peak_mb']:.0f} "
+        f"| {r['before']['forget']:.3f} → {r['after']['forget']:.3f} "
+        f"| {r['before']['retain']:.3f} → {r['after']['retain']:.3f} | {gates} |"
+    )
+
+
+def table(args, rows: list[dict]) -> str:
+    commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True)
+    full_steps = {r["method"]: r["step_s"] for r in rows if r["adapter"] == "full"}
+    lines = [
+        "# GRUN vs full fine-tuning vs LoRA: cost and effect on the built-in model",
+        "",
+        f"Command: `nice python benchmarks/grun_cost.py {' '.join(sys.argv[1:])}`  ",
+        f"Commit: {commit.stdout.strip()}; torch {torch.__version__}; CPU, "
+        f"{torch.get_num_threads()} threads shared with other jobs (times are noisy).  ",
+        "Target: SmolLM2-135M-Instruct fully fine-tuned on 16 synthetic QA (methods_sanity's "
+        "target). Forget = one customer (8 QA), retain = the other (8 QA). "
+        f"Each cell: {args.steps} steps, batch 4 forget + 4 retain, default loss settings "
+        "(alpha = gamma = 1, NPO beta 0.1); LoRA rank 16 on all linear layers; GRUN defaults "
+        f"(rank 4, MLP gate, layers 19/23/29 of 30, last prompt token, lambda_g 10) with options "
+        f"{args.grun_options}. "
+        "Prob = mean over records of exp(-mean answer NLL). s/step = median step duration "
+        "(GRUN includes its gate loss); loop = the whole training loop, warm-up and unlearn's "
+        "per-epoch checkpoints included. Peak = process max RSS, loading included. "
+        "Gates = mean σ(g) of the GRUN module on forget / paraphrased forget / retain / "
+        "16 general questions.",
+        "",
+        "| method | adapter | lr | trainable params (share) | s/step | vs full | loop (s) "
+        "| peak RSS (MB) "
+        "| forget prob before → after | retain prob before → after | gates f / para / r / gen |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    lines += [cell_line(r, full_steps.get(r["method"])) for r in rows]
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    args = parse_args()
+    lrs = {"full": args.lr_full, "lora": args.lr_lora, "grun": args.lr_grun}
+    if args.only:
+        method, adapter = args.only
+        options = json.loads(args.grun_options)
+        print(json.dumps(run_cell(method, adapter, args.steps, lrs[adapter], options)))
+        return
+    build_target(args.model)
+    rows = []
+    for method in args.methods.split(","):
+        for adapter in args.adapters.split(","):
+            command = [sys.executable, __file__, "--only", method, adapter, *sys.argv[1:]]
+            done = subprocess.run(command, capture_output=True, text=True, check=True)
+            rows.append(json.loads(done.stdout.strip().splitlines()[-1]))
+            print(json.dumps(rows[-1]), flush=True)
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(table(args, rows))
+    print(RESULTS.read_text())
+
+
+if __name__ == "__main__":
+    main()
