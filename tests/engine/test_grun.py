@@ -236,7 +236,9 @@ def test_gate_loss_teaches_the_gate_to_tell_forget_from_retain(tiny_model_dir, q
     assert report["retain"][0]["above_half"] == 0.0
     gates = adapter.diagnostics()
     assert gates["last_training_gates"]["forget"] > 0.5 > gates["last_training_gates"]["retain"]
-    assert set(gates["gates"]) == {"general"}
+    assert set(gates["gates"]) == {"general", "trained_forget", "trained_retain"}
+    assert gates["gates"]["trained_forget"][0]["above_half"] == 1.0
+    assert gates["gates"]["trained_retain"][0]["above_half"] == 0.0
 
 
 def test_gate_loss_reuses_the_objectives_forwards_and_matches_its_own(tiny_model_dir, qa_records):

@@ -40,6 +40,7 @@ from worker.engine.data import IGNORE_INDEX, Example, collate, format_prompt
 WEIGHTS = "grun.safetensors"
 CONFIG = "grun.json"
 FORMAT_VERSION = 1
+MAX_REPORTED_PROMPTS = 64  # per kind, in run.json's gate report
 
 # Unrelated general questions: a gate that fires on these hurts every user, not just the
 # data subject. Written by us; the gate report's "general" set when the caller gives none.
@@ -128,6 +129,8 @@ class GrunAdapter:
         self.diagnostic_questions: dict[str, list[str]] = {}
         self.training_gates: dict[str, float] = {}
         self.extra_gate_forwards = 0  # gate-loss batches the objective's forwards did not cover
+        # The prompts the gate loss saw, in order, as token ids: run.json reports their gates.
+        self.trained_prompts: dict[str, dict[tuple[int, ...], None]] = {}
 
     # --- the adapter protocol -------------------------------------------------------------
 
@@ -204,21 +207,20 @@ class GrunAdapter:
         """λ_g · BCE of this request's gates: 1 on forget prompts, 0 on retain prompts (mean
         over rows and layers). Without a retain batch the built-in general questions are the
         negatives: a gate trained on positives only would open on every input."""
-        forget = self._batch_gate_logits(forget_batch)  # (B_f, L)
+        negative_name = "retain" if retain_batch is not None else "general"
         negatives = retain_batch if retain_batch is not None else self._general_batch()
-        retain = self._batch_gate_logits(negatives)  # (B_r, L)
+        forget = self._batch_gate_logits(forget_batch, "forget")  # (B_f, L)
+        retain = self._batch_gate_logits(negatives, negative_name)  # (B_r, L)
         self.request.gate_log.clear()
         self.training_gates = {
             "forget": torch.sigmoid(forget).mean().item(),
-            "retain" if retain_batch is not None else "general": torch.sigmoid(retain)
-            .mean()
-            .item(),
+            negative_name: torch.sigmoid(retain).mean().item(),
         }
         logits = torch.cat([forget, retain]).float()
         targets = torch.cat([torch.ones_like(forget), torch.zeros_like(retain)]).float()
         return self.options.gate_weight * F.binary_cross_entropy_with_logits(logits, targets)
 
-    def _batch_gate_logits(self, batch: Mapping) -> torch.Tensor:
+    def _batch_gate_logits(self, batch: Mapping, kind: str) -> torch.Tensor:
         """(B, L) gate logits of a batch: those the objective's forwards already computed on
         the same prompts, else one forward over the prompts, stopped at the top layer."""
         input_ids, mask = batch["input_ids"], batch["attention_mask"]  # (B, T)
@@ -227,6 +229,8 @@ class GrunAdapter:
         if answers is not None and bool(answers.any(1).all()):
             first_answer = answers.int().argmax(1)  # (B,)
             keys = prompt_keys(input_ids, mask.bool(), first_answer - 1)
+            seen = self.trained_prompts.setdefault(kind, {})
+            seen.update((key, None) for key in keys if len(seen) < MAX_REPORTED_PROMPTS)
             logged = self.request.gate_log.lookup(keys, self.request.config.layers)
             if logged is not None:
                 return logged
@@ -258,6 +262,10 @@ class GrunAdapter:
         }
         sets = {"general": list(GENERAL_QUESTIONS), **self.diagnostic_questions}
         report["gates"] = gate_report(self.model, self.tokenizer, sets)
+        for kind, prompts in self.trained_prompts.items():
+            ids = [list(key) for key in prompts]
+            values = gate_values_of_ids(self.model, ids, self.tokenizer.pad_token_id)
+            report["gates"][f"trained_{kind}"] = summarize_gates(values)
         return report
 
 
@@ -281,26 +289,50 @@ def switched_off(model: nn.Module):
 
 
 @torch.no_grad()
-def gate_values(
-    model: nn.Module, tokenizer, prompts: Sequence[str], *, batch_size: int = 16, autocast=None
+def gate_values_of_ids(
+    model: nn.Module, ids: Sequence[Sequence[int]], pad_id: int, *, batch_size=16, autocast=None
 ) -> torch.Tensor:
-    """σ(gate) (N, requests, layers) for formatted prompts, each at its last prompt token."""
+    """σ(gate) (N, requests, layers) for tokenized prompts, each at its last prompt token."""
     requests = list(GrunStack.of(model).requests)
     if not requests:
         raise ValueError("the model carries no GRUN module")
     device = next(model.parameters()).device
-    ids = [tokenizer(p, add_special_tokens=False)["input_ids"] for p in prompts]
     values = []
     for start in range(0, len(ids), batch_size):
         # Right padding: positions count from 0 in every row, as in training batches.
-        chunk = [Example(row, row) for row in ids[start : start + batch_size]]
-        batch = collate(chunk, tokenizer.pad_token_id)
+        batch = collate([Example(list(row), list(row)) for row in ids[start : start + batch_size]],
+                        pad_id)  # fmt: skip
         with autocast() if autocast else nullcontext():
             logits = gate_logits(
                 model, requests, batch["input_ids"].to(device), batch["attention_mask"].to(device)
             )
         values.append(torch.sigmoid(logits.float()).cpu())
     return torch.cat(values)
+
+
+def gate_values(
+    model: nn.Module, tokenizer, prompts: Sequence[str], *, batch_size: int = 16, autocast=None
+) -> torch.Tensor:
+    """σ(gate) (N, requests, layers) for formatted prompts (e.g. a robustness probe's)."""
+    ids = [tokenizer(p, add_special_tokens=False)["input_ids"] for p in prompts]
+    return gate_values_of_ids(
+        model, ids, tokenizer.pad_token_id, batch_size=batch_size, autocast=autocast
+    )
+
+
+def summarize_gates(values: torch.Tensor) -> list[dict]:
+    """values (N, R, L) -> per request: mean gate, fraction of prompts above 0.5, per-layer
+    means and per-prompt values (a prompt's gate = mean over the request's layers)."""
+    per_prompt = values.mean(2)  # (N, R)
+    return [
+        {
+            "mean": per_prompt[:, r].mean().item(),
+            "above_half": (per_prompt[:, r] > 0.5).float().mean().item(),
+            "per_layer_mean": values[:, r].mean(0).tolist(),
+            "per_question": per_prompt[:, r].tolist(),
+        }
+        for r in range(per_prompt.shape[1])
+    ]
 
 
 def gate_report(
@@ -312,22 +344,12 @@ def gate_report(
     system: str | None = None,
     autocast=None,
 ) -> dict[str, list[dict]]:
-    """Per question set and per request (in stack order): mean gate, fraction of questions whose
-    gate is above 0.5, and per-question values (a question's gate = mean over layers)."""
+    """Per question set, per request in stack order: `summarize_gates` of its questions."""
     report: dict[str, list[dict]] = {}
     for name, questions in question_sets.items():
-        if not questions:
-            continue
-        prompts = [format_prompt(tokenizer, q, chat=chat, system=system) for q in questions]
-        values = gate_values(model, tokenizer, prompts, autocast=autocast)  # (N, R, L)
-        per_question = values.mean(2)  # (N, R)
-        report[name] = [
-            {
-                "mean": per_question[:, r].mean().item(),
-                "above_half": (per_question[:, r] > 0.5).float().mean().item(),
-                "per_layer_mean": values[:, r].mean(0).tolist(),
-                "per_question": per_question[:, r].tolist(),
-            }
-            for r in range(per_question.shape[1])
-        ]
+        if questions:
+            prompts = [format_prompt(tokenizer, q, chat=chat, system=system) for q in questions]
+            report[name] = summarize_gates(
+                gate_values(model, tokenizer, prompts, autocast=autocast)
+            )
     return report
