@@ -70,7 +70,11 @@ def submit_ticket(
 ) -> tuple[DeletionRequest, bool]:
     """Create the ticket, its encrypted records, its audit event and its assess job.
     Returns (ticket, created); a replay with the same Idempotency-Key returns the first one."""
-    body_hash = _sha256_json(payload.model_dump(mode="json"))
+    secret = settings.secret_key.get_secret_value()
+    # Keyed: the body holds the subject identifier, which must not be recoverable by guessing.
+    body_hash = keyed_hash(
+        secret, "body", json.dumps(payload.model_dump(mode="json"), sort_keys=True)
+    )
     if idempotency_key:
         existing = repository.by_idempotency_key(
             session, principal.organisation_id, idempotency_key
@@ -83,7 +87,6 @@ def submit_ticket(
         raise Forbidden("only operators choose the method or adapter of a ticket")
     registry_service.require_model(session, payload.model)
     records = validate_records(payload.records, settings.max_records)
-    secret = settings.secret_key.get_secret_value()
     wrapped_key = new_wrapped_key(settings.data_key.get_secret_value())
     cipher = ticket_cipher(settings.data_key.get_secret_value(), wrapped_key)
     record_hashes = [_sha256_json(record.to_dict()) for record in records]
