@@ -113,8 +113,9 @@ def ticket_story(
     steps: int = 24,
     home: Path | None = None,
 ) -> dict:
-    """Run the whole ticket story and print it; returns the final ticket (state, evaluation
-    with leak rates, utility, stage times, cost)."""
+    """Run the whole ticket story and print it. Returns {"ticket": the final ticket (state,
+    assessment, evaluation with leak rates, utility, seconds per stage, cost), "events": its
+    audit events, "versions": the model's versions, "run_folder": where it all lives}."""
     from worker.engine.generate import generate_answers
     from worker.engine.models import cache_home, load_model
 
@@ -140,8 +141,9 @@ def ticket_story(
         for row in zip(questions, before, after, strict=True):
             table.add_row(*row)
         console.print(table)
-        console.print(_audit_table(service.events(ticket_id)))
-        console.print(_versions_table(service.versions(MODEL_NAME)))
+        events, versions = service.events(ticket_id), service.versions(MODEL_NAME)
+        console.print(_audit_table(events))
+        console.print(_versions_table(versions))
         evaluation = final.get("evaluation") or {}
         console.print(
             f"Ticket state: [bold]{final['state']}[/bold]; leak rates after: "
@@ -153,6 +155,7 @@ def ticket_story(
             f"Audit chain verifies: {service.verify()['ok']}; data key destroyed: "
             f"{final['data_key_destroyed']}; run folder: {service.settings.artifacts_dir.parent}"
         )
-        return final
+        run_folder = service.settings.artifacts_dir.parent
+        return {"ticket": final, "events": events, "versions": versions, "run_folder": run_folder}
     finally:
         service.close()
