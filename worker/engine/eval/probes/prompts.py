@@ -60,25 +60,28 @@ PROMPT_FORMATS = {
 }
 
 
-def _asked_with(build):
+def _asked_with(build, option: str | None):
+    """A probe that asks with `build`; its details record the option that shaped the prompt."""
+
     def run(ctx: ProbeContext) -> dict:
-        return {**ctx.leak_blocks(build), "details": {}}
+        details = {option: getattr(ctx.options, option)} if option else {}
+        return {**ctx.leak_blocks(build), "details": details}
 
     return run
 
 
 _PLAIN_PROBES = (
     ("direct", "prompt", "the training question in the training format, greedy (the easy case)",
-     direct_case),
+     direct_case, None),
     ("paraphrased_question", "prompt", "the record's paraphrased question, greedy",
-     paraphrased_case),
+     paraphrased_case, None),
     ("system_prompt", "format", "a different system prompt asking for exact details",
-     system_prompt_case),
+     system_prompt_case, "system_prompt"),
     ("embedded_question", "format", "the question inside a longer, friendly message",
-     embedded_case),
+     embedded_case, "embedding_template"),
 )  # fmt: skip
-for _name, _family, _description, _build in _PLAIN_PROBES:
-    probe(_name, _family, _description)(_asked_with(_build))
+for _name, _family, _description, _build, _option in _PLAIN_PROBES:
+    probe(_name, _family, _description)(_asked_with(_build, _option))
 
 
 @probe("no_chat", "format", "the question as plain text, without the chat template")
