@@ -14,11 +14,13 @@ Writes benchmarks/results/grun_cost.md (command and commit included).
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import statistics
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import torch
@@ -46,11 +48,11 @@ def grun_gates(loaded, splits) -> dict[str, float]:
     return {name: sets[-1]["mean"] for name, sets in report.items()}
 
 
-def median_step(elapsed: list[float]) -> float:
-    """Median step duration: robust to the first step's warm-up and to the steps that also
-    wrote unlearn's per-epoch checkpoint (540 MB of weights + optimizer state for full FT)."""
-    durations = [b - a for a, b in zip([0.0, *elapsed], elapsed, strict=False)]
-    return statistics.median(durations)
+def median_step(times: list[float]) -> float:
+    """Median step duration from cumulative times: robust to the first step's warm-up and to
+    the steps that also wrote unlearn's per-epoch checkpoint (all weights + optimizer state
+    for full FT)."""
+    return statistics.median(b - a for a, b in itertools.pairwise(times))
 
 
 def run_cell(method: str, adapter: str, steps: int, lr: float, grun_options: dict) -> dict:
@@ -64,15 +66,21 @@ def run_cell(method: str, adapter: str, steps: int, lr: float, grun_options: dic
             steps=steps, lr=lr, batch_size=4,
             adapter_options=grun_options if adapter == "grun" else {},
         )  # fmt: skip
-        elapsed: list[float] = []
+        elapsed, cpu = [], [time.process_time()]
+
+        def on_progress(progress) -> None:
+            elapsed.append(progress.elapsed_s)
+            cpu.append(time.process_time())
+
         info = unlearn(cfg, splits["forget"], splits["retain"], loaded=loaded,
-                       on_progress=lambda progress: elapsed.append(progress.elapsed_s))  # fmt: skip
+                       on_progress=on_progress)  # fmt: skip
     loaded.model.eval()
     cost = info["cost"]
     row = {
         "method": method, "adapter": adapter, "lr": lr, "steps": steps,
         "before": before, "after": probabilities(loaded, splits),
-        "step_s": median_step(elapsed), "loop_s": cost["wall_time_s"],
+        "step_s": median_step([0.0, *elapsed]), "cpu_step_s": median_step(cpu),
+        "loop_s": cost["wall_time_s"],
         "peak_mb": cost["peak_memory_mb"],
         "trainable": cost["trainable_parameters"], "total": total_parameters,
     }  # fmt: skip
@@ -97,7 +105,7 @@ def parse_args():
 
 
 def cell_line(r: dict, full_step_s: float | None) -> str:
-    share = f"{r['step_s'] / full_step_s:.0%}" if full_step_s else "n/a"
+    share = f"{r['cpu_step_s'] / full_step_s:.0%}" if full_step_s else "n/a"
     gates = ""
     if "gates" in r:
         g = r["gates"]
@@ -105,7 +113,8 @@ def cell_line(r: dict, full_step_s: float | None) -> str:
                  f"{r['general_gate']:.2f}")  # fmt: skip
     return (
         f"| {r['method']} | {r['adapter']} | {r['lr']:g} | {r['trainable']:,} "
-        f"({r['trainable'] / r['total']:.2%}) | {r['step_s']:.2f} | {share} | {r['loop_s']:.0f} "
+        f"({r['trainable'] / r['total']:.2%}) | {r['step_s']:.2f} | {r['cpu_step_s']:.2f} "
+        f"| {share} | {r['loop_s']:.0f} "
         f"| {r['peak_mb']:.0f} "
         f"| {r['before']['forget']:.3f} → {r['after']['forget']:.3f} "
         f"| {r['before']['retain']:.3f} → {r['after']['retain']:.3f} | {gates} |"
@@ -114,7 +123,7 @@ def cell_line(r: dict, full_step_s: float | None) -> str:
 
 def table(args, rows: list[dict]) -> str:
     commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True)
-    full_steps = {r["method"]: r["step_s"] for r in rows if r["adapter"] == "full"}
+    full_steps = {r["method"]: r["cpu_step_s"] for r in rows if r["adapter"] == "full"}
     lines = [
         "# GRUN vs full fine-tuning vs LoRA: cost and effect on the built-in model",
         "",
@@ -127,16 +136,18 @@ def table(args, rows: list[dict]) -> str:
         "(alpha = gamma = 1, NPO beta 0.1); LoRA rank 16 on all linear layers; GRUN defaults "
         f"(rank 4, MLP gate, layers 19/23/29 of 30, last prompt token, lambda_g 10) with options "
         f"{args.grun_options}. "
-        "Prob = mean over records of exp(-mean answer NLL). s/step = median step duration "
-        "(GRUN includes its gate loss); loop = the whole training loop, warm-up and unlearn's "
-        "per-epoch checkpoints included. Peak = process max RSS, loading included. "
+        "Prob = mean over records of exp(-mean answer NLL). s/step = median step duration, "
+        "wall clock and process CPU time (CPU time is less distorted by the other jobs on "
+        "these 2 cores; GRUN includes its gate loss); loop = the whole training loop, warm-up "
+        "and unlearn's per-epoch checkpoints included. Peak = process max RSS, loading included. "
         "Gates = mean σ(g) of the GRUN module on forget / paraphrased forget / retain / "
         "16 general questions.",
         "",
-        "| method | adapter | lr | trainable params (share) | s/step | vs full | loop (s) "
+        "| method | adapter | lr | trainable params (share) | wall s/step | CPU s/step "
+        "| CPU vs full | loop (s) "
         "| peak RSS (MB) "
         "| forget prob before → after | retain prob before → after | gates f / para / r / gen |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     lines += [cell_line(r, full_steps.get(r["method"])) for r in rows]
     return "\n".join(lines) + "\n"

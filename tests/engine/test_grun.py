@@ -243,7 +243,7 @@ def test_gate_loss_teaches_the_gate_to_tell_forget_from_retain(tiny_model_dir, q
 
 def test_gate_loss_reuses_the_objectives_forwards_and_matches_its_own(tiny_model_dir, qa_records):
     loaded = _load(tiny_model_dir)
-    adapter = GrunAdapter()
+    adapter = GrunAdapter(general_negatives=0)  # the same negatives in both calls
     adapter.attach(loaded.model, needs_reference=False)
     forget, retain = (
         _batch(loaded.tokenizer, qa_records[:4]),
@@ -268,6 +268,12 @@ def test_without_a_retain_batch_general_questions_are_the_gates_negatives(
     adapter.attach(loaded.model, needs_reference=False)
     adapter.auxiliary_loss(_batch(loaded.tokenizer, qa_records), None)
     assert set(adapter.training_gates) == {"forget", "general"}
+    with_retain = GrunAdapter(general_negatives=2)
+    with_retain.attach(loaded.model, needs_reference=False)
+    with_retain.auxiliary_loss(
+        _batch(loaded.tokenizer, qa_records), _batch(loaded.tokenizer, qa_records)
+    )
+    assert set(with_retain.training_gates) == {"forget", "retain", "general"}
 
 
 def test_bad_options_are_refused_with_a_reason(tiny_model_dir, tmp_path):
@@ -303,8 +309,8 @@ def test_every_objective_trains_with_grun(memorised_dir, tmp_path, method):
     )
     info = unlearn(cfg, FORGET, RETAIN)
     assert info["cost"]["trainable_parameters"] == 2 * (4 * 64 + 4 * 64 + 4 + 64 + 1)  # R, W, b, g
-    # The gate loss reuses the objective's forwards; only GA (no retain batch) needs its own
-    # forward, over the general questions it uses as negatives.
+    # The gate loss reuses the objective's forwards of the forget and retain prompts; GA never
+    # runs the retain batch, so there the gate loss runs it itself (one forward per step).
     assert info["diagnostics"]["gate_loss_extra_forwards"] == (5 if method == "ga" else 0)
     gates = info["diagnostics"]["gates"]["general"][0]
     assert 0.0 <= gates["mean"] <= 1.0

@@ -103,7 +103,8 @@ class GrunOptions:
     gate_weight: float = 10.0  # λ_g, DESIGN §5
     # Starting gate value σ(bias) (None: PyTorch's init, σ ≈ 0.5 as in the paper). A gate that
     # starts nearly closed lets the edit hurt retain inputs only once the gate learned them.
-    initial_gate: float | None = None
+    initial_gate: float | None = 0.05
+    general_negatives: int = 4  # built-in general questions per step, gate target 0
 
 
 @register_adapter
@@ -117,18 +118,27 @@ class GrunAdapter:
         gate: str = "mlp",
         positions: str = "last_prompt",
         gate_weight: float = 10.0,
-        initial_gate: float | None = None,
+        initial_gate: float | None = 0.05,
+        general_negatives: int = 4,
         tokenizer=None,
     ) -> None:
         self.options = GrunOptions(
-            tuple(layers) if layers else None, rank, gate, positions, gate_weight, initial_gate
+            tuple(layers) if layers else None,
+            rank,
+            gate,
+            positions,
+            gate_weight,
+            initial_gate,
+            general_negatives,
         )
         self.tokenizer = tokenizer
         self.model: nn.Module | None = None
         self.request: GrunRequest | None = None
         self.diagnostic_questions: dict[str, list[str]] = {}
         self.training_gates: dict[str, float] = {}
-        self.extra_gate_forwards = 0  # gate-loss batches the objective's forwards did not cover
+        # Forget / retain batches of the gate loss that the objective's forwards did not cover.
+        self.extra_gate_forwards = 0
+        self._general_cursor = 0
         # The prompts the gate loss saw, in order, as token ids: run.json reports their gates.
         self.trained_prompts: dict[str, dict[tuple[int, ...], None]] = {}
 
@@ -204,20 +214,27 @@ class GrunAdapter:
     # --- the gate loss and diagnostics ----------------------------------------------------
 
     def auxiliary_loss(self, forget_batch: Mapping, retain_batch: Mapping | None) -> torch.Tensor:
-        """λ_g · BCE of this request's gates: 1 on forget prompts, 0 on retain prompts (mean
-        over rows and layers). Without a retain batch the built-in general questions are the
-        negatives: a gate trained on positives only would open on every input."""
-        negative_name = "retain" if retain_batch is not None else "general"
-        negatives = retain_batch if retain_batch is not None else self._general_batch()
+        """λ_g · BCE of this request's gates: 1 on forget prompts, 0 on retain prompts and on a
+        few built-in general questions (mean over rows and layers). The general questions keep
+        the gate shut on unrelated inputs when the retain set is narrow (a gate trained only
+        against one other customer learns "not that customer" and opens on everything else)."""
         forget = self._batch_gate_logits(forget_batch, "forget")  # (B_f, L)
-        retain = self._batch_gate_logits(negatives, negative_name)  # (B_r, L)
+        negatives = {}
+        if retain_batch is not None:
+            negatives["retain"] = self._batch_gate_logits(retain_batch, "retain")  # (B_r, L)
+        count = self.options.general_negatives
+        if retain_batch is None:
+            count = max(count, len(GENERAL_QUESTIONS))  # the only negatives there are
+        if count:
+            negatives["general"] = self._batch_gate_logits(self._general_batch(count), "general")
         self.request.gate_log.clear()
         self.training_gates = {
-            "forget": torch.sigmoid(forget).mean().item(),
-            negative_name: torch.sigmoid(retain).mean().item(),
+            name: torch.sigmoid(logits).mean().item()
+            for name, logits in {"forget": forget, **negatives}.items()
         }
-        logits = torch.cat([forget, retain]).float()
-        targets = torch.cat([torch.ones_like(forget), torch.zeros_like(retain)]).float()
+        logits = torch.cat([forget, *negatives.values()]).float()
+        targets = torch.zeros_like(logits)
+        targets[: len(forget)] = 1.0
         return self.options.gate_weight * F.binary_cross_entropy_with_logits(logits, targets)
 
     def _batch_gate_logits(self, batch: Mapping, kind: str) -> torch.Tensor:
@@ -237,12 +254,19 @@ class GrunAdapter:
             # The gate reads the last prompt token; tokens after it cannot change it (causal).
             cut = int(first_answer.max())
             input_ids, mask = input_ids[:, :cut], mask[:, :cut]
-        self.extra_gate_forwards += 1
+        if kind != "general":  # general questions never go through the objective
+            self.extra_gate_forwards += 1
         return gate_logits(self.model, [self.request], input_ids, mask)[:, 0]
 
-    def _general_batch(self) -> dict[str, torch.Tensor]:
-        prompts = [format_prompt(self.tokenizer, q) for q in GENERAL_QUESTIONS]
-        ids = [self.tokenizer(p, add_special_tokens=False)["input_ids"] for p in prompts]
+    def _general_batch(self, count: int) -> dict[str, torch.Tensor]:
+        """The next `count` general questions (cycling through the list), as a prompt batch."""
+        n = len(GENERAL_QUESTIONS)
+        questions = [GENERAL_QUESTIONS[(self._general_cursor + i) % n] for i in range(count)]
+        self._general_cursor = (self._general_cursor + count) % n
+        ids = [
+            self.tokenizer(format_prompt(self.tokenizer, q), add_special_tokens=False)["input_ids"]
+            for q in questions
+        ]
         examples = [Example(row, [IGNORE_INDEX] * len(row)) for row in ids]
         batch = collate(examples, self.tokenizer.pad_token_id)
         device = next(self.request.parameters()).device
