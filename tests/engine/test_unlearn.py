@@ -86,11 +86,20 @@ def test_lora_leaves_the_base_weights_untouched(memorised_dir, tmp_path):
     assert mean_nll(after.model, after.tokenizer, FORGET) > forget_before + 0.15
 
 
-def test_rmu_and_ga_accept_plain_text_records(memorised_dir, tmp_path):
+@pytest.mark.parametrize(("method", "adapter"), [("rmu", "full"), ("rmu", "lora"), ("ga", "full")])
+def test_plain_text_records_can_be_forgotten(memorised_dir, tmp_path, method, adapter):
     texts = [TextRecord(f"The email of customer {i} is c{i}@example.com.") for i in range(2)]
-    for method in ("rmu", "ga"):
-        info = unlearn(config(memorised_dir, tmp_path / method, method=method), texts, RETAIN)
-        assert info["cost"]["steps"] == 4
+    cfg = config(memorised_dir, tmp_path / "out", method=method, adapter=adapter)
+    info = unlearn(cfg, texts, RETAIN)
+    assert info["cost"]["steps"] == 4 and all(loss == loss for loss in info["losses"])  # no NaN
+
+
+def test_kl_retain_term_gets_a_reference_model(memorised_dir, tmp_path):
+    # GradDiff's forget term needs no reference; its KL retain term does (else: RuntimeError).
+    cfg = config(memorised_dir, tmp_path / "out", method="graddiff",
+                 loss=LossSettings(retain_loss="kl"))  # fmt: skip
+    info = unlearn(cfg, FORGET, RETAIN)
+    assert info["config"]["loss"]["retain_loss"] == "kl"
 
 
 def test_idk_records_its_refusal_list(memorised_dir, tmp_path):
