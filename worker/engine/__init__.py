@@ -15,8 +15,10 @@ from worker.engine.data import (
 from worker.engine.finetune import FinetuneConfig, finetune
 from worker.engine.generate import generate_answers
 from worker.engine.models import BUILTIN_MODELS, DEFAULT_MODEL, LoadedModel, ModelError, load_model
+from worker.engine.objectives import OBJECTIVES, LossSettings, get_objective
 from worker.engine.synthetic import synthetic_dataset
 from worker.engine.train import Cancelled, Progress
+from worker.engine.unlearn import UnlearnConfig, unlearn
 
 __all__ = [
     "BUILTIN_MODELS",
@@ -25,15 +27,20 @@ __all__ = [
     "DataError",
     "FinetuneConfig",
     "LoadedModel",
+    "LossSettings",
+    "OBJECTIVES",
     "ModelError",
     "Progress",
     "QARecord",
     "TextRecord",
+    "UnlearnConfig",
     "finetune",
     "generate_answers",
+    "get_objective",
     "load_model",
     "load_records",
     "load_refusals",
     "parse_records",
     "synthetic_dataset",
+    "unlearn",
 ]
