@@ -325,3 +325,22 @@ def test_every_objective_trains_with_grun(memorised_dir, tmp_path, method):
     assert after_nll > before_nll + {"rmu": 0.0, "idk": 0.01}.get(method, 0.1)
     with switched_off(after.model):
         assert mean_nll(after.model, tokenizer, FORGET) == pytest.approx(before_nll)
+
+
+@pytest.mark.parametrize("positions", ["prompt", "all"])
+def test_every_position_mode_unlearns(memorised_dir, tmp_path, positions):
+    cfg = UnlearnConfig(
+        output=str(tmp_path / "out"),
+        model=str(memorised_dir),
+        method="npo",
+        adapter="grun",
+        adapter_options={"layers": [0, 1], "gate": "linear", "positions": positions},
+        steps=5,
+        lr=3e-2,
+    )
+    unlearn(cfg, FORGET, RETAIN)
+    base = load_model(str(memorised_dir), precision="fp32")
+    after = load_model(str(tmp_path / "out"), precision="fp32")
+    assert after.model.grun_stack.requests[0].config.positions == positions
+    tokenizer = base.tokenizer
+    assert mean_nll(after.model, tokenizer, FORGET) > mean_nll(base.model, tokenizer, FORGET) + 0.1

@@ -8,6 +8,15 @@ folders) stay active and frozen, so a model version is "base + an ordered list o
 A saved request is a small folder: `grun.safetensors` + `grun.json` (its config); the lead's
 manifest `obliviate.json` names the base (a model, or the previous request's folder) and its
 hash, and `load_model(folder)` rebuilds the whole stack.
+
+Defaults (measured on the built-in model, benchmarks/results/grun_cost.md): the paper's rank 4,
+MLP gate, λ_g = 10, last prompt token, and its layers 20/25/31 of 32 scaled to depth (19/23/29
+of SmolLM2's 30). Two departures for requests trained in a few steps on a narrow retain set:
+gates start nearly closed (0.05, not PyTorch's ≈0.5: at 0.5 the edit hit retain answers as
+hard as forget answers before the gate could tell them apart) and 4 general questions per step
+join the negatives (without them the gate learned "not the retain customer" and opened on
+unrelated questions). The learning rate is the caller's (`UnlearnConfig.lr`); 4e-3, the
+paper's, worked best in 8 steps here.
 """
 
 from __future__ import annotations
