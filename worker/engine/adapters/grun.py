@@ -15,8 +15,9 @@ of SmolLM2's 30). Two departures for requests trained in a few steps on a narrow
 gates start nearly closed (0.05, not PyTorch's ≈0.5: at 0.5 the edit hit retain answers as
 hard as forget answers before the gate could tell them apart) and 4 general questions per step
 join the negatives (without them the gate learned "not the retain customer" and opened on
-unrelated questions). The learning rate is the caller's (`UnlearnConfig.lr`); 4e-3, the
-paper's, worked best in 8 steps here.
+unrelated questions). The learning rate is the caller's (`UnlearnConfig.lr`): with NPO, 8
+steps, 4e-3 (the paper's) took the forget answers' probability from 0.63 to 0.01 keeping 82% of
+the retain probability; 1e-2 kept 89% but forgot less (0.15), its gates still undecided.
 """
 
 from __future__ import annotations
