@@ -173,8 +173,11 @@ class GrunAdapter:
             prompt_markers=prompt_markers(self.tokenizer),
         )
         model.requires_grad_(False)
+        stack = GrunStack.of(model)
+        for earlier in stack.requests:
+            earlier.gate_log = None  # frozen now: only the new request's gates are trained
         device = next(model.parameters()).device
-        self.request = GrunStack.of(model).add(model, GrunRequest(config).to(device))
+        self.request = stack.add(model, GrunRequest(config).to(device))
         if self.options.initial_gate is not None:
             logit = math.log(self.options.initial_gate / (1 - self.options.initial_gate))
             for reft in self.request.interventions.values():
