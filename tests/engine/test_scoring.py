@@ -5,6 +5,7 @@ import math
 import pytest
 import torch
 
+from worker.engine.adapters import get_adapter
 from worker.engine.data import IGNORE_INDEX, collate, encode_qa, format_prompt
 from worker.engine.eval.fluency import generation_perplexity
 from worker.engine.eval.scoring import ScoreRequest, score_requests
@@ -76,3 +77,27 @@ def test_generation_perplexity_under_a_judge_model(tiny):
     expected = score_requests(tiny, [ScoreRequest(questions[1], ("ada@example.com",))])
     assert perplexity[0] is None  # nothing generated, nothing to judge
     assert perplexity[1] == pytest.approx(math.exp(expected[0][0].nll_mean))
+
+
+@pytest.mark.parametrize(
+    ("adapter", "options"),
+    [("lora", {}), ("grun", {"positions": "last_prompt"}), ("grun", {"positions": "prompt"})],
+)
+def test_shared_prompt_scoring_through_adapters(tiny_model_dir, adapter, options):
+    """A base + adapter model scores as one full pass would (the prompt's edit is in the cache)."""
+    loaded = load_model(str(tiny_model_dir), precision="fp32")
+    base = full_sequence_logprobs(loaded, QUESTIONS[0], "ada@example.com")
+    attached = get_adapter(adapter, **options)
+    loaded.model = attached.attach(loaded.model, needs_reference=False)
+    generator = torch.Generator().manual_seed(0)
+    with torch.no_grad():  # a trained-looking adapter: far from its no-op initialisation
+        for parameter in attached.trainable().values():
+            parameter.add_(0.5 * torch.randn(parameter.shape, generator=generator))
+    loaded.model.eval()
+    requests = [ScoreRequest(QUESTIONS[0], ("ada@example.com", "The account is 12345678."))]
+    (scores,) = score_requests(loaded, requests)
+    edited = full_sequence_logprobs(loaded, QUESTIONS[0], "ada@example.com")
+    assert not torch.allclose(edited, base, atol=1e-3), "the adapter should change the model"
+    for answer, score in zip(requests[0].answers, scores, strict=True):
+        expected = full_sequence_logprobs(loaded, QUESTIONS[0], answer)
+        assert torch.allclose(torch.tensor(score.token_logprobs), expected, atol=1e-4)
