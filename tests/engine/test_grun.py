@@ -280,6 +280,8 @@ def test_bad_options_are_refused_with_a_reason(tiny_model_dir, tmp_path):
     loaded = _load(tiny_model_dir)
     with pytest.raises(ValueError, match="positions"):
         GrunAdapter(positions="middle").attach(loaded.model, needs_reference=False)
+    with pytest.raises(ValueError, match="initial_gate"):
+        GrunAdapter(initial_gate=1.0)
     with pytest.raises(ValueError, match="outside"):
         GrunAdapter(layers=[9]).attach(loaded.model, needs_reference=False)
     adapter = GrunAdapter()

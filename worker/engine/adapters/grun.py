@@ -116,6 +116,12 @@ class GrunOptions:
     initial_gate: float | None = 0.05
     general_negatives: int = 4  # built-in general questions per step, gate target 0
 
+    def __post_init__(self) -> None:
+        if self.initial_gate is not None and not 0 < self.initial_gate < 1:
+            raise ValueError(f"initial_gate must be in (0, 1), got {self.initial_gate}")
+        if self.gate_weight < 0 or self.general_negatives < 0:
+            raise ValueError("gate_weight and general_negatives must not be negative")
+
 
 @register_adapter
 class GrunAdapter:
