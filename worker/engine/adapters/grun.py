@@ -223,7 +223,7 @@ class GrunAdapter:
             raise ValueError(
                 f"{folder}: GRUN module for hidden size {config.hidden_size}, model has {hidden}"
             )
-        request = GrunRequest(config)
+        request = GrunRequest(config, trainable=False)
         request.load_state_dict(load_file(folder / WEIGHTS))
         request.requires_grad_(False)
         device = next(model.parameters()).device
@@ -313,8 +313,7 @@ class GrunAdapter:
 
 
 def save_request(request: GrunRequest, folder: Path) -> None:
-    weights = {k: v.detach().contiguous().cpu() for k, v in request.state_dict().items()}
-    save_file(weights, folder / WEIGHTS)
+    save_file(request.published_state(), folder / WEIGHTS)
     payload = {"format_version": FORMAT_VERSION, "config": request.config.to_dict()}
     (folder / CONFIG).write_text(json.dumps(payload, indent=2, sort_keys=True))
 

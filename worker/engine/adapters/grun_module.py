@@ -184,9 +184,11 @@ class GateLog:
 class GatedReft(nn.Module):
     """One intervention: a gate g and a rank-r LoReFT edit, at one layer."""
 
-    def __init__(self, hidden_size: int, rank: int, gate: str) -> None:
+    def __init__(self, hidden_size: int, rank: int, gate: str, trainable: bool = True) -> None:
         super().__init__()
-        self.rotate = orthogonal(nn.Linear(hidden_size, rank, bias=False))  # R, weight (r, d)
+        self.rotate = nn.Linear(hidden_size, rank, bias=False)  # R, weight (r, d)
+        if trainable:  # keeps R's rows orthonormal while it trains; a loaded R is just a matrix
+            self.rotate = orthogonal(self.rotate)
         self.project = nn.Linear(hidden_size, rank)  # W, b
         if gate == "linear":
             self.gate = nn.Linear(hidden_size, 1)
@@ -209,11 +211,14 @@ class GatedReft(nn.Module):
 class GrunRequest(nn.Module):
     """The gated module one deletion request trains: one GatedReft per chosen layer."""
 
-    def __init__(self, config: GrunConfig) -> None:
+    def __init__(self, config: GrunConfig, trainable: bool = True) -> None:
         super().__init__()
         self.config = config
         self.interventions = nn.ModuleDict(
-            {str(i): GatedReft(config.hidden_size, config.rank, config.gate) for i in config.layers}
+            {
+                str(i): GatedReft(config.hidden_size, config.rank, config.gate, trainable)
+                for i in config.layers
+            }
         )
         self.enabled = True
         self.record: dict[int, torch.Tensor] | None = None  # gate logits (B, 1) by layer
@@ -239,6 +244,18 @@ class GrunRequest(nn.Module):
             where = call.edit_mask(self.config.positions)
         scale = gate[:, None, :] * where[..., None]  # (B, T, 1)
         return hidden + (scale * reft.edit(hidden)).to(hidden.dtype)
+
+    def published_state(self) -> dict[str, torch.Tensor]:
+        """The weights to save, R as its r×d matrix (the orthogonal parametrization's own
+        state holds a d×d basis: 3× the size of the whole module, and not needed to run it)."""
+        state = {
+            name: tensor
+            for name, tensor in self.state_dict().items()
+            if ".rotate.parametrizations." not in name
+        }
+        for layer, reft in self.interventions.items():
+            state[f"interventions.{layer}.rotate.weight"] = reft.rotate.weight
+        return {name: tensor.detach().contiguous().cpu() for name, tensor in state.items()}
 
     def _decision(self, layer: int, batch: int) -> torch.Tensor:
         decision = self.decisions.get(layer)
