@@ -9,7 +9,7 @@ Each model runs its probes in its own process (peak memory and crashes stay its 
 finished cell is kept under --work and reused, so an interrupted run resumes (delete --work
 to measure again with other options).
 
-Usage: nice python benchmarks/robustness_probes.py [--models target,npo:full,npo:grun]
+Usage: nice python benchmarks/robustness_probes.py [--models target,npo:full,npo:grun:4e-3]
        [--steps 10] [--probes direct,best_of_n] [--limit 8] [--max-new-tokens 40]
 Writes benchmarks/results/robustness.md (command and commit included).
 """
@@ -49,13 +49,14 @@ def build_finetuned(name: str, split: str, args) -> Path:
 
 
 def build_unlearned(cell: str, target: Path, steps: int, work: Path) -> Path:
-    """`method:adapter` unlearned from the target on the forget customer, retain kept."""
-    method, adapter = cell.split(":")
+    """`method:adapter[:lr]` unlearned from the target on the forget customer, retain kept."""
+    method, adapter, *lr = cell.split(":")
     folder = work / cell.replace(":", "-")
     if not (folder / "obliviate.json").is_file():
         splits = data_slice()
         cfg = UnlearnConfig(output=str(folder), model=str(target), method=method,
-                            adapter=adapter, steps=steps, lr=LR[adapter], batch_size=4,
+                            adapter=adapter, steps=steps, lr=float(lr[0]) if lr else LR[adapter],
+                            batch_size=4,
                             resume=True)  # fmt: skip
         unlearn(cfg, splits["forget"], splits["retain"])
     return folder
@@ -79,7 +80,11 @@ def run_cell(cell: str, args) -> dict:
 def parse_args():
     parser = argparse.ArgumentParser()
     parser.add_argument("--model", default=DEFAULT_MODEL)
-    parser.add_argument("--models", default="target,npo:full,npo:grun")
+    parser.add_argument(
+        "--models",
+        default="target,npo:full,npo:grun,npo:grun:4e-3",
+        help="target, or method:adapter[:lr] cells unlearned from it",
+    )
     parser.add_argument("--epochs", type=int, default=20, help="target and reference")
     parser.add_argument("--finetune-lr", type=float, default=2e-4)
     parser.add_argument("--steps", type=int, default=10, help="unlearning steps")
@@ -161,8 +166,8 @@ def report(args, results: list[dict]) -> str:
         "customer (8 QA), retain = the other (8 QA). Reference = the same recipe on the retain "
         "customer only. Unlearning: "
         f"{args.steps} steps, batch 4 forget + 4 retain, default loss settings, lr "
-        f"{LR['full']} full / {LR['grun']} GRUN (GRUN defaults: 3 layers, rank 4, MLP gate, "
-        "last prompt token).  ",
+        f"{LR['full']} full / {LR['grun']} GRUN unless the cell names its lr (GRUN defaults: 3 "
+        "layers, rank 4, MLP gate, last prompt token).  ",
         f"Probes: greedy, {args.max_new_tokens} new tokens; best-of-N {args.samples} samples at "
         f"temperature 1.0; relearning {args.relearn_steps} full fine-tuning steps at lr "
         f"{args.relearn_lr} on 4 forget QA, measured on the other 4.  ",
