@@ -8,7 +8,7 @@ probability before and after (and, for GRUN, the gate values).
 
 Usage: nice python benchmarks/grun_cost.py [--steps 10] [--methods graddiff,npo,idk]
        [--adapters full,lora,grun] [--lr-grun 1e-2]
-Writes benchmarks/results/grun_cost.md (command and commit included).
+Writes benchmarks/results/grun_cost.md, or --output (command and commit included).
 """
 
 from __future__ import annotations
@@ -100,6 +100,7 @@ def parse_args():
     parser.add_argument("--grun-options", default="{}", help="JSON adapter options for GRUN")
     parser.add_argument("--methods", default="graddiff,npo,idk")
     parser.add_argument("--adapters", default="full,lora,grun")
+    parser.add_argument("--output", type=Path, default=RESULTS, help="the markdown table")
     parser.add_argument("--only", nargs=2, metavar=("METHOD", "ADAPTER"), help=argparse.SUPPRESS)
     return parser.parse_args()
 
@@ -169,9 +170,9 @@ def main() -> None:
             done = subprocess.run(command, capture_output=True, text=True, check=True)
             rows.append(json.loads(done.stdout.strip().splitlines()[-1]))
             print(json.dumps(rows[-1]), flush=True)
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(table(args, rows))
-    print(RESULTS.read_text())
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text(table(args, rows))
+    print(args.output.read_text())
 
 
 if __name__ == "__main__":
