@@ -25,12 +25,13 @@ from worker.engine.eval.probes import (
     judge,
     resolve_probes,
     run_probes,
+    run_suite_probes,
 )
 from worker.engine.eval.probes.copying import copy_model
 from worker.engine.eval.probes.prompts import PROMPT_FORMATS, fill_in_case
 from worker.engine.eval.probes.quantize import round_to_int4
 from worker.engine.finetune import answer_nll
-from worker.engine.models import LoadedModel
+from worker.engine.models import LoadedModel, load_model
 
 FORGET = [
     QARecord(
@@ -302,6 +303,19 @@ def test_a_copy_of_a_grun_model_has_its_own_switch(target):
             off = duplicate(ids).logits
         assert not torch.allclose(off, on)
         assert torch.allclose(grun.model(ids).logits, on)
+
+
+# --- on an evaluation suite ---------------------------------------------------------------
+
+
+def test_suite_probes_ask_the_suite_sets_and_the_reference_model(tiny_model_dir):
+    loaded = load_model(str(tiny_model_dir), precision="fp32")
+    options = ProbeOptions(limit=2, max_new_tokens=4)
+    result = run_suite_probes(loaded, "synthetic", "forget1", "direct", str(tiny_model_dir),
+                              options=options, precision="fp32")  # fmt: skip
+    assert result["n"] == {"forget": 2, "retain": 2}
+    assert result["reference"]["spec"] == str(tiny_model_dir)
+    assert result["summary"]["direct"]["reference_forget"] is not None
 
 
 # --- bad input --------------------------------------------------------------------------------

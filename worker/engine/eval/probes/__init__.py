@@ -24,6 +24,7 @@ from worker.engine.eval.probes.base import (
 )
 from worker.engine.eval.probes.leak import ROUGE_THRESHOLD, RULE, judge
 from worker.engine.eval.probes.run import run_probes, summary_row
+from worker.engine.eval.probes.suite import run_suite_probes
 
 __all__ = [
     "PROBES",
@@ -35,5 +36,6 @@ __all__ = [
     "judge",
     "resolve_probes",
     "run_probes",
+    "run_suite_probes",
     "summary_row",
 ]
