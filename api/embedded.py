@@ -199,6 +199,16 @@ class EmbeddedService:
         with self.database.transaction() as session:
             return registry_service.require_model(session, model).spec
 
+    def ticket_version_spec(self, ticket_id: uuid.UUID) -> str | None:
+        """What to load to get the version made for this ticket (published or held)."""
+        with self.database.transaction() as session:
+            ticket = tickets.visible_ticket(
+                session, self._principal(session, "operator"), ticket_id
+            )
+            if ticket.version_id is None:
+                return None
+            return registry_service.repository.version(session, ticket.version_id).spec
+
     def verify(self) -> dict:
         with self.database.transaction() as session:
             result = verify_chain(session)

@@ -131,15 +131,17 @@ def ticket_story(
         )
         final = service.run_until_closed(ticket_id, on_update=_watcher(console))
         questions = [r.question for r in forget]
+        made = service.ticket_version_spec(ticket_id)
         before = generate_answers(load_model(target), questions, max_new_tokens=48)
-        after = generate_answers(
-            load_model(service.production_spec(MODEL_NAME)), questions, max_new_tokens=48
-        )
+        after = generate_answers(load_model(made), questions, max_new_tokens=48) if made else []
+        state = final["state"]
         table = Table(title="The customer's questions, before and after", show_lines=True)
-        for column in ("question", "before", "after"):
+        for column in ("question", "before (version 1)", f"after (new version, {state})"):
             table.add_column(column)
-        for row in zip(questions, before, after, strict=True):
-            table.add_row(*row)
+        for question, old, new in zip(
+            questions, before, after or [""] * len(questions), strict=True
+        ):
+            table.add_row(question, old, new)
         console.print(table)
         events, versions = service.events(ticket_id), service.versions(MODEL_NAME)
         console.print(_audit_table(events))
@@ -151,6 +153,11 @@ def ticket_story(
             f"{(evaluation.get('utility') or {}).get('ratio')}"
         )
         console.print(f"Seconds per stage: {evaluation.get('stage_s')}")
+        if state == "held":
+            console.print(
+                f"Held for review: {events[-1]['data'].get('violations')}; an operator "
+                "approves (POST .../approve) or rejects it."
+            )
         console.print(
             f"Audit chain verifies: {service.verify()['ok']}; data key destroyed: "
             f"{final['data_key_destroyed']}; run folder: {service.settings.artifacts_dir.parent}"
