@@ -143,6 +143,7 @@ def test_adapter_auxiliary_loss_is_added_to_the_step_loss(memorised_dir, tmp_pat
         ),
         ({}, FORGET, None, "needs a retain set"),
         ({"method": "idk"}, [TextRecord("x")], RETAIN, "record 0: field 'question': method 'idk'"),
+        ({"method": "rmu", "adapter": "grun"}, FORGET, RETAIN, "needs rmu_layer set"),
     ],
 )
 def test_bad_requests_fail_before_loading_the_model(tmp_path, overrides, forget, retain, message):

@@ -167,6 +167,18 @@ class UnlearnData:
         return hashes
 
 
+def diagnostic_questions(data: UnlearnData, limit: int = 64) -> dict[str, list[str]]:
+    """Forget, paraphrased forget and retain questions, for the adapter's gate report."""
+    qa_forget = [r for r in data.forget if isinstance(r, QARecord)]
+    return {
+        "forget": [r.question for r in qa_forget][:limit],
+        "paraphrased_forget": [r.paraphrased_question for r in qa_forget if r.paraphrased_question][
+            :limit
+        ],
+        "retain": [r.question for r in data.retain or [] if isinstance(r, QARecord)][:limit],
+    }
+
+
 def step_loss_factory(cfg: UnlearnConfig, objective: Objective, settings, data: UnlearnData):
     """`make_step_loss(loaded, adapter)` for `execute`: seeded batches -> objective loss."""
     stream_seed = {"forget": cfg.seed, "retain": cfg.seed + RETAIN_STREAM}
@@ -176,6 +188,8 @@ def step_loss_factory(cfg: UnlearnConfig, objective: Objective, settings, data: 
         pad_id = tokenizer.pad_token_id
         forget = [encode_record(tokenizer, r, cfg.max_length) for r in data.forget]
         retain = [encode_record(tokenizer, r, cfg.max_length) for r in data.retain or []]
+        if hasattr(adapter, "set_diagnostic_questions"):  # GRUN: gate values in run.json
+            adapter.set_diagnostic_questions(diagnostic_questions(data))
 
         def draw(examples: list[Example], stream: str, step: int) -> dict:
             indices = batch_indices(len(examples), cfg.batch_size, stream_seed[stream], step)
@@ -233,6 +247,11 @@ def unlearn(
     settings = resolve_settings(objective, cfg.loss)
     forget, retain = load_data(cfg, forget, retain)
     check_data(objective, settings, forget, retain)
+    if objective.name == "rmu" and cfg.adapter == "grun" and settings.rmu_layer is None:
+        raise ValueError(
+            "rmu with the grun adapter needs rmu_layer set at or above a GRUN layer: RMU's "
+            "default layer (a quarter deep) lies below GRUN's layers, which cannot change it"
+        )
     refusals = refusals_for(cfg.refusals) if objective.needs_refusals else []
     data = UnlearnData(forget, retain or None, refusals)
     steps_per_epoch = math.ceil(len(forget) / cfg.batch_size)
