@@ -1,0 +1,1 @@
+"""Alembic revisions, date-prefixed; a package so that installs ship them."""
