@@ -144,3 +144,18 @@ def test_cli_writes_eval_json_and_rejects_a_missing_folder(tiny_model_dir, tofu_
     assert json.loads(output.read_text())["summary"]["forget_quality"] is None
     missing = CliRunner().invoke(app, [*args[:4], str(tmp_path / "nowhere"), *args[5:]])
     assert missing.exit_code == 2 and "TOFU data folder not found" in missing.output
+
+
+def test_grun_models_report_their_gates_and_plain_models_do_not(tiny_model_dir, tofu_dir):
+    from worker.engine.adapters import get_adapter
+
+    plain = evaluate(load_model(str(tiny_model_dir), precision="fp32"), "tofu", "forget05",
+                     options=options(tofu_dir, use_cache=False))  # fmt: skip
+    assert plain["gates"] is None
+    loaded = load_model(str(tiny_model_dir), precision="fp32")
+    get_adapter("grun").attach(loaded.model, needs_reference=False)
+    result = evaluate(loaded, "tofu", "forget05", options=options(tofu_dir, use_cache=False))
+    gates = result["gates"]
+    assert {"forget", "paraphrased_forget", "retain", "real_authors"} <= set(gates)
+    (forget_request,) = gates["forget"]
+    assert 0.0 <= forget_request["mean"] <= 1.0

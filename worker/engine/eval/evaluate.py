@@ -161,6 +161,25 @@ class Stopwatch:
         }
 
 
+def gate_block(loaded: LoadedModel, suite, options: EvalOptions) -> dict | None:
+    """GRUN models: gate values on every set's questions (and the paraphrased forget ones);
+    real authors and world facts are the unrelated general questions. None without GRUN."""
+    stack = getattr(loaded.model, "grun_stack", None)
+    if stack is None or not stack.requests:
+        return None
+    from worker.engine.adapters.grun import gate_report
+
+    sets = {name: [r.question for r in s.records] for name, s in suite.sets.items()}
+    if "forget" in suite.sets:
+        forget = suite.sets["forget"].records
+        sets["paraphrased_forget"] = [
+            r.paraphrased_question for r in forget if r.paraphrased_question
+        ]
+    return gate_report(
+        loaded.model, loaded.tokenizer, sets, chat=options.chat, autocast=loaded.autocast
+    )
+
+
 def _load(model: LoadedModel | str, options: EvalOptions) -> LoadedModel:
     if isinstance(model, LoadedModel):
         return model
@@ -227,6 +246,10 @@ def evaluate(
         add_perplexity(sets, options)
         timings["fluency_model"] = clock.read()
     clock = Stopwatch()
+    gates = gate_block(loaded, the_suite, options)
+    if gates is not None:
+        timings["gates"] = clock.read()
+    clock = Stopwatch()
     mia = mia_block(the_suite, all_scores, ref)
     timings["mia"] = clock.read()
     timings["total"] = total.read()
@@ -239,6 +262,7 @@ def evaluate(
         "options": asdict(options),
         "sets": sets,
         "mia": mia,
+        "gates": gates,
         "timings": timings,
     }
     result["summary"], result["not_computed"] = summarise(result, ref)
