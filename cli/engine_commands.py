@@ -8,7 +8,6 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
-from rich.table import Table
 
 from cli.progress import training_progress
 from worker.engine.artifacts import OutputExistsError
@@ -111,17 +110,6 @@ def synthetic_command(
         fail(error)
     for split, path in paths.items():
         console.print(f"{split}: {path}")
-
-
-def show_answers(title: str, questions, answers, key_facts) -> None:
-    table = Table(title=title, show_lines=True)
-    table.add_column("question")
-    table.add_column("answer")
-    table.add_column("leaks?")
-    for q, a, facts in zip(questions, answers, key_facts, strict=True):
-        leaked = any(f.lower() in a.lower() for f in facts)
-        table.add_row(q, a, "[red]yes[/red]" if leaked else "[green]no[/green]")
-    console.print(table)
 
 
 def register(app: typer.Typer) -> None:
