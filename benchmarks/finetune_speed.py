@@ -15,8 +15,8 @@ from pathlib import Path
 
 import torch
 
-from worker.engine.finetune import answer_nll
 from worker.engine.models import DEFAULT_MODEL, load_model, pick_autocast
+from worker.engine.objectives.tokens import answer_nll
 from worker.engine.train import peak_memory_mb
 
 RESULTS = Path(__file__).parent / "results" / "finetune_speed.md"

@@ -7,10 +7,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-import torch.nn.functional as F
-
-from worker.engine.data import IGNORE_INDEX, Record, encode_record, hash_records, load_records
+from worker.engine.data import Record, encode_record, hash_records, load_records
 from worker.engine.models import DEFAULT_MODEL
+from worker.engine.objectives.tokens import answer_nll
 from worker.engine.recipe import RunSpec, execute
 from worker.engine.train import Progress, TrainConfig, batch_indices, make_batch
 
@@ -34,15 +33,6 @@ class FinetuneConfig:
     precision: str | None = None
     overwrite: bool = False
     resume: bool = False
-
-
-def answer_nll(model, batch) -> tuple:
-    """Mean NLL over answer tokens of a batch (labels are IGNORE_INDEX elsewhere)."""
-    logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
-    shifted = logits[:, :-1].float()  # (B, T-1, V): position t predicts token t+1
-    targets = batch["labels"][:, 1:]  # (B, T-1)
-    loss = F.cross_entropy(shifted.transpose(1, 2), targets, ignore_index=IGNORE_INDEX)
-    return loss
 
 
 def finetune(
