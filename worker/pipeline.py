@@ -71,6 +71,11 @@ class Context:
     runner: Runner
     worker: str
 
+    @property
+    def actor(self) -> str:
+        """Who the audit trail names for this worker's writes."""
+        return f"worker:{self.worker}"
+
 
 @dataclass
 class Lease:
@@ -123,6 +128,14 @@ def _set_progress(ticket: DeletionRequest, stage: str, **values) -> None:
     ticket.progress = {"stage": stage, **values, "updated_at": utcnow().isoformat()}
 
 
+def _advance(
+    session: Session, context: Context, ticket: DeletionRequest, state: str, data: dict
+) -> None:
+    """Move the ticket to `state` (audited) and show it as the current stage."""
+    transition(session, ticket, state, actor=context.actor, data=data)
+    _set_progress(ticket, state)
+
+
 def run_job(context: Context, job_id: uuid.UUID) -> str:
     """Claim and run one job; returns what happened ("skipped" when someone else holds it or
     it is finished: a duplicate delivery is a no-op)."""
@@ -161,14 +174,7 @@ def _begin_stage(
     if ticket.state in CLOSED:
         finish_job(job, "cancelled" if ticket.state == "cancelled" else "done")
         return None
-    transition(
-        session,
-        ticket,
-        state,
-        actor=f"worker:{context.worker}",
-        data={"job_id": str(job.id), "attempt": claim.fence},
-    )
-    _set_progress(ticket, state)
+    _advance(session, context, ticket, state, {"job_id": str(job.id), "attempt": claim.fence})
     return job, ticket
 
 
@@ -190,14 +196,7 @@ def _assess(context: Context, claim: Claim, lease: Lease) -> str:
             finish_job(job, "cancelled")
             return "closed"
         ticket.assessment = assessment
-        transition(
-            session,
-            ticket,
-            "queued",
-            actor=f"worker:{context.worker}",
-            data={"leak_rate": assessment.get("leak_rate", {})},
-        )
-        _set_progress(ticket, "queued")
+        _advance(session, context, ticket, "queued", {"leak_rate": assessment.get("leak_rate", {})})
         create_job(session, ticket.id, ticket.model_name, "unlearn", context.settings.max_attempts)
         finish_job(job, "done")
     wake_after_commit(session, context.dispatcher)
@@ -255,14 +254,7 @@ def _unlearn(context: Context, claim: Claim, lease: Lease) -> str:
         raise LeaseLost(f"job {claim.job_id} attempt {claim.fence} lost its lease")
     with context.database.transaction() as session:
         _, ticket = _locked(session, claim)
-        transition(
-            session,
-            ticket,
-            "evaluating",
-            actor=f"worker:{context.worker}",
-            data={"steps": run.get("steps")},
-        )
-        _set_progress(ticket, "evaluating")
+        _advance(session, context, ticket, "evaluating", {"steps": run.get("steps")})
     started = time.perf_counter()
     evaluation = context.runner.evaluate(str(output), records, policy, assessment, run)
     stages = {
@@ -277,7 +269,7 @@ def _unlearn(context: Context, claim: Claim, lease: Lease) -> str:
 
 def _publish_or_hold(context, claim, parent_id, output, run, evaluation, policy) -> str:
     problems = violations(policy.publish, evaluation)
-    actor = f"worker:{context.worker}"
+    actor = context.actor
     with context.database.transaction() as session:
         job, ticket = _locked(session, claim)
         parent = registry_service.repository.version(session, parent_id)
@@ -332,7 +324,7 @@ def _close(
                     session,
                     ticket,
                     state,
-                    actor=f"worker:{context.worker}",
+                    actor=context.actor,
                     data={"job_id": str(job.id), "error": type(error).__name__ if error else None},
                 )
     except LeaseLost:
@@ -352,7 +344,7 @@ def _retry_or_fail(context: Context, claim: Claim, error: Exception) -> str:
                     session,
                     ticket,
                     "failed",
-                    actor=f"worker:{context.worker}",
+                    actor=context.actor,
                     data={"job_id": str(job.id), "attempts": job.attempt},
                 )
                 return "failed"
@@ -360,7 +352,7 @@ def _retry_or_fail(context: Context, claim: Claim, error: Exception) -> str:
             record_event(
                 session,
                 "job.retry_scheduled",
-                actor=f"worker:{context.worker}",
+                actor=context.actor,
                 request_id=ticket.id,
                 organisation_id=ticket.organisation_id,
                 data={"job_id": str(job.id), "attempt": job.attempt, "error": type(error).__name__},
