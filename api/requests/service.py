@@ -236,19 +236,27 @@ def extend_deadline(
     return ticket
 
 
-def approve_ticket(
-    session: Session, principal: Principal, ticket_id: uuid.UUID, body: Decision
+def _decide(
+    session: Session, principal: Principal, ticket_id: uuid.UUID, verdict: str, body: Decision
 ) -> DeletionRequest:
-    """Publish the held candidate version: an operator accepts what the policy did not."""
+    """Record an operator's verdict ("approved" or "rejected") on a held ticket."""
     ticket = visible_ticket(session, principal, ticket_id, for_update=True)
     transition(
         session,
         ticket,
-        "approved",
+        verdict,
         actor=principal.actor,
         data={"version_id": str(ticket.version_id)},
     )
     ticket.decision_reason = body.reason
+    return ticket
+
+
+def approve_ticket(
+    session: Session, principal: Principal, ticket_id: uuid.UUID, body: Decision
+) -> DeletionRequest:
+    """Publish the held candidate version: an operator accepts what the policy did not."""
+    ticket = _decide(session, principal, ticket_id, "approved", body)
     version = registry_service.publish_candidate(session, ticket.version_id, actor=principal.actor)
     transition(
         session, ticket, "published", actor=principal.actor, data={"version": version.number}
@@ -259,15 +267,7 @@ def approve_ticket(
 def reject_ticket(
     session: Session, principal: Principal, ticket_id: uuid.UUID, body: Decision
 ) -> DeletionRequest:
-    ticket = visible_ticket(session, principal, ticket_id, for_update=True)
-    transition(
-        session,
-        ticket,
-        "rejected",
-        actor=principal.actor,
-        data={"version_id": str(ticket.version_id)},
-    )
-    ticket.decision_reason = body.reason
+    ticket = _decide(session, principal, ticket_id, "rejected", body)
     if ticket.version_id is not None:
         registry_service.reject_candidate(session, ticket.version_id, actor=principal.actor)
     return ticket
