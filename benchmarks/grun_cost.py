@@ -17,13 +17,13 @@ import argparse
 import itertools
 import json
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
 import torch
+from common import head_commit, run_cells
 from methods_sanity import TARGET, build_target, data_slice, mean_prob
 
 from worker.engine.adapters.grun import gate_report
@@ -123,13 +123,12 @@ def cell_line(r: dict, full_step_s: float | None) -> str:
 
 
 def table(args, rows: list[dict]) -> str:
-    commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True)
     full_steps = {r["method"]: r["cpu_step_s"] for r in rows if r["adapter"] == "full"}
     lines = [
         "# GRUN vs full fine-tuning vs LoRA: cost and effect on the built-in model",
         "",
         f"Command: `nice python benchmarks/grun_cost.py {' '.join(sys.argv[1:])}`  ",
-        f"Commit: {commit.stdout.strip()}; torch {torch.__version__}; CPU, "
+        f"Commit: {head_commit()}; torch {torch.__version__}; CPU, "
         f"{torch.get_num_threads()} threads shared with other jobs (times are noisy).  ",
         "Target: SmolLM2-135M-Instruct fully fine-tuned on 16 synthetic QA (methods_sanity's "
         "target). Forget = one customer (8 QA), retain = the other (8 QA). "
@@ -163,13 +162,7 @@ def main() -> None:
         print(json.dumps(run_cell(method, adapter, args.steps, lrs[adapter], options)))
         return
     build_target(args.model)
-    rows = []
-    for method in args.methods.split(","):
-        for adapter in args.adapters.split(","):
-            command = [sys.executable, __file__, "--only", method, adapter, *sys.argv[1:]]
-            done = subprocess.run(command, capture_output=True, text=True, check=True)
-            rows.append(json.loads(done.stdout.strip().splitlines()[-1]))
-            print(json.dumps(rows[-1]), flush=True)
+    rows = run_cells(__file__, args.methods, args.adapters)
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(table(args, rows))
     print(args.output.read_text())

@@ -14,13 +14,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
 import torch
+from common import head_commit
 from methods_sanity import TARGET, build_target, data_slice, mean_prob
 
 from worker.engine.adapters.grun import GENERAL_QUESTIONS, gate_report
@@ -78,13 +78,12 @@ def run(args, scratch: Path) -> tuple[dict, list[dict]]:
 
 
 def table(args, before: dict, results: list[dict]) -> str:
-    commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True)
     names = [f"req{k}" for k in range(1, REQUESTS + 1)] + ["unrequested", "retain"]
     lines = [
         "# Sequential GRUN requests on the built-in model",
         "",
         f"Command: `nice python benchmarks/grun_sequential.py {' '.join(sys.argv[1:])}`  ",
-        f"Commit: {commit.stdout.strip()}; torch {torch.__version__}; CPU, "
+        f"Commit: {head_commit()}; torch {torch.__version__}; CPU, "
         f"{torch.get_num_threads()} threads shared with other jobs (times are noisy).  ",
         "Target: methods_sanity's (SmolLM2-135M-Instruct fine-tuned on customers A and B, 8 QA "
         f"each). Request k forgets A's k-th QA with {args.method} + GRUN ({args.steps} steps, "

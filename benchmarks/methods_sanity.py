@@ -14,12 +14,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
 import torch
+from common import head_commit, run_cells
 
 from worker.engine.data import collate, encode_record
 from worker.engine.finetune import FinetuneConfig, finetune
@@ -90,12 +90,11 @@ def parse_args():
 
 
 def table(args, rows: list[dict]) -> str:
-    commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True)
     lines = [
         "# Unlearning methods: sanity numbers on the built-in model",
         "",
         f"Command: `python benchmarks/methods_sanity.py {' '.join(sys.argv[1:])}`  ",
-        f"Commit: {commit.stdout.strip()}; torch {torch.__version__}; CPU, "
+        f"Commit: {head_commit()}; torch {torch.__version__}; CPU, "
         f"{torch.get_num_threads()} threads, shared with other jobs (times are noisy).  ",
         "Target: SmolLM2-135M-Instruct fully fine-tuned on 16 synthetic QA (2 customers, 6 "
         "epochs, lr 1e-4). Forget = one customer (8 QA), retain = the other (8 QA). "
@@ -129,13 +128,7 @@ def main() -> None:
         print(json.dumps(run_cell(method, adapter, args.steps, lr)))
         return
     build_target(args.model)
-    rows = []
-    for method in args.methods.split(","):
-        for adapter in args.adapters.split(","):
-            command = [sys.executable, __file__, "--only", method, adapter, *sys.argv[1:]]
-            done = subprocess.run(command, capture_output=True, text=True, check=True)
-            rows.append(json.loads(done.stdout.strip().splitlines()[-1]))
-            print(json.dumps(rows[-1]), flush=True)
+    rows = run_cells(__file__, args.methods, args.adapters)
     RESULTS.write_text(table(args, rows))
     print(RESULTS.read_text())
 
