@@ -7,6 +7,8 @@ thread inside `serve`.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Annotated
 
 import typer
@@ -33,6 +35,24 @@ def _prepare_embedded(settings) -> None:
 
     if settings.is_sqlite:
         upgrade_database(settings.database_url)
+
+
+@contextmanager
+def _transaction(settings) -> Iterator:
+    """One transaction on the configured database; a refused change exits 2 with its reason."""
+    from api.db import Database
+    from api.errors import ServiceError
+
+    _prepare_embedded(settings)
+    database = Database(settings)
+    try:
+        with database.transaction() as session:
+            yield session
+    except ServiceError as error:
+        console.print(f"[red]error:[/red] {error.detail}")
+        raise typer.Exit(2) from error
+    finally:
+        database.dispose()
 
 
 def serve_command(
@@ -96,24 +116,14 @@ def keys_create(
     name: Annotated[str, typer.Option(help="what the key is for")] = "cli",
 ) -> None:
     """Create an API key and print it (shown once; only its hash is stored)."""
-    from api.db import Database
-    from api.errors import ServiceError
     from api.keys.service import create_key
 
     settings = _settings()
-    _prepare_embedded(settings)
-    database = Database(settings)
-    try:
-        with database.transaction() as session:
-            key, token = create_key(
-                session, settings.secret_key.get_secret_value(), organisation=organisation,
-                role=role, name=name, actor="cli",
-            )  # fmt: skip
-    except ServiceError as error:
-        console.print(f"[red]error:[/red] {error.detail}")
-        raise typer.Exit(2) from error
-    finally:
-        database.dispose()
+    with _transaction(settings) as session:
+        key, token = create_key(
+            session, settings.secret_key.get_secret_value(), organisation=organisation,
+            role=role, name=name, actor="cli",
+        )  # fmt: skip
     console.print(f"{role} key {key.prefix} for {organisation}:")
     print(token)
 
@@ -138,22 +148,11 @@ def models_register(
     spec: Annotated[str, typer.Argument(help="built-in name, HF folder or .gguf file")],
 ) -> None:
     """Register a base model as version 1 and point `production` at it."""
-    from api.db import Database
-    from api.errors import ServiceError
     from api.models.service import register_model
     from worker.registry import base_artifact_hash
 
-    settings = _settings()
-    _prepare_embedded(settings)
-    database = Database(settings)
-    try:
-        with database.transaction() as session:
-            register_model(session, name, spec, actor="cli", artifact_hash=base_artifact_hash(spec))
-    except ServiceError as error:
-        console.print(f"[red]error:[/red] {error.detail}")
-        raise typer.Exit(2) from error
-    finally:
-        database.dispose()
+    with _transaction(_settings()) as session:
+        register_model(session, name, spec, actor="cli", artifact_hash=base_artifact_hash(spec))
     console.print(f"registered {name} = {spec} (version 1, production)")
 
 
