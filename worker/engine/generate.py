@@ -32,6 +32,26 @@ def left_pad(rows: Sequence[list[int]], pad_id: int) -> tuple[torch.Tensor, torc
     return ids, mask
 
 
+def prefill(loaded: LoadedModel, prompt_ids: Sequence[list[int]]) -> tuple:
+    """Run a batch of prompts once, left-padded, keeping the KV cache for what follows.
+
+    Returns (the model's output: logits (B, 1, V) of the last position only, and its cache;
+    the attention mask (B, T) on the model's device).
+    """
+    ids, mask = left_pad(prompt_ids, loaded.tokenizer.pad_token_id)  # (B, T)
+    ids, mask = ids.to(loaded.device), mask.to(loaded.device)
+    positions = (mask.cumsum(-1) - 1).clamp(min=0)  # left padding shifts positions
+    with loaded.autocast():
+        out = loaded.model(
+            input_ids=ids,
+            attention_mask=mask,
+            position_ids=positions,
+            use_cache=True,
+            logits_to_keep=1,  # only the last position predicts the next token
+        )
+    return out, mask
+
+
 def select_rows(model: torch.nn.Module, cache, indices: torch.Tensor) -> None:
     """Keep (or repeat) the batch rows `indices` of the KV cache and of any module state.
 
@@ -67,19 +87,9 @@ def generate_batch(
     """New token ids for each prompt, end token excluded."""
     model, device = loaded.model, loaded.device
     stops = torch.tensor(stop_token_ids(loaded), device=device)
-    ids, mask = left_pad(prompt_ids, loaded.tokenizer.pad_token_id)  # (B, T)
-    ids, mask = ids.to(device), mask.to(device)
-    positions = (mask.cumsum(-1) - 1).clamp(min=0)  # (B, width)
+    out, mask = prefill(loaded, prompt_ids)  # mask (B, T)
     rows = torch.arange(len(prompt_ids), device=device)  # which prompt each live row answers
     new_tokens: list[list[int]] = [[] for _ in prompt_ids]
-    with loaded.autocast():
-        out = model(
-            input_ids=ids,
-            attention_mask=mask,
-            position_ids=positions,
-            use_cache=True,
-            logits_to_keep=1,
-        )
     next_position = mask.sum(-1)  # (B,)
     for step in range(max_new_tokens):
         token = _next_tokens(out.logits[:, -1], do_sample, temperature, generator)  # (B,)

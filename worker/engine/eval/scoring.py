@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import torch
 
 from worker.engine.data import end_token_ids, format_prompt
-from worker.engine.generate import left_pad, select_rows
+from worker.engine.generate import prefill, select_rows
 from worker.engine.models import LoadedModel
 
 
@@ -133,17 +133,7 @@ def answer_logits(loaded: LoadedModel, items: Sequence[_Tokenized]) -> tuple:
     answers of all requests, in order.
     """
     model, pad_id, device = loaded.model, loaded.tokenizer.pad_token_id, loaded.device
-    prompt_ids, prompt_mask = left_pad([it.prompt for it in items], pad_id)  # (B, Lp)
-    prompt_ids, prompt_mask = prompt_ids.to(device), prompt_mask.to(device)
-    prompt_pos = (prompt_mask.cumsum(-1) - 1).clamp(min=0)  # left padding shifts positions
-    with loaded.autocast():
-        prompt_out = model(
-            input_ids=prompt_ids,
-            attention_mask=prompt_mask,
-            position_ids=prompt_pos,
-            use_cache=True,
-            logits_to_keep=1,  # only the last prompt position predicts an answer token
-        )
+    prompt_out, prompt_mask = prefill(loaded, [it.prompt for it in items])  # mask (B, Lp)
     owner = torch.tensor([b for b, it in enumerate(items) for _ in it.answers], device=device)
     answers = [a for it in items for a in it.answers]
     answer_ids, answer_mask = _right_pad(answers, pad_id)  # (R, La)
