@@ -10,7 +10,7 @@ from fastapi.security import APIKeyHeader
 from sqlalchemy.orm import Session
 
 from api.db import Database
-from api.dispatch import Dispatcher, wake_after_commit
+from api.dispatch import wake_after_commit
 from api.errors import Forbidden
 from api.keys.service import Principal, authenticate
 from api.settings import Settings
@@ -24,10 +24,6 @@ def get_settings(request: Request) -> Settings:
 
 def get_database(request: Request) -> Database:
     return request.app.state.database
-
-
-def get_dispatcher(request: Request) -> Dispatcher:
-    return request.app.state.dispatcher
 
 
 def get_session(request: Request) -> Iterator[Session]:

@@ -15,13 +15,6 @@ class Dispatcher(Protocol):
     def wake(self, job_ids: list[uuid.UUID]) -> None: ...
 
 
-class NoDispatcher:
-    """For tools that only write (migrate, keys): the workers' sweep finds the jobs."""
-
-    def wake(self, job_ids: list[uuid.UUID]) -> None:
-        pass
-
-
 def wake_later(session: Session, job_id: uuid.UUID) -> None:
     """Buffer a wake-up until the transaction that created the job has committed."""
     session.info.setdefault(WAKE_KEY, []).append(job_id)
