@@ -12,12 +12,12 @@ from statistics import fmean
 from typing import Protocol
 
 import torch
-import torch.nn.functional as F
 
-from worker.engine.data import IGNORE_INDEX, QARecord, Record, collate, encode_record, load_records
+from worker.engine.data import QARecord, Record, collate, encode_record, load_records
 from worker.engine.eval.metrics import key_fact_leaked
 from worker.engine.generate import generate_answers
 from worker.engine.models import LoadedModel, load_model
+from worker.engine.objectives.tokens import sequence_mean_nll, token_logprobs
 from worker.engine.train import Progress
 from worker.policy import ModelPolicy, require_file
 
@@ -49,7 +49,7 @@ def answer_probs(
     loaded: LoadedModel, records: Sequence[Record], batch_size: int = 8
 ) -> list[float]:
     """Per record: exp(−mean NLL over answer tokens), the TOFU `Prob`."""
-    tokenizer, model = loaded.tokenizer, loaded.model
+    tokenizer = loaded.tokenizer
     probs = []
     for start in range(0, len(records), batch_size):
         examples = [encode_record(tokenizer, r) for r in records[start : start + batch_size]]
@@ -57,19 +57,8 @@ def answer_probs(
             k: v.to(loaded.device) for k, v in collate(examples, tokenizer.pad_token_id).items()
         }
         with loaded.autocast():
-            logits = model(
-                input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]
-            ).logits
-        targets = batch["labels"][:, 1:]  # (B, T-1): position t predicts token t+1
-        nll = F.cross_entropy(
-            logits[:, :-1].float().transpose(1, 2),
-            targets,
-            ignore_index=IGNORE_INDEX,
-            reduction="none",
-        )  # (B, T-1)
-        mask = (targets != IGNORE_INDEX).float()  # (B, T-1)
-        mean_nll = (nll * mask).sum(1) / mask.sum(1).clamp(min=1)  # (B,)
-        probs.extend(torch.exp(-mean_nll).tolist())
+            logp, mask = token_logprobs(loaded.model, batch)  # (B, T-1) each
+        probs.extend(torch.exp(-sequence_mean_nll(logp, mask)).tolist())  # (B,)
     return probs
 
 
