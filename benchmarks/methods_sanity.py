@@ -17,17 +17,17 @@ import json
 import sys
 import tempfile
 from pathlib import Path
+from statistics import fmean
 
 import torch
 from common import head_commit, run_cells
 
-from worker.engine.data import collate, encode_record
 from worker.engine.finetune import FinetuneConfig, finetune
 from worker.engine.models import DEFAULT_MODEL, load_model
 from worker.engine.objectives import OBJECTIVES, LossSettings
-from worker.engine.objectives.tokens import sequence_mean_nll, token_logprobs
 from worker.engine.synthetic import synthetic_dataset
 from worker.engine.unlearn import UnlearnConfig, unlearn
+from worker.runner import answer_probs
 
 RESULTS = Path(__file__).parent / "results" / "methods_sanity.md"
 TARGET = Path(tempfile.gettempdir()) / "obliviate-methods-sanity" / "target"
@@ -46,15 +46,10 @@ def build_target(model: str) -> Path:
     return TARGET
 
 
-@torch.no_grad()
 def mean_prob(loaded, records) -> float:
     """Mean over records of exp(-mean NLL of the answer tokens) (DESIGN §6 Prob)."""
-    tokenizer = loaded.tokenizer
-    batch = collate([encode_record(tokenizer, r) for r in records], tokenizer.pad_token_id)
-    batch = {k: v.to(loaded.device) for k, v in batch.items()}
-    with loaded.autocast():
-        logp, mask = token_logprobs(loaded.model.eval(), batch)
-    return torch.exp(-sequence_mean_nll(logp, mask)).mean().item()
+    loaded.model.eval()
+    return fmean(answer_probs(loaded, records, batch_size=len(records)))
 
 
 def run_cell(method: str, adapter: str, steps: int, lr: float) -> dict:
