@@ -112,14 +112,19 @@ def pick_autocast(device: torch.device, precision: str | None) -> torch.dtype | 
     return torch.bfloat16 if cpu_supports_bf16() else None
 
 
+def _update_with_file(digest, path: Path) -> None:
+    """Feed a file's bytes to `digest` in 1 MiB chunks (weights do not fit in memory twice)."""
+    with Path(path).open("rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+
+
 def hash_folder(folder: Path) -> str:
     """sha256 over the weight files of a model folder (names and bytes), to name versions."""
     digest = hashlib.sha256()
     for path in sorted(folder.rglob("*.safetensors")):
         digest.update(path.relative_to(folder).as_posix().encode())
-        with path.open("rb") as handle:
-            for chunk in iter(lambda: handle.read(1 << 20), b""):
-                digest.update(chunk)
+        _update_with_file(digest, path)
     return digest.hexdigest()
 
 
@@ -133,9 +138,7 @@ def folder_hash(folder: Path) -> str:
 
 def hash_file(path: Path) -> str:
     digest = hashlib.sha256()
-    with Path(path).open("rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
+    _update_with_file(digest, path)
     return digest.hexdigest()
 
 
