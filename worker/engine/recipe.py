@@ -45,7 +45,6 @@ class RunSpec:
     resume: bool = False
     device: str | None = None
     precision: str | None = None
-    checkpoint_every: int = 0
 
 
 def base_spec_for_manifest(spec: str) -> str:
