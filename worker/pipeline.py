@@ -23,7 +23,6 @@ from dataclasses import dataclass, field
 
 from sqlalchemy.orm import Session
 
-from api.audit.service import record_event
 from api.db import Database
 from api.dispatch import Dispatcher, wake_after_commit, wake_later
 from api.errors import Conflict
@@ -40,7 +39,7 @@ from api.jobs.service import (
 )
 from api.models import service as registry_service
 from api.requests import repository as tickets_repository
-from api.requests.lifecycle import CLOSED, transition
+from api.requests.lifecycle import CLOSED, record_ticket_event, transition
 from api.requests.service import decrypt_records
 from api.settings import Settings
 from models import DeletionRequest, Job, utcnow
@@ -349,12 +348,11 @@ def _retry_or_fail(context: Context, claim: Claim, error: Exception) -> str:
                 )
                 return "failed"
             release_for_retry(job, message)
-            record_event(
+            record_ticket_event(
                 session,
+                ticket,
                 "job.retry_scheduled",
                 actor=context.actor,
-                request_id=ticket.id,
-                organisation_id=ticket.organisation_id,
                 data={"job_id": str(job.id), "attempt": job.attempt, "error": type(error).__name__},
             )
             wake_later(session, job.id)

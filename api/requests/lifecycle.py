@@ -35,6 +35,20 @@ REQUESTER_CANCELLABLE = frozenset({"received", "assessing", "queued"})
 OPERATOR_CANCELLABLE = REQUESTER_CANCELLABLE | {"unlearning", "evaluating"}
 
 
+def record_ticket_event(
+    session: Session, ticket: DeletionRequest, event_type: str, *, actor: str, data: dict
+) -> None:
+    """An audit event about `ticket`, filed under the ticket's organisation."""
+    record_event(
+        session,
+        event_type,
+        actor=actor,
+        request_id=ticket.id,
+        organisation_id=ticket.organisation_id,
+        data=data,
+    )
+
+
 def can_transition(current: str, target: str) -> bool:
     return target in TRANSITIONS[current]
 
@@ -52,12 +66,11 @@ def transition(
         )
     previous, now = ticket.state, utcnow()
     ticket.state, ticket.state_changed_at = target, now
-    record_event(
+    record_ticket_event(
         session,
+        ticket,
         f"ticket.{target}",
         actor=actor,
-        request_id=ticket.id,
-        organisation_id=ticket.organisation_id,
         data={"from": previous, "to": target, **(data or {})},
     )
     if target in CLOSED:
@@ -70,12 +83,11 @@ def close(session: Session, ticket: DeletionRequest, *, actor: str) -> None:
     ticket.progress = {**ticket.progress, "stage": ticket.state}
     if ticket.wrapped_key is not None:
         ticket.wrapped_key = None
-        record_event(
+        record_ticket_event(
             session,
+            ticket,
             "ticket.data_key_destroyed",
             actor=actor,
-            request_id=ticket.id,
-            organisation_id=ticket.organisation_id,
             data={"records_hash": ticket.records_hash, "record_count": ticket.record_count},
         )
     session.flush()

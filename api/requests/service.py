@@ -10,7 +10,6 @@ import uuid
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from api.audit.service import record_event
 from api.crypto import keyed_hash, new_wrapped_key, ticket_cipher
 from api.errors import Conflict, Forbidden, InvalidInput, NotFound
 from api.jobs import repository as jobs_repository
@@ -19,7 +18,12 @@ from api.keys.service import Principal
 from api.models import service as registry_service
 from api.requests import repository
 from api.requests.deadlines import LegalBasis, due_at, extended_due_at
-from api.requests.lifecycle import OPERATOR_CANCELLABLE, REQUESTER_CANCELLABLE, transition
+from api.requests.lifecycle import (
+    OPERATOR_CANCELLABLE,
+    REQUESTER_CANCELLABLE,
+    record_ticket_event,
+    transition,
+)
 from api.requests.schemas import Decision, TicketCreate, TicketExtend
 from api.settings import Settings
 from models import DeletionRequest, RequestItem, utcnow
@@ -131,12 +135,11 @@ def submit_ticket(
                 ciphertext=ciphertext,
             )
         )
-    record_event(
+    record_ticket_event(
         session,
+        ticket,
         "ticket.received",
         actor=principal.actor,
-        request_id=ticket.id,
-        organisation_id=ticket.organisation_id,
         data={
             "model": ticket.model_name,
             "subject_hash": ticket.subject_hash,
@@ -191,12 +194,11 @@ def cancel_ticket(
             job.cancel_requested, running = True, True
     if running and ticket.state in ("unlearning", "evaluating"):
         # Cooperative: the training loop sees the flag and the worker closes the ticket.
-        record_event(
+        record_ticket_event(
             session,
+            ticket,
             "ticket.cancel_requested",
             actor=principal.actor,
-            request_id=ticket.id,
-            organisation_id=ticket.organisation_id,
             data={"state": ticket.state},
         )
     else:
@@ -221,12 +223,11 @@ def extend_deadline(
         raise Conflict(str(error)) from error
     previous, ticket.due_at = ticket.due_at, new_due
     ticket.extension_reason, ticket.extension_notice_at = body.reason, body.notice_sent_at
-    record_event(
+    record_ticket_event(
         session,
+        ticket,
         "ticket.deadline_extended",
         actor=principal.actor,
-        request_id=ticket.id,
-        organisation_id=ticket.organisation_id,
         data={
             "previous_due_at": previous.isoformat(),
             "due_at": new_due.isoformat(),
