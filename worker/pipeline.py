@@ -140,9 +140,10 @@ def run_job(context: Context, job_id: uuid.UUID) -> str:
     it is finished: a duplicate delivery is a no-op)."""
     with context.database.transaction() as session:
         claim = claim_job(session, job_id, context.worker, context.settings.lease_s)
+        kind = jobs_repository.get(session, job_id).kind if claim is not None else None
     if claim is None:
         return "skipped"
-    stage = _assess if _job_kind(context, job_id) == "assess" else _unlearn
+    stage = _assess if kind == "assess" else _unlearn
     try:
         with Lease(context, claim) as lease:
             return stage(context, claim, lease)
@@ -158,11 +159,6 @@ def run_job(context: Context, job_id: uuid.UUID) -> str:
     except Exception as error:
         log.exception("job %s attempt %s failed", job_id, claim.fence)
         return _retry_or_fail(context, claim, error)
-
-
-def _job_kind(context: Context, job_id: uuid.UUID) -> str:
-    with context.database.transaction() as session:
-        return jobs_repository.get(session, job_id).kind
 
 
 def _begin_stage(
