@@ -13,7 +13,7 @@ from worker.engine.adapters.grun import GrunAdapter, gate_report, switched_off
 from worker.engine.adapters.grun_module import GrunStack, default_layers, last_prompt_positions
 from worker.engine.artifacts import MANIFEST
 from worker.engine.data import QARecord, collate, encode_qa, format_prompt
-from worker.engine.generate import generate_answers
+from worker.engine.generate import generate_answers, prefill, select_rows
 from worker.engine.models import load_model
 from worker.engine.objectives import OBJECTIVES, LossSettings
 from worker.engine.train import TrainConfig, train
@@ -153,8 +153,10 @@ def test_generation_with_kv_cache_and_left_padding_matches_one_by_one(tiny_model
     batched = generate_answers(loaded, QUESTIONS, max_new_tokens=8)
     one_by_one = [generate_answers(loaded, [q], max_new_tokens=8)[0] for q in QUESTIONS]
     assert batched == one_by_one
+    ids = [_prompt_ids(loaded.tokenizer, QUESTIONS)[0]]
+    edited = prefill(loaded, ids)[0].logits
     with switched_off(loaded.model):
-        assert generate_answers(loaded, QUESTIONS, max_new_tokens=8) != batched
+        assert not torch.allclose(prefill(loaded, ids)[0].logits, edited)  # the module acts
 
     # Without the cache every step re-reads the whole sequence: the same tokens must come out.
     tokenizer = loaded.tokenizer
@@ -164,6 +166,45 @@ def test_generation_with_kv_cache_and_left_padding_matches_one_by_one(tiny_model
         cached = loaded.model.generate(**prompt, use_cache=True, **kwargs)
         uncached = loaded.model.generate(**prompt, use_cache=False, **kwargs)
     assert torch.equal(cached, uncached)
+
+
+def _prompt_ids(tokenizer, questions):
+    return [
+        tokenizer(format_prompt(tokenizer, q), add_special_tokens=False)["input_ids"]
+        for q in questions
+    ]
+
+
+def test_dropping_finished_rows_keeps_each_rows_own_gate(tiny_model_dir):
+    """Batched generation drops finished rows from the KV cache; in `all` mode every later
+    token is edited with the gate its own prompt decided, so the decisions must follow."""
+    loaded = _load(tiny_model_dir)
+    adapter = GrunAdapter(positions="all")
+    adapter.attach(loaded.model, needs_reference=False)
+    _randomize(adapter.request)
+    for reft in adapter.request.interventions.values():  # gates that differ between prompts
+        torch.nn.init.normal_(reft.gate[0].weight, std=1.0)
+    loaded.model.eval()
+    ids = _prompt_ids(loaded.tokenizer, QUESTIONS)
+    keep = torch.tensor([2, 0])
+    out, mask = prefill(loaded, ids)
+    select_rows(loaded.model, out.cache, keep)
+    kept = dict(adapter.request.decisions)
+    fresh, fresh_mask = prefill(loaded, [ids[2], ids[0]])
+    for layer, decision in adapter.request.decisions.items():
+        assert torch.allclose(kept[layer], decision, atol=1e-5)
+    assert not torch.allclose(kept[min(kept)][0], kept[min(kept)][1])  # rows really differ
+    token = torch.tensor([[5], [7]])
+
+    def step(cache, mask, start):
+        mask = torch.cat([mask, mask.new_ones(2, 1)], dim=1)
+        with torch.no_grad():
+            return loaded.model(input_ids=token, attention_mask=mask, position_ids=start[:, None],
+                                cache=cache, use_cache=True).logits  # fmt: skip
+
+    adapter.request.decisions = kept  # the fresh prefill replaced them
+    after_drop = step(out.cache, mask[keep], mask[keep].sum(-1))
+    assert torch.allclose(after_drop, step(fresh.cache, fresh_mask, fresh_mask.sum(-1)), atol=1e-4)
 
 
 def test_save_then_load_reproduces_logits(tiny_model_dir, qa_records, tmp_path):

@@ -300,6 +300,13 @@ class GrunStack(nn.Module):
         self.requests.append(request)
         return request
 
+    def batch_select_indices(self, indices: torch.Tensor) -> None:
+        """Follow the KV cache when generation drops finished rows (or repeats a prompt per
+        answer): each row keeps the gate decided on its own prompt. Defined here only, not on
+        the requests, so that `generate.select_rows` selects each decision once."""
+        for request in self.requests:
+            request.decisions = {layer: d[indices] for layer, d in request.decisions.items()}
+
     def markers(self) -> list[tuple[int, ...]]:
         return sorted({m for r in self.requests for m in r.config.prompt_markers})
 
