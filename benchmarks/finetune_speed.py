@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import time
@@ -71,7 +72,9 @@ def table(args, rows: list[dict]) -> str:
             f"Commit: {commit.stdout.strip()}; torch {torch.__version__}; "
             f"{torch.get_num_threads()} threads; full fine-tuning (AdamW), batch "
             f"{args.batch_size} x {args.seq_len} tokens; mean of {args.steps} steps after one "
-            "warm-up step; each precision in its own process (peak RSS includes loading).",
+            "warm-up step; each precision in its own process (peak RSS includes loading). "
+            f"Load average when written: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores "
+            "(other jobs running inflate s/step).",
             "",
             "| precision | autocast | s/step | tokens/s | peak RSS (MB) |",
             "|---|---|---|---|---|",

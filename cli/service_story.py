@@ -24,7 +24,7 @@ DEMO_POLICY = """
 method = "npo"          # NPO with a retain term (alpha = 1): "regularized" unlearning
 adapter = "grun"        # base frozen, one small gated module per ticket
 steps = {steps}
-lr = 1e-2
+lr = {lr}
 batch_size = 4
 retain_data = "retain.jsonl"
 
@@ -38,7 +38,7 @@ min_utility_ratio = 0.8
 """
 
 
-def _open_run(retain, steps: int, home: Path) -> EmbeddedService:
+def _open_run(retain, steps: int, lr: float, home: Path) -> EmbeddedService:
     run = home / datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
     service = EmbeddedService.open(
         database_url=f"sqlite:///{run / 'obliviate.db'}",
@@ -47,7 +47,7 @@ def _open_run(retain, steps: int, home: Path) -> EmbeddedService:
     )
     policy = service.policy_path(MODEL_NAME)
     policy.parent.mkdir(parents=True, exist_ok=True)
-    policy.write_text(DEMO_POLICY.format(steps=steps))
+    policy.write_text(DEMO_POLICY.format(steps=steps, lr=lr))
     rows = "\n".join(json.dumps(r.to_dict()) for r in retain)
     (policy.parent / "retain.jsonl").write_text(rows + "\n")
     return service
@@ -111,6 +111,7 @@ def ticket_story(
     *,
     console: Console | None = None,
     steps: int = 24,
+    lr: float = 1e-2,
     home: Path | None = None,
 ) -> dict:
     """Run the whole ticket story and print it. Returns {"ticket": the final ticket (state,
@@ -120,7 +121,7 @@ def ticket_story(
     from worker.engine.models import cache_home, load_model
 
     console = console or Console()
-    service = _open_run(retain, steps, home or cache_home() / "demo" / "service")
+    service = _open_run(retain, steps, lr, home or cache_home() / "demo" / "service")
     try:
         service.register_model(MODEL_NAME, target)
         ticket_id = service.submit(
