@@ -29,7 +29,7 @@ from api.models import service as registry_service
 from api.models.schemas import VersionPublic
 from api.requests import service as tickets
 from api.requests.lifecycle import CLOSED
-from api.requests.schemas import JobPublic, TicketCreate, TicketOptions, TicketPublic
+from api.requests.schemas import TicketCreate, TicketDetail, TicketOptions
 from api.settings import Settings
 
 EMBEDDED_ORGANISATION = "embedded"
@@ -156,20 +156,8 @@ class EmbeddedService:
         with self.database.transaction() as session:
             principal = Principal(uuid.UUID(int=0), uuid.UUID(int=0), "operator")
             row = tickets.visible_ticket(session, principal, ticket_id)
-            jobs = [
-                JobPublic.model_validate(j).model_dump(mode="json")
-                for j in jobs_repository.for_request(session, row.id)
-            ]
-            return {
-                **TicketPublic.model_validate(row).model_dump(mode="json"),
-                "assessment": row.assessment,
-                "evaluation": row.evaluation,
-                "version_id": str(row.version_id) if row.version_id else None,
-                "error": row.error,
-                "data_key_destroyed": row.wrapped_key is None,
-                "closed": row.state in CLOSED,
-                "jobs": jobs,
-            }
+            detail = TicketDetail.of(row, jobs_repository.for_request(session, row.id))
+            return {**detail.model_dump(mode="json"), "closed": row.state in CLOSED}
 
     def approve(self, ticket_id: uuid.UUID, reason: str) -> dict:
         from api.requests.schemas import Decision

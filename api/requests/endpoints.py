@@ -21,7 +21,6 @@ from api.requests.lifecycle import STATES
 from api.requests.repository import TicketFilter
 from api.requests.schemas import (
     Decision,
-    JobPublic,
     TicketCreate,
     TicketDetail,
     TicketExtend,
@@ -38,20 +37,7 @@ def present(session, principal: Principal, ticket) -> TicketPublic | TicketDetai
     """Requesters get the public view; staff also get measurements, hashes and jobs."""
     if principal.role == "requester":
         return TicketPublic.model_validate(ticket)
-    jobs = [JobPublic.model_validate(j) for j in jobs_repository.for_request(session, ticket.id)]
-    public = TicketPublic.model_validate(ticket).model_dump()
-    return TicketDetail(
-        **public,
-        organisation_id=ticket.organisation_id,
-        subject_hash=ticket.subject_hash,
-        options=ticket.options,
-        assessment=ticket.assessment,
-        evaluation=ticket.evaluation,
-        version_id=ticket.version_id,
-        error=ticket.error,
-        data_key_destroyed=ticket.wrapped_key is None,
-        jobs=jobs,
-    )
+    return TicketDetail.of(ticket, jobs_repository.for_request(session, ticket.id))
 
 
 def _submit(session, settings, principal, payload, idempotency_key, response):

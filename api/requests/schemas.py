@@ -113,6 +113,22 @@ class TicketDetail(TicketPublic):
     data_key_destroyed: bool
     jobs: list[JobPublic]
 
+    @classmethod
+    def of(cls, ticket, jobs) -> TicketDetail:
+        """The staff view of a ticket row and its job rows."""
+        return cls(
+            **TicketPublic.model_validate(ticket).model_dump(),
+            organisation_id=ticket.organisation_id,
+            subject_hash=ticket.subject_hash,
+            options=ticket.options,
+            assessment=ticket.assessment,
+            evaluation=ticket.evaluation,
+            version_id=ticket.version_id,
+            error=ticket.error,
+            data_key_destroyed=ticket.wrapped_key is None,
+            jobs=[JobPublic.model_validate(job) for job in jobs],
+        )
+
 
 class TicketsPublic(BaseModel):
     data: list[TicketPublic | TicketDetail]
