@@ -234,24 +234,28 @@ def _unlearn(context: Context, claim: Claim, lease: Lease) -> str:
     output = registry.staging_folder(
         context.settings.artifacts_dir, ticket.model_name, str(claim.job_id), claim.fence
     )
-    started = time.perf_counter()
-    run = context.runner.unlearn(
-        parent_spec,
-        records,
-        policy,
-        options,
-        output,
-        _progress_reporter(context, claim, lease),
-        lease.should_stop,
-    )
-    unlearn_s = time.perf_counter() - started
-    if lease.lost:
-        raise LeaseLost(f"job {claim.job_id} attempt {claim.fence} lost its lease")
-    with context.database.transaction() as session:
-        _, ticket = _locked(session, claim)
-        _advance(session, context, ticket, "evaluating", {"steps": run.get("steps")})
-    started = time.perf_counter()
-    evaluation = context.runner.evaluate(str(output), records, policy, assessment, run)
+    try:
+        started = time.perf_counter()
+        run = context.runner.unlearn(
+            parent_spec,
+            records,
+            policy,
+            options,
+            output,
+            _progress_reporter(context, claim, lease),
+            lease.should_stop,
+        )
+        unlearn_s = time.perf_counter() - started
+        if lease.lost:
+            raise LeaseLost(f"job {claim.job_id} attempt {claim.fence} lost its lease")
+        with context.database.transaction() as session:
+            _, ticket = _locked(session, claim)
+            _advance(session, context, ticket, "evaluating", {"steps": run.get("steps")})
+        started = time.perf_counter()
+        evaluation = context.runner.evaluate(str(output), records, policy, assessment, run)
+    except BaseException:
+        registry.discard(output)  # a failed, cancelled or lost attempt leaves no model behind
+        raise
     stages = {
         **assessment.get("stage_s", {}),
         "unlearn": unlearn_s,

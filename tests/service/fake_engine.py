@@ -21,6 +21,7 @@ class FakeRunner:
         return {"leak_rate": {"direct": 1.0}, "forget_prob": 0.9, "utility_prob": 0.5}
 
     def unlearn(self, spec, records, policy, options, output, on_progress, should_stop) -> dict:
+        output.mkdir(parents=True, exist_ok=True)  # like real training: the folder comes first
         marker = os.environ.get("FAKE_FAIL_ONCE")
         if marker and not Path(marker).exists():
             Path(marker).write_text("failed once")
@@ -32,7 +33,6 @@ class FakeRunner:
                 raise Cancelled("stopped")
             time.sleep(seconds / steps)
             on_progress(Progress(step, steps, 1.0 / step, time.perf_counter() - started))
-        output.mkdir(parents=True, exist_ok=True)
         manifest = {"adapter": "fake", "base_model": spec, "records": len(records)}
         (output / "obliviate.json").write_text(json.dumps(manifest))
         method = options.get("method", policy.unlearning.method)

@@ -104,6 +104,8 @@ def test_transient_failure_is_retried_and_publishes_once(api, settings, monkeypa
     unlearn_job = next(j for j in ticket["jobs"] if j["kind"] == "unlearn")
     assert unlearn_job["attempt"] == 2 and ticket["state"] == "published"
     assert "job.retry_scheduled" in _events(api, ticket_id)
+    staging = settings.artifacts_dir / "tiny" / ".staging"  # failed attempt: nothing left
+    assert not staging.exists() or list(staging.iterdir()) == []
 
 
 def test_expired_lease_is_reclaimed_and_the_stale_worker_cannot_write(api, settings):
@@ -167,6 +169,8 @@ def test_operator_cancels_a_running_unlearning_job_cooperatively(api, settings, 
     assert next(j for j in ticket["jobs"] if j["kind"] == "unlearn")["status"] == "cancelled"
     with api.database.transaction() as session:
         assert session.scalars(select(ModelVersion).where(ModelVersion.number > 1)).all() == []
+    staging = settings.artifacts_dir / "tiny" / ".staging"  # the cancelled attempt's model
+    assert not staging.exists() or list(staging.iterdir()) == []
 
 
 def test_duplicate_delivery_of_a_claimed_or_finished_job_does_nothing(api, settings):
