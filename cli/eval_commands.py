@@ -53,12 +53,20 @@ def eval_command(
     ] = None,
     device: str | None = None,
     precision: Annotated[str, typer.Option(help="auto, bf16, fp16 or fp32")] = "auto",
+    probes: Annotated[
+        str | None,
+        typer.Option(help="robustness probes too: comma-separated names, or all"),
+    ] = None,
+    probe_reference: Annotated[
+        str | None, typer.Option(help="the retain model's spec: the probes' baseline")
+    ] = None,
 ) -> None:
     """Evaluate forgetting, utility, membership inference and fluency; write eval.json."""
     import torch  # imported here so other commands start without the engine
 
     from worker.engine.data import DataError
     from worker.engine.eval import EvalOptions, evaluate, format_summary, write_eval
+    from worker.engine.eval.probes import ProbeError, ProbeOptions, run_suite_probes
     from worker.engine.models import ModelError
 
     if threads:
@@ -76,15 +84,34 @@ def eval_command(
         precision=precision,
     )
     try:
+        # With probes the model is loaded once and shared; a bad probe name fails first.
+        target = probe_target(model, probes, device, precision)
         result = evaluate(
-            model, suite, split, reference, options, on_progress=lambda m: console.print(m)
+            target, suite, split, reference, options, on_progress=lambda m: console.print(m)
         )
-    except (DataError, ModelError) as error:
+        if probes:
+            result["probes"] = run_suite_probes(
+                target, suite, split, probes, probe_reference, data_dir=options.data_dir,
+                options=ProbeOptions(limit=limit, max_new_tokens=max_new_tokens),
+                device=device, precision=precision,
+            )  # fmt: skip
+    except (DataError, ModelError, ProbeError) as error:
         console.print(f"[red]error:[/red] {error}")
         raise typer.Exit(2) from None
     write_eval(output, result)
     typer.echo(format_summary(result))
     console.print(f"wrote {output}")
+
+
+def probe_target(model: str, probes: str | None, device, precision):
+    """The spec itself, or with --probes the loaded model (checked names first)."""
+    if not probes:
+        return model
+    from worker.engine.eval.probes import resolve_probes
+    from worker.engine.models import load_model
+
+    resolve_probes(probes)
+    return load_model(model, device=device, precision=precision)
 
 
 def register(app: typer.Typer) -> None:

@@ -10,11 +10,14 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import json
 
 import pytest
 import torch
 from peft import LoraConfig, get_peft_model
+from typer.testing import CliRunner
 
+from cli.main import app
 from tests.tiny import make_model, make_tokenizer
 from worker.engine.adapters.grun import GrunAdapter, switched_off
 from worker.engine.data import QARecord, TextRecord, collate, encode_qa
@@ -316,6 +319,20 @@ def test_suite_probes_ask_the_suite_sets_and_the_reference_model(tiny_model_dir)
     assert result["n"] == {"forget": 2, "retain": 2}
     assert result["reference"]["spec"] == str(tiny_model_dir)
     assert result["summary"]["direct"]["reference_forget"] is not None
+
+
+def test_eval_command_adds_the_probes_to_eval_json(tiny_model_dir, tmp_path):
+    output = tmp_path / "eval.json"
+    args = ["eval", "--model", str(tiny_model_dir), "--suite", "synthetic", "--limit", "1",
+            "--max-new-tokens", "4", "--precision", "fp32", "--output", str(output)]  # fmt: skip
+    done = CliRunner().invoke(app, [*args, "--probes", "direct,multiple_choice",
+                                    "--probe-reference", str(tiny_model_dir)])  # fmt: skip
+    assert done.exit_code == 0, done.output
+    probes = json.loads(output.read_text())["probes"]
+    assert set(probes["summary"]) == {"direct", "multiple_choice"}
+    assert probes["summary"]["direct"]["reference_forget"] is not None
+    bad = CliRunner().invoke(app, [*args, "--probes", "direct,paraphrase"])
+    assert bad.exit_code == 2 and "unknown probe 'paraphrase'" in bad.output
 
 
 # --- bad input --------------------------------------------------------------------------------
