@@ -134,12 +134,29 @@ def generate_from_prompts(
     seed: int = 0,
 ) -> list[str]:
     """Continue already formatted prompt texts (e.g. a chat prompt with a prefilled answer)."""
+    encoded = [loaded.tokenizer(p, add_special_tokens=False)["input_ids"] for p in prompts]
+    return generate_from_ids(
+        loaded, encoded, max_new_tokens=max_new_tokens, batch_size=batch_size,
+        do_sample=do_sample, temperature=temperature, seed=seed,
+    )  # fmt: skip
+
+
+def generate_from_ids(
+    loaded: LoadedModel,
+    encoded: Sequence[list[int]],
+    *,
+    max_new_tokens: int = 200,
+    batch_size: int = 64,
+    do_sample: bool = False,
+    temperature: float = 1.0,
+    seed: int = 0,
+) -> list[str]:
+    """Continue already tokenized prompts; returns the decoded continuations in input order."""
     tokenizer = loaded.tokenizer
-    encoded = [tokenizer(p, add_special_tokens=False)["input_ids"] for p in prompts]
     order = sorted(range(len(encoded)), key=lambda i: len(encoded[i]))  # similar lengths together
     generator = torch.Generator(device=loaded.device).manual_seed(seed) if do_sample else None
     loaded.model.eval()
-    answers: list[str] = [""] * len(prompts)
+    answers: list[str] = [""] * len(encoded)
     # One autocast context around every step: it keeps the bf16 copies of the weights it casts
     # (for parameters that require grad) instead of re-casting 135M weights at every token.
     with loaded.autocast():

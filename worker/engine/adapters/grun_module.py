@@ -245,6 +245,13 @@ class GrunRequest(nn.Module):
         scale = gate[:, None, :] * where[..., None]  # (B, T, 1)
         return hidden + (scale * reft.edit(hidden)).to(hidden.dtype)
 
+    def batch_select_indices(self, indices: torch.Tensor) -> None:
+        """Follow the KV cache when generation drops finished rows (or repeats a prompt per
+        answer): each row keeps the gate decided on its own prompt. On the request, not the
+        stack: `model.modules()` yields a request once even when two stacks hold it (a copied
+        model), so `generate.select_rows` selects each decision exactly once."""
+        self.decisions = {layer: d[indices] for layer, d in self.decisions.items()}
+
     def published_state(self) -> dict[str, torch.Tensor]:
         """The weights to save, R as its r×d matrix (the orthogonal parametrization's own
         state holds a d×d basis: 3× the size of the whole module, and not needed to run it)."""
@@ -300,13 +307,6 @@ class GrunStack(nn.Module):
         self.requests.append(request)
         return request
 
-    def batch_select_indices(self, indices: torch.Tensor) -> None:
-        """Follow the KV cache when generation drops finished rows (or repeats a prompt per
-        answer): each row keeps the gate decided on its own prompt. Defined here only, not on
-        the requests, so that `generate.select_rows` selects each decision once."""
-        for request in self.requests:
-            request.decisions = {layer: d[indices] for layer, d in request.decisions.items()}
-
     def markers(self) -> list[tuple[int, ...]]:
         return sorted({m for r in self.requests for m in r.config.prompt_markers})
 
@@ -323,6 +323,8 @@ class GrunStack(nn.Module):
             valid = torch.ones(batch, length, dtype=torch.bool, device=tokens.device)
         last_prompt = None
         if not decoding:
+            for request in self.requests:  # a new prompt pass: earlier decisions are stale
+                request.decisions = {}
             # Embeddings without ids (rare) cannot show a marker: their last valid token.
             ids = (
                 input_ids if input_ids is not None else torch.full_like(valid, -1, dtype=torch.long)

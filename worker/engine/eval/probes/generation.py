@@ -11,9 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-import torch
-
-from worker.engine.data import Example, collate
+from worker.engine.generate import generate_from_ids
 from worker.engine.models import LoadedModel
 
 
@@ -36,7 +34,6 @@ def case_ids(tokenizer, case: Case) -> list[int]:
     return ids
 
 
-@torch.no_grad()
 def complete(
     loaded: LoadedModel,
     cases: Sequence[Case],
@@ -48,30 +45,8 @@ def complete(
     seed: int = 0,
 ) -> list[str]:
     """The model's continuation of every case (greedy, or sampled with a fixed seed)."""
-    tokenizer, model = loaded.tokenizer, loaded.model
-    model.eval()
-    if do_sample:
-        torch.manual_seed(seed)
-    examples = [Example(ids, ids) for ids in (case_ids(tokenizer, c) for c in cases)]
-    outputs: list[str] = []
-    for start in range(0, len(examples), batch_size):
-        # Left padding: generation continues from the right edge of every row.
-        batch = collate(examples[start : start + batch_size], tokenizer.pad_token_id, left_pad=True)
-        input_ids = batch["input_ids"].to(loaded.device)  # (B, T)
-        with loaded.autocast():
-            generated = model.generate(
-                input_ids=input_ids,
-                attention_mask=batch["attention_mask"].to(loaded.device),
-                max_new_tokens=max_new_tokens,
-                do_sample=do_sample,
-                temperature=temperature if do_sample else None,
-                top_p=None,
-                top_k=None,
-                pad_token_id=tokenizer.pad_token_id,
-                eos_token_id=tokenizer.eos_token_id,
-            )
-        new_tokens = generated[:, input_ids.shape[1] :]  # (B, new)
-        outputs.extend(
-            t.strip() for t in tokenizer.batch_decode(new_tokens, skip_special_tokens=True)
-        )
-    return outputs
+    encoded = [case_ids(loaded.tokenizer, case) for case in cases]
+    return generate_from_ids(
+        loaded, encoded, max_new_tokens=max_new_tokens, batch_size=batch_size,
+        do_sample=do_sample, temperature=temperature, seed=seed,
+    )  # fmt: skip
