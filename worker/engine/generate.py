@@ -9,6 +9,7 @@ little padding is run. Greedy results equal `model.generate(do_sample=False)`.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TypedDict, Unpack
 
 import torch
 
@@ -123,22 +124,22 @@ def generate_batch(
     return new_tokens
 
 
+class Decoding(TypedDict, total=False):
+    """How to decode (defaults in `generate_from_ids`); the wrappers pass it through as is."""
+
+    max_new_tokens: int
+    batch_size: int
+    do_sample: bool
+    temperature: float
+    seed: int
+
+
 def generate_from_prompts(
-    loaded: LoadedModel,
-    prompts: Sequence[str],
-    *,
-    max_new_tokens: int = 200,
-    batch_size: int = 64,
-    do_sample: bool = False,
-    temperature: float = 1.0,
-    seed: int = 0,
+    loaded: LoadedModel, prompts: Sequence[str], **decoding: Unpack[Decoding]
 ) -> list[str]:
     """Continue already formatted prompt texts (e.g. a chat prompt with a prefilled answer)."""
     encoded = [loaded.tokenizer(p, add_special_tokens=False)["input_ids"] for p in prompts]
-    return generate_from_ids(
-        loaded, encoded, max_new_tokens=max_new_tokens, batch_size=batch_size,
-        do_sample=do_sample, temperature=temperature, seed=seed,
-    )  # fmt: skip
+    return generate_from_ids(loaded, encoded, **decoding)
 
 
 def generate_from_ids(
@@ -179,22 +180,10 @@ def generate_answers(
     loaded: LoadedModel,
     questions: Sequence[str],
     *,
-    max_new_tokens: int = 200,
-    batch_size: int = 64,
     chat: bool = True,
     system: str | None = None,
-    do_sample: bool = False,
-    temperature: float = 1.0,
-    seed: int = 0,
+    **decoding: Unpack[Decoding],
 ) -> list[str]:
     """Answer each question; prompts are formatted exactly as in training."""
     prompts = [format_prompt(loaded.tokenizer, q, chat=chat, system=system) for q in questions]
-    return generate_from_prompts(
-        loaded,
-        prompts,
-        max_new_tokens=max_new_tokens,
-        batch_size=batch_size,
-        do_sample=do_sample,
-        temperature=temperature,
-        seed=seed,
-    )
+    return generate_from_prompts(loaded, prompts, **decoding)
