@@ -21,21 +21,16 @@ def tofu_mini_command(
     tofu_dir: Annotated[Path | None, typer.Option(help="TOFU data folder")] = None,
 ) -> None:
     """Build the fixtures (cached), run every cell (cached), write the table and plot."""
-    from worker.bench.cells import default_cells
+    from worker.bench.cells import BenchOptions, select_cells
     from worker.bench.run import run_tofu_mini
 
     splits = split or ["forget05"]
-    cells = [
-        cell
-        for s in splits
-        for cell in default_cells(s)
-        if (not method or cell.method in method) and (not adapter or cell.adapter in adapter)
-    ]
     try:
+        cells = select_cells(splits, method or [], adapter or [])
         path = run_tofu_mini(
             splits,
             cells,
-            tofu_dir,
+            BenchOptions(tofu_dir) if tofu_dir else None,
             command="obliviate " + " ".join(sys.argv[1:]),
             log=console.print,
         )

@@ -11,10 +11,12 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from worker.bench.tofu_mini import FORGET_ROWS, fixtures_dir, tofu_mini_records
+from worker.bench.tofu_mini import FORGET_ROWS, default_tofu_dir, fixtures_dir, tofu_mini_records
 from worker.engine.artifacts import write_json
 from worker.engine.eval.evaluate import EvalOptions, evaluate
+from worker.engine.eval.probes import ProbeOptions, run_suite_probes
 from worker.engine.eval.report import write_eval
+from worker.engine.models import load_model
 from worker.engine.objectives import LossSettings
 from worker.engine.unlearn import UnlearnConfig, unlearn
 
@@ -26,6 +28,13 @@ ADAPTERS = ("full", "lora", "grun")
 # LoRA the usual 10x, GRUN's small module the paper's 4e-3 (best of 1e-2 / 4e-3 on our model,
 # benchmarks/results/grun_cost.md).
 LEARNING_RATES = {"full": 1e-5, "lora": 1e-4, "grun": 4e-3}
+# Every probe that costs about one generation pass over its records. Left out, for time only:
+# best_of_n (10 sampled answers per question) and relearning (fine-tunes a copy); run them
+# on any cell's model with `obliviate eval --probes best_of_n,relearning`.
+BENCH_PROBES = (
+    "direct,paraphrased_question,no_chat,system_prompt,embedded_question,fill_in_blank,"
+    "multiple_choice,quantize_int8,adapter_removal,gate_evasion"
+)
 EPOCHS = 2  # passes over the forget set at batch 4 forget + 4 retain (100 steps on forget05)
 BATCH_SIZE = 4
 
@@ -53,6 +62,22 @@ def default_cells(split: str = "forget05") -> list[Cell]:
     return [Cell(method, adapter, split) for method in METHODS for adapter in ADAPTERS]
 
 
+def select_cells(splits: list[str], methods: list[str], adapters: list[str]) -> list[Cell]:
+    """The default cells of these splits, only these methods and adapters (empty: all).
+    An unknown name is refused before any work starts."""
+    choices = {"split": (splits, FORGET_ROWS), "method": (methods, METHODS),
+               "adapter": (adapters, ADAPTERS)}  # fmt: skip
+    for kind, (names, known) in choices.items():
+        if unknown := [n for n in names if n not in known]:
+            raise ValueError(f"unknown {kind} {unknown[0]!r}; choose from: {', '.join(known)}")
+    return [
+        cell
+        for split in splits
+        for cell in default_cells(split)
+        if (not methods or cell.method in methods) and (not adapters or cell.adapter in adapters)
+    ]
+
+
 def cell_dir(cell: Cell) -> Path:
     return fixtures_dir().parent / "tofu-mini-cells" / cell.split / cell.name
 
@@ -64,32 +89,55 @@ def split_records(tofu_dir: Path, split: str) -> tuple[list, list]:
     return everything[-n_forget:], everything[:-n_forget]
 
 
-def run_cell(
-    cell: Cell, target: Path, reference_eval: Path, tofu_dir: Path, eval_options: EvalOptions
-) -> dict:
+@dataclass
+class BenchOptions:
+    tofu_dir: Path = field(default_factory=default_tofu_dir)
+    eval: EvalOptions | None = None  # default: the full suite, read from tofu_dir
+    probes: ProbeOptions = field(default_factory=lambda: ProbeOptions(limit=16, max_new_tokens=64))
+    probe_names: str = BENCH_PROBES
+
+    def __post_init__(self) -> None:
+        self.tofu_dir = Path(self.tofu_dir)
+        self.eval = self.eval or EvalOptions(data_dir=str(self.tofu_dir))
+
+
+def evaluate_with_probes(model: Path, split: str, reference, options: BenchOptions) -> dict:
+    """The tofu suite, plus the probes on its first forget and retain questions, in one eval.json
+    (what `obliviate eval --probes` writes)."""
+    loaded = load_model(str(model), device=options.eval.device, precision=options.eval.precision)
+    result = evaluate(loaded, "tofu", split, reference, options.eval)
+    result["probes"] = run_suite_probes(
+        loaded, "tofu", split, options.probe_names, data_dir=str(options.tofu_dir),
+        options=options.probes,
+    )  # fmt: skip
+    return result
+
+
+def run_cell(cell: Cell, target: Path, reference_eval: Path, options: BenchOptions) -> dict:
     """Unlearn, evaluate against the retain model's eval.json, and record one table row."""
     folder = cell_dir(cell)
     if (folder / "row.json").is_file():
         return json.loads((folder / "row.json").read_text())
     folder.mkdir(parents=True, exist_ok=True)
-    forget, retain = split_records(tofu_dir, cell.split)
+    forget, retain = split_records(options.tofu_dir, cell.split)
+    model_folder = folder / "model"
     cfg = UnlearnConfig(
-        output=str(folder / "model"), model=str(target), method=cell.method,
+        output=str(model_folder), model=str(target), method=cell.method,
         adapter=cell.adapter, adapter_options=cell.adapter_options, epochs=cell.epochs,
         lr=cell.lr, batch_size=cell.batch_size, loss=cell.loss, resume=True,
     )  # fmt: skip
-    model_folder = folder / "model"
     if (model_folder / "run.json").is_file():
         run = json.loads((model_folder / "run.json").read_text())
     else:
         run = unlearn(cfg, forget, retain)
     clock = time.perf_counter()
-    result = evaluate(str(model_folder), "tofu", cell.split, reference_eval, eval_options)
+    result = evaluate_with_probes(model_folder, cell.split, reference_eval, options)
     write_eval(folder / "eval.json", result)
     row = {
         "cell": asdict(cell),
         "name": cell.name,
         "summary": result["summary"],
+        "probes": result["probes"]["summary"],
         "cost": run["cost"],
         "eval_seconds": time.perf_counter() - clock,
     }

@@ -24,16 +24,17 @@ def fmt(value, pattern: str) -> str:
     return "n/c" if value is None else pattern.format(value)
 
 
-def table_rows(rows: list[dict], target: dict, retrain_s: float) -> list[str]:
-    header = ["cell", *(c[0] for c in COLUMNS), "wall time (s)", "peak mem (MB)",
+def table_rows(rows: list[dict], target: dict, retain: dict, retrain_s: float) -> list[str]:
+    """One line per model: the target and retain fixtures first, then the cells."""
+    header = ["model", *(c[0] for c in COLUMNS), "wall time (s)", "peak mem (MB)",
               "trainable params", "cost % of retrain"]  # fmt: skip
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    for row in [target, *rows]:
+    base_utility = target["summary"]["model_utility"]
+    for row in [target, retain, *rows]:
         summary = dict(row["summary"])
-        summary["utility_ratio"] = summary["model_utility"] / target["summary"]["model_utility"]
-        cost = row.get("cost")
+        summary["utility_ratio"] = summary["model_utility"] / base_utility if base_utility else None
         cells = [row["name"], *(fmt(summary.get(key), p) for _, key, p in COLUMNS)]
-        if cost:
+        if cost := row.get("cost"):
             cells += [
                 f"{cost['wall_time_s']:.0f}",
                 f"{cost['peak_memory_mb']:.0f}",
@@ -43,6 +44,23 @@ def table_rows(rows: list[dict], target: dict, retrain_s: float) -> list[str]:
         else:
             cells += ["-"] * 4
         lines.append("| " + " | ".join(cells) + " |")
+    return lines
+
+
+def probe_rows(rows: list[dict]) -> list[str]:
+    """Forget leak rate per probe (retain in brackets); gate evasion is the share of forget
+    questions whose gate stayed shut."""
+    names = list(rows[0]["probes"])
+    lines = ["| model | " + " | ".join(names) + " |", "|---|" + "---|" * len(names)]
+    for row in rows:
+        cells = []
+        for name in names:
+            probe = row["probes"][name]
+            if probe["status"] != "ok":
+                cells.append("n/a")
+            else:
+                cells.append(f"{probe['forget']:.2f} ({probe['retain']:.2f})")
+        lines.append(f"| {row['name']} | " + " | ".join(cells) + " |")
     return lines
 
 

@@ -7,30 +7,31 @@ run_tofu_mini(splits=["forget05"])
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from worker.bench.cells import Cell, default_cells, run_cell
-from worker.bench.report import plot, table_rows
+import torch
+
+from worker.bench.cells import BenchOptions, Cell, default_cells, evaluate_with_probes, run_cell
+from worker.bench.report import plot, probe_rows, table_rows
 from worker.bench.tofu_mini import (
     FixtureRecipe,
     build_model_fixture,
-    default_tofu_dir,
     tofu_mini_records,
 )
-from worker.engine.eval.evaluate import EvalOptions, evaluate
 from worker.engine.eval.report import write_eval
 
 RESULTS = Path(__file__).resolve().parents[2] / "benchmarks" / "results"
 
 
-def fixture_eval(model: Path, split: str, tofu_dir: Path, reference: Path | None, options) -> Path:
-    """eval.json of a fixture model on a split (cached beside the model)."""
+def fixture_eval(model: Path, split: str, reference: Path | None, options: BenchOptions) -> Path:
+    """eval.json (with probes) of a fixture model on a split, cached beside the model."""
     path = model.parent / f"{model.name}-eval-{split}.json"
     if not path.is_file():
-        write_eval(path, evaluate(str(model), "tofu", split, reference, options))
+        write_eval(path, evaluate_with_probes(model, split, reference, options))
     return path
 
 
@@ -42,63 +43,86 @@ def commit_id() -> str:
 def run_tofu_mini(
     splits: Sequence[str] = ("forget05",),
     cells: Sequence[Cell] | None = None,
-    tofu_dir: Path | None = None,
+    options: BenchOptions | None = None,
     recipe: FixtureRecipe | None = None,
     command: str = "obliviate bench tofu-mini",
     log: Callable[[str], None] = print,
+    results_dir: Path = RESULTS,
 ) -> Path:
-    """Build what is missing, run every cell, and write benchmarks/results/tofu_mini.md."""
-    tofu_dir = tofu_dir or default_tofu_dir()
+    """Build what is missing, run every cell, and write tofu_mini.md and one plot per split
+    into results_dir."""
+    options = options or BenchOptions()
     recipe = recipe or FixtureRecipe()
-    options = EvalOptions(data_dir=str(tofu_dir))
+    tofu_dir = options.tofu_dir
     log("fixture: target model")
     target = build_model_fixture("target", tofu_mini_records(tofu_dir), recipe)
     sections = []
     for split in splits:
         log(f"fixture: retain model without {split}")
         retain = build_model_fixture(f"retain-{split}", tofu_mini_records(tofu_dir, split), recipe)
-        retain_eval = fixture_eval(retain, split, tofu_dir, None, options)
-        target_eval = fixture_eval(target, split, tofu_dir, retain_eval, options)
+        retain_eval = fixture_eval(retain, split, None, options)
+        target_eval = fixture_eval(target, split, retain_eval, options)
         rows = []
-        for cell in cells or default_cells(split):
+        for cell in default_cells(split) if cells is None else cells:
             if cell.split != split:
                 continue
             log(f"cell {split} {cell.name}")
             started = time.perf_counter()
-            rows.append(run_cell(cell, target, retain_eval, tofu_dir, options))
+            rows.append(run_cell(cell, target, retain_eval, options))
             log(f"  done in {time.perf_counter() - started:.0f} s")
-        sections.append((split, rows, target_eval, retain_eval, retain))
-    return write_results(sections, command)
+        sections.append(
+            (split, rows, fixture_row("target", target, target_eval),
+             fixture_row("retain", retain, retain_eval))
+        )  # fmt: skip
+    return write_results(sections, command, results_dir, setup_lines(recipe, options))
 
 
-def fixture_row(name: str, eval_path: Path) -> dict:
-    summary = json.loads(eval_path.read_text())["summary"]
+def fixture_row(name: str, model: Path, eval_path: Path) -> dict:
+    """A fixture's table row: its evaluation and its fine-tuning cost."""
+    result = json.loads(eval_path.read_text())
+    cost = json.loads((model / "run.json").read_text())["cost"]
+    summary = result["summary"]
     if name == "retain":
         # The retain model is the reference itself: the KS test of a sample against itself
         # has p = 1, so Forget Quality is 1 by definition.
         summary["forget_quality"] = 1.0
-    return {"name": name, "summary": summary}
+    return {"name": name, "summary": summary, "probes": result["probes"]["summary"], "cost": cost}
 
 
-def write_results(sections, command: str) -> Path:
-    RESULTS.mkdir(parents=True, exist_ok=True)
+def setup_lines(recipe: FixtureRecipe, options: BenchOptions) -> list[str]:
+    probes = options.probes
+    return [
+        f"Fixtures: {recipe.model} fine-tuned {recipe.epochs} epochs, lr {recipe.lr}, batch "
+        f"{recipe.batch_size}, seed {recipe.seed}, bf16 autocast; target on TOFU-mini (800 QA), "
+        "retain model on TOFU-mini minus the split.  ",
+        f"Evaluation: the whole `tofu` suite, greedy, {options.eval.max_new_tokens} new tokens. "
+        f"Probes ({options.probe_names}) on the first {probes.limit} forget and retain "
+        f"questions, {probes.max_new_tokens} new tokens.  ",
+        f"torch {torch.__version__}, {torch.get_num_threads()} thread(s), {os.cpu_count()} cores.",
+        "",
+    ]
+
+
+def write_results(sections, command: str, results_dir: Path, setup: list[str]) -> Path:
+    results_dir.mkdir(parents=True, exist_ok=True)
     lines = ["# TOFU-mini: unlearning methods × adapters on SmolLM2-135M-Instruct", "",
-             f"Command: `{command}`  ", f"Commit: {commit_id()}", ""]  # fmt: skip
-    for split, rows, target_eval, retain_eval, retain in sections:
-        retrain_s = json.loads((retain / "run.json").read_text())["cost"]["wall_time_s"]
-        target, retain_row = fixture_row("target", target_eval), fixture_row("retain", retain_eval)
+             f"Command: `{command}`  ", f"Commit: {commit_id()}  ", *setup]  # fmt: skip
+    for split, rows, target, retain_row in sections:
+        retrain_s = retain_row["cost"]["wall_time_s"]
         lines += [
             f"## {split}",
             "",
             f"Retraining (the retain model's fine-tuning): {retrain_s:.0f} s",
             "",
         ]
-        lines += table_rows(rows, target, retrain_s)
+        lines += table_rows(rows, target, retain_row, retrain_s)
+        lines += ["", "Robustness probes: leak rate on forget questions (on retain ones).", ""]
+        lines += probe_rows([target, retain_row, *rows])
         lines += ["", "Hyper-parameters per cell:", ""]
         lines += [f"- {r['name']}: {json.dumps(r['cell'], sort_keys=True)}" for r in rows]
-        figure = RESULTS / f"tofu_mini_{split}.png"
+        figure = results_dir / f"tofu_mini_{split}.png"
         plot(rows, target, retain_row, figure)
         lines += ["", f"![utility vs forget quality]({figure.name})", ""]
-    path = RESULTS / "tofu_mini.md"
+    path = results_dir / "tofu_mini.md"
     path.write_text("\n".join(lines) + "\n")
     return path

@@ -1,0 +1,67 @@
+"""`obliviate bench tofu-mini` end to end on a tiny model and tiny TOFU files: fixtures, a cell,
+the table and the plot, then a re-run that reuses every cached step."""
+
+import pytest
+from typer.testing import CliRunner
+
+from cli.main import app
+from tests.tofu_files import write_tofu_mini
+from worker.bench import cells as cells_module
+from worker.bench.cells import BenchOptions, Cell
+from worker.bench.run import run_tofu_mini
+from worker.bench.tofu_mini import FixtureRecipe, fixtures_dir
+from worker.engine.eval import EvalOptions
+from worker.engine.eval.probes import ProbeOptions
+
+
+def first_table(markdown: str) -> list[dict]:
+    """The rows of the first markdown table, as {column header: cell text}."""
+    lines = markdown[markdown.index("\n| ") + 1 :].split("\n\n")[0].splitlines()
+    header, _, *body = [[c.strip() for c in line.strip("|").split("|")] for line in lines]
+    return [dict(zip(header, row, strict=True)) for row in body]
+
+
+@pytest.fixture
+def bench_options(tmp_path):
+    tofu = write_tofu_mini(tmp_path / "tofu")
+    return BenchOptions(
+        tofu,
+        EvalOptions(data_dir=str(tofu), max_new_tokens=4, precision="fp32"),
+        ProbeOptions(limit=2, max_new_tokens=4),
+        probe_names="direct,adapter_removal",
+    )
+
+
+def test_bench_writes_table_and_plot_and_reuses_its_cache(
+    tiny_model_dir, bench_options, tmp_path, monkeypatch
+):
+    recipe = FixtureRecipe(model=str(tiny_model_dir), epochs=1, batch_size=32)
+    cell = Cell("npo", "lora", epochs=1, batch_size=32)
+    results = tmp_path / "results"
+    table = run_tofu_mini(["forget05"], [cell], bench_options, recipe, results_dir=results)
+
+    text = table.read_text()
+    rows = {row["model"]: row for row in first_table(text)}
+    assert set(rows) == {"target", "retain", "npo-lora"}
+    assert rows["npo-lora"]["Forget Quality"] != "n/c"  # against the retain model's eval.json
+    assert float(rows["npo-lora"]["cost % of retrain"]) > 0
+    assert "adapter_removal" in text and (results / "tofu_mini_forget05.png").stat().st_size > 0
+    assert (fixtures_dir() / "retain-forget05-eval-forget05.json").is_file()
+
+    def must_not_run(*args, **kwargs):
+        raise AssertionError("a cached step was recomputed")
+
+    for name in ("unlearn", "evaluate"):
+        monkeypatch.setattr(cells_module, name, must_not_run)
+    monkeypatch.setattr("worker.bench.tofu_mini.finetune", must_not_run)
+    again = run_tofu_mini(["forget05"], [cell], bench_options, recipe, results_dir=results)
+    assert again.read_text().split("Commit:")[1] == text.split("Commit:")[1]
+
+
+def test_cli_refuses_unknown_method_before_any_work(tmp_path):
+    result = CliRunner().invoke(
+        app, ["bench", "tofu-mini", "--method", "sgd", "--tofu-dir", str(tmp_path)]
+    )
+    assert result.exit_code == 2
+    assert "sgd" in result.output and "graddiff" in result.output
+    assert not fixtures_dir().exists()
