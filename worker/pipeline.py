@@ -291,7 +291,7 @@ def _publish_or_hold(context, claim, parent_id, output, run, evaluation, policy)
             session, ticket.model_name, parent=parent, status="candidate", spec=str(folder),
             kind="full" if run["adapter"] == "full" else "adapter", method=run["method"],
             adapter=run["adapter"], ticket_ids=[str(ticket.id)], artifact_hash=artifact_hash,
-            evaluation=evaluation, created_by=actor,
+            evaluation=evaluation, created_by=actor, number=number,
         )  # fmt: skip
         ticket.version_id, ticket.evaluation = version.id, evaluation
         summary = {

@@ -58,10 +58,13 @@ def add_version(
     artifact_hash: str | None,
     evaluation: dict,
     created_by: str,
+    number: int | None = None,
 ) -> ModelVersion:
+    """A new version row; `number` is the one the caller already named its artifact folder
+    after (inside the same transaction), else the next free one."""
     version = ModelVersion(
         model_name=model_name,
-        number=repository.next_number(session, model_name),
+        number=number if number is not None else repository.next_number(session, model_name),
         parent_id=parent.id if parent else None,
         status=status,
         kind=kind,

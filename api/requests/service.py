@@ -92,6 +92,8 @@ def submit_ticket(
     registry_service.require_model(session, payload.model)
     records = validate_records(payload.records, settings.max_records)
     wrapped_key = new_wrapped_key(settings.data_key.get_secret_value())
+    from worker.engine.data import hash_records  # beside parse_records, which loaded torch
+
     cipher = ticket_cipher(settings.data_key.get_secret_value(), wrapped_key)
     record_hashes = [_sha256_json(record.to_dict()) for record in records]
     kinds = {"qa" if hasattr(r, "question") else "text" for r in records}
@@ -112,7 +114,9 @@ def submit_ticket(
         body_hash=body_hash,
         record_kind=kinds.pop() if len(kinds) == 1 else "mixed",
         record_count=len(records),
-        records_hash=hashlib.sha256("".join(record_hashes).encode()).hexdigest(),
+        # The engine's dataset hash: the same value the unlearning run.json records for its
+        # forget set, so an auditor can match a ticket to the run that used its records.
+        records_hash=hash_records(records),
         wrapped_key=wrapped_key,
         options=payload.options.model_dump(exclude_none=True) if payload.options else {},
         progress={"stage": "received"},

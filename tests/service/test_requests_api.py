@@ -3,6 +3,7 @@ import uuid
 import pytest
 
 from tests.service.conftest import auth, ticket_body
+from worker.engine.data import hash_records, parse_records
 
 pytestmark = pytest.mark.service
 
@@ -23,6 +24,14 @@ def test_subject_id_is_stored_only_as_a_keyed_hash(api):
     ).json()
     detail = api.get(f"/v1/deletion-requests/{ticket['id']}", headers=auth(api, "auditor")).json()
     assert len(detail["subject_hash"]) == 64 and "customer-42" not in str(detail)
+
+
+def test_records_hash_is_the_hash_the_unlearning_run_records(api):
+    body = ticket_body()
+    ticket = api.post("/v1/deletion-requests", json=body, headers=auth(api, "requester")).json()
+    detail = api.get(f"/v1/deletion-requests/{ticket['id']}", headers=auth(api, "auditor")).json()
+    # run.json's data.forget: what an auditor matches a ticket with its unlearning run by.
+    assert detail["records_hash"] == hash_records(parse_records(body["records"], "records"))
 
 
 def test_same_idempotency_key_returns_the_same_ticket(api):
