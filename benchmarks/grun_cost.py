@@ -26,7 +26,6 @@ import torch
 from common import head_commit, run_cells
 from methods_sanity import TARGET, build_target, data_slice, mean_prob
 
-from worker.engine.adapters.grun import gate_report
 from worker.engine.models import DEFAULT_MODEL, load_model
 from worker.engine.unlearn import UnlearnConfig, unlearn
 
@@ -35,17 +34,6 @@ RESULTS = Path(__file__).parent / "results" / "grun_cost.md"
 
 def probabilities(loaded, splits) -> dict[str, float]:
     return {name: mean_prob(loaded, splits[name]) for name in ("forget", "retain")}
-
-
-def grun_gates(loaded, splits) -> dict[str, float]:
-    """Mean gate (over layers, then questions) of the newest GRUN module, per question set."""
-    questions = {
-        "forget": [r.question for r in splits["forget"]],
-        "paraphrased": [r.paraphrased_question for r in splits["forget"]],
-        "retain": [r.question for r in splits["retain"]],
-    }
-    report = gate_report(loaded.model, loaded.tokenizer, questions, autocast=loaded.autocast)
-    return {name: sets[-1]["mean"] for name, sets in report.items()}
 
 
 def median_step(times: list[float]) -> float:
@@ -85,8 +73,9 @@ def run_cell(method: str, adapter: str, steps: int, lr: float, grun_options: dic
         "trainable": cost["trainable_parameters"], "total": total_parameters,
     }  # fmt: skip
     if adapter == "grun":
-        row["gates"] = grun_gates(loaded, splits)
-        row["general_gate"] = info["diagnostics"]["gates"]["general"][-1]["mean"]
+        # run.json's gate report: the newest module's mean gate on each question set.
+        report = info["diagnostics"]["gates"]
+        row["gates"] = {name: sets[-1]["mean"] for name, sets in report.items()}
     return row
 
 
@@ -110,8 +99,8 @@ def cell_line(r: dict, full_step_s: float | None) -> str:
     gates = ""
     if "gates" in r:
         g = r["gates"]
-        gates = (f"{g['forget']:.2f} / {g['paraphrased']:.2f} / {g['retain']:.2f} / "
-                 f"{r['general_gate']:.2f}")  # fmt: skip
+        gates = (f"{g['forget']:.2f} / {g['paraphrased_forget']:.2f} / {g['retain']:.2f} / "
+                 f"{g['general']:.2f}")  # fmt: skip
     return (
         f"| {r['method']} | {r['adapter']} | {r['lr']:g} | {r['trainable']:,} "
         f"({r['trainable'] / r['total']:.2%}) | {r['step_s']:.2f} | {r['cpu_step_s']:.2f} "
