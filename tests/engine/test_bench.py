@@ -8,6 +8,7 @@ from cli.main import app
 from tests.tofu_files import write_tofu_mini
 from worker.bench import cells as cells_module
 from worker.bench.cells import BenchOptions, Cell
+from worker.bench.report import target_lines
 from worker.bench.run import run_tofu_mini
 from worker.bench.tofu_mini import FixtureRecipe, fixtures_dir
 from worker.engine.eval import EvalOptions
@@ -65,3 +66,25 @@ def test_cli_refuses_unknown_method_before_any_work(tmp_path):
     assert result.exit_code == 2
     assert "sgd" in result.output and "graddiff" in result.output
     assert not fixtures_dir().exists()
+
+
+def bench_row(method: str, adapter: str, utility: float, fq: float, wall: float) -> dict:
+    summary = {"model_utility": utility, "forget_quality": fq}
+    return {"name": f"{method}-{adapter}", "cell": {"method": method, "adapter": adapter},
+            "summary": summary, "cost": {"wall_time_s": wall}}  # fmt: skip
+
+
+def test_grun_targets_are_checked_against_the_rows():
+    target = {"summary": {"model_utility": 0.30}}
+    rows = [
+        bench_row("npo", "full", 0.25, 1e-4, 400.0),
+        bench_row("npo", "grun", 0.295, 0.2, 90.0),  # 0.98 × utility, 0.225 × full, 9% retrain
+        bench_row("idk", "grun", 0.20, 1e-3, 30.0),
+    ]
+    lines = "\n".join(target_lines(rows, target, retrain_s=1000.0))
+    assert "npo-grun: Model Utility 0.98 × target (aim ≥ 0.97): met" in lines
+    assert "idk-grun: Model Utility 0.67 × target (aim ≥ 0.97): **missed**" in lines
+    assert "npo-grun: wall time 0.23 × npo-full (aim ≤ 0.25): met" in lines
+    assert "idk-grun: wall time" not in lines  # no idk-full row to compare with
+    assert "best GRUN cell by Forget Quality, npo-grun: 2.00e-01 (aim ≥ 0.05): met" in lines
+    assert "npo-grun costs 9.0% of retraining (aim ≤ 10%): met" in lines

@@ -64,6 +64,37 @@ def probe_rows(rows: list[dict]) -> list[str]:
     return lines
 
 
+def target_lines(rows: list[dict], target: dict, retrain_s: float) -> list[str]:
+    """The issue's four GRUN targets, each checked against this split's rows."""
+    grun = [r for r in rows if r["cell"]["adapter"] == "grun"]
+    if not grun:
+        return ["No GRUN cell ran: the GRUN targets are not checked."]
+    full = {r["cell"]["method"]: r for r in rows if r["cell"]["adapter"] == "full"}
+    base = target["summary"]["model_utility"]
+    best = max(grun, key=lambda r: r["summary"]["forget_quality"] or 0.0)
+
+    def verdict(ok: bool) -> str:
+        return "met" if ok else "**missed**"
+
+    lines = []
+    for r in grun:
+        ratio = r["summary"]["model_utility"] / base if base else None
+        lines.append(f"- {r['name']}: Model Utility {fmt(ratio, '{:.2f}')} × target (aim ≥ 0.97): "
+                     f"{verdict(ratio is not None and ratio >= 0.97)}")  # fmt: skip
+        if r["cell"]["method"] in full:
+            share = r["cost"]["wall_time_s"] / full[r["cell"]["method"]]["cost"]["wall_time_s"]
+            lines.append(f"- {r['name']}: wall time {share:.2f} × {r['cell']['method']}-full "
+                         f"(aim ≤ 0.25): {verdict(share <= 0.25)}")  # fmt: skip
+    fq = best["summary"]["forget_quality"]
+    cost = best["cost"]["wall_time_s"] / retrain_s
+    lines += [
+        f"- best GRUN cell by Forget Quality, {best['name']}: {fmt(fq, '{:.2e}')} (aim ≥ 0.05): "
+        f"{verdict(fq is not None and fq >= 0.05)}",
+        f"- {best['name']} costs {cost:.1%} of retraining (aim ≤ 10%): {verdict(cost <= 0.10)}",
+    ]
+    return lines
+
+
 def plot(rows: list[dict], target: dict, retain: dict, path: Path) -> None:
     """Model Utility against Forget Quality (log scale), one point per cell."""
     figure, axes = plt.subplots(figsize=(7, 5))

@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 
 from worker.bench.cells import BenchOptions, Cell, default_cells, evaluate_with_probes, run_cell
-from worker.bench.report import plot, probe_rows, table_rows
+from worker.bench.report import plot, probe_rows, table_rows, target_lines
 from worker.bench.tofu_mini import (
     FixtureRecipe,
     build_model_fixture,
@@ -118,6 +118,7 @@ def write_results(sections, command: str, results_dir: Path, setup: list[str]) -
         lines += table_rows(rows, target, retain_row, retrain_s)
         lines += ["", "Robustness probes: leak rate on forget questions (on retain ones).", ""]
         lines += probe_rows([target, retain_row, *rows])
+        lines += ["", "Targets (issue 8):", "", *target_lines(rows, target, retrain_s)]
         lines += ["", "Hyper-parameters per cell:", ""]
         lines += [f"- {r['name']}: {json.dumps(r['cell'], sort_keys=True)}" for r in rows]
         figure = results_dir / f"tofu_mini_{split}.png"
