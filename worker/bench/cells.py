@@ -7,6 +7,7 @@ recomputed and an interrupted one resumes its unlearning from the last checkpoin
 from __future__ import annotations
 
 import json
+import subprocess
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -76,6 +77,11 @@ def select_cells(splits: list[str], methods: list[str], adapters: list[str]) -> 
         for cell in default_cells(split)
         if (not methods or cell.method in methods) and (not adapters or cell.adapter in adapters)
     ]
+
+
+def commit_id() -> str:
+    out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
+    return out.stdout.strip() or "unknown"
 
 
 def cell_dir(cell: Cell) -> Path:
@@ -150,6 +156,7 @@ def run_cell(cell: Cell, target: Path, reference_eval: Path, options: BenchOptio
         "probes": result["probes"]["summary"],
         "cost": run["cost"],
         "eval_seconds": time.perf_counter() - clock,
+        "commit": commit_id(),
     }
     write_json(folder / "row.json", row)
     return row

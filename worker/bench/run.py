@@ -8,14 +8,20 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import torch
 
-from worker.bench.cells import BenchOptions, Cell, default_cells, evaluate_with_probes, run_cell
+from worker.bench.cells import (
+    BenchOptions,
+    Cell,
+    commit_id,
+    default_cells,
+    evaluate_with_probes,
+    run_cell,
+)
 from worker.bench.report import plot, probe_rows, table_rows, target_lines
 from worker.bench.tofu_mini import (
     FixtureRecipe,
@@ -33,11 +39,6 @@ def fixture_eval(model: Path, split: str, reference: Path | None, options: Bench
     if not path.is_file():
         write_eval(path, evaluate_with_probes(model, split, reference, options))
     return path
-
-
-def commit_id() -> str:
-    out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
-    return out.stdout.strip() or "unknown"
 
 
 def run_tofu_mini(
@@ -120,7 +121,10 @@ def write_results(sections, command: str, results_dir: Path, setup: list[str]) -
         lines += probe_rows([target, retain_row, *rows])
         lines += ["", "Targets (issue 8):", "", *target_lines(rows, target, retrain_s)]
         lines += ["", "Hyper-parameters per cell:", ""]
-        lines += [f"- {r['name']}: {json.dumps(r['cell'], sort_keys=True)}" for r in rows]
+        lines += [
+            f"- {r['name']} (commit {r['commit']}): {json.dumps(r['cell'], sort_keys=True)}"
+            for r in rows
+        ]
         figure = results_dir / f"tofu_mini_{split}.png"
         plot(rows, target, retain_row, figure)
         lines += ["", f"![utility vs forget quality]({figure.name})", ""]
