@@ -80,7 +80,9 @@ def select_cells(splits: list[str], methods: list[str], adapters: list[str]) -> 
 
 
 def commit_id() -> str:
-    out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
+    """The checkout's commit (asked where this file lives, whatever the working directory)."""
+    out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                         cwd=Path(__file__).parent)  # fmt: skip
     return out.stdout.strip() or "unknown"
 
 
