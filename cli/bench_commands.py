@@ -19,10 +19,18 @@ def tofu_mini_command(
     method: Annotated[list[str] | None, typer.Option(help="only these methods")] = None,
     adapter: Annotated[list[str] | None, typer.Option(help="only these adapters")] = None,
     tofu_dir: Annotated[Path | None, typer.Option(help="TOFU data folder")] = None,
+    retrain_seconds: Annotated[
+        float | None,
+        typer.Option(
+            help="retraining's wall time for 'cost % of retrain' when the retain model's own "
+            "build was slowed by other work (default: that build's measured time)"
+        ),
+    ] = None,
 ) -> None:
     """Build the fixtures (cached), run every cell (cached), write the table and plot."""
     from worker.bench.cells import BenchOptions, select_cells
     from worker.bench.run import run_tofu_mini
+    from worker.bench.tofu_mini import default_tofu_dir
 
     splits = split or ["forget05"]
     try:
@@ -30,7 +38,7 @@ def tofu_mini_command(
         path = run_tofu_mini(
             splits,
             cells,
-            BenchOptions(tofu_dir) if tofu_dir else None,
+            BenchOptions(tofu_dir or default_tofu_dir(), retrain_s=retrain_seconds),
             command="obliviate " + " ".join(sys.argv[1:]),
             log=console.print,
         )

@@ -59,12 +59,16 @@ def test_bench_writes_table_and_plot_and_reuses_its_cache(
     assert again.read_text().split("Commit:")[1] == text.split("Commit:")[1]
 
 
-def test_cli_refuses_unknown_method_before_any_work(tmp_path):
+@pytest.mark.parametrize(
+    ("option", "value", "named"),
+    [("--method", "sgd", "graddiff"), ("--retrain-seconds", "0", "positive")],
+)
+def test_cli_refuses_bad_options_before_any_work(tmp_path, option, value, named):
     result = CliRunner().invoke(
-        app, ["bench", "tofu-mini", "--method", "sgd", "--tofu-dir", str(tmp_path)]
+        app, ["bench", "tofu-mini", option, value, "--tofu-dir", str(tmp_path)]
     )
     assert result.exit_code == 2
-    assert "sgd" in result.output and "graddiff" in result.output
+    assert value in result.output and named in result.output
     assert not fixtures_dir().exists()
 
 

@@ -111,8 +111,13 @@ class BenchOptions:
         default_factory=lambda: ProbeOptions(limit=16, max_new_tokens=MAX_NEW_TOKENS)
     )
     probe_names: str = BENCH_PROBES
+    # Retraining's wall time for "cost % of retrain", when the retain model's own build was
+    # slowed by other work on the machine (None: that build's measured wall time).
+    retrain_s: float | None = None
 
     def __post_init__(self) -> None:
+        if self.retrain_s is not None and self.retrain_s <= 0:
+            raise ValueError(f"retraining time must be positive, got {self.retrain_s} s")
         self.tofu_dir = Path(self.tofu_dir)
         self.eval = self.eval or EvalOptions(
             data_dir=str(self.tofu_dir), max_new_tokens=MAX_NEW_TOKENS
