@@ -18,6 +18,10 @@ def tofu_mini_command(
     split: Annotated[list[str] | None, typer.Option(help="forget01, forget05, forget10")] = None,
     method: Annotated[list[str] | None, typer.Option(help="only these methods")] = None,
     adapter: Annotated[list[str] | None, typer.Option(help="only these adapters")] = None,
+    lr: Annotated[
+        float | None,
+        typer.Option(help="a sweep point: this learning rate instead of each adapter's default"),
+    ] = None,
     tofu_dir: Annotated[Path | None, typer.Option(help="TOFU data folder")] = None,
     retrain_seconds: Annotated[
         float | None,
@@ -34,7 +38,7 @@ def tofu_mini_command(
 
     splits = split or ["forget05"]
     try:
-        cells = select_cells(splits, method or [], adapter or [])
+        cells = select_cells(splits, method or [], adapter or [], lr)
         path = run_tofu_mini(
             splits,
             cells,

@@ -7,7 +7,7 @@ from typer.testing import CliRunner
 from cli.main import app
 from tests.tofu_files import write_tofu_mini
 from worker.bench import cells as cells_module
-from worker.bench.cells import BenchOptions, Cell
+from worker.bench.cells import BenchOptions, Cell, select_cells
 from worker.bench.report import target_lines
 from worker.bench.run import run_tofu_mini
 from worker.bench.tofu_mini import FixtureRecipe, fixtures_dir
@@ -61,7 +61,11 @@ def test_bench_writes_table_and_plot_and_reuses_its_cache(
 
 @pytest.mark.parametrize(
     ("option", "value", "named"),
-    [("--method", "sgd", "graddiff"), ("--retrain-seconds", "0", "positive")],
+    [
+        ("--method", "sgd", "graddiff"),
+        ("--retrain-seconds", "0", "positive"),
+        ("--lr", "-1", "positive"),
+    ],
 )
 def test_cli_refuses_bad_options_before_any_work(tmp_path, option, value, named):
     result = CliRunner().invoke(
@@ -92,3 +96,12 @@ def test_grun_targets_are_checked_against_the_rows():
     assert "idk-grun: wall time" not in lines  # no idk-full row to compare with
     assert "best GRUN cell by Forget Quality, npo-grun: 2.00e-01 (aim ≥ 0.05): met" in lines
     assert "npo-grun costs 9.0% of retraining (aim ≤ 10%): met" in lines
+
+
+def test_a_sweep_point_is_its_own_cell():
+    default, sweep = (
+        select_cells(["forget05"], ["npo"], ["grun"]),
+        select_cells(["forget05"], ["npo"], ["grun"], lr=1e-2),
+    )
+    assert [c.name for c in default] == ["npo-grun"]
+    assert [(c.name, c.lr) for c in sweep] == [("npo-grun-lr0.01", 1e-2)]

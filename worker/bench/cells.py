@@ -53,7 +53,10 @@ class Cell:
 
     @property
     def name(self) -> str:
-        return f"{self.method}-{self.adapter}"
+        """method-adapter, plus the learning rate when it is not the adapter's default (a sweep
+        point gets its own cached folder and table row)."""
+        name = f"{self.method}-{self.adapter}"
+        return name if self.lr == LEARNING_RATES[self.adapter] else f"{name}-lr{self.lr:g}"
 
     def __post_init__(self) -> None:
         self.lr = self.lr or LEARNING_RATES[self.adapter]
@@ -63,16 +66,20 @@ def default_cells(split: str = "forget05") -> list[Cell]:
     return [Cell(method, adapter, split) for method in METHODS for adapter in ADAPTERS]
 
 
-def select_cells(splits: list[str], methods: list[str], adapters: list[str]) -> list[Cell]:
-    """The default cells of these splits, only these methods and adapters (empty: all).
-    An unknown name is refused before any work starts."""
+def select_cells(
+    splits: list[str], methods: list[str], adapters: list[str], lr: float | None = None
+) -> list[Cell]:
+    """The default cells of these splits, only these methods and adapters (empty: all), at
+    learning rate `lr` if given. An unknown name is refused before any work starts."""
+    if lr is not None and lr <= 0:
+        raise ValueError(f"lr must be positive, got {lr}")
     choices = {"split": (splits, FORGET_ROWS), "method": (methods, METHODS),
                "adapter": (adapters, ADAPTERS)}  # fmt: skip
     for kind, (names, known) in choices.items():
         if unknown := [n for n in names if n not in known]:
             raise ValueError(f"unknown {kind} {unknown[0]!r}; choose from: {', '.join(known)}")
     return [
-        cell
+        Cell(cell.method, cell.adapter, split, lr=lr or cell.lr)
         for split in splits
         for cell in default_cells(split)
         if (not methods or cell.method in methods) and (not adapters or cell.adapter in adapters)
