@@ -93,8 +93,17 @@ def commit_id() -> str:
     return out.stdout.strip() or "unknown"
 
 
+def cells_root(split: str) -> Path:
+    return fixtures_dir().parent / "tofu-mini-cells" / split
+
+
 def cell_dir(cell: Cell) -> Path:
-    return fixtures_dir().parent / "tofu-mini-cells" / cell.split / cell.name
+    return cells_root(cell.split) / cell.name
+
+
+def finished_rows(split: str) -> list[dict]:
+    """Every finished cell of a split in the cache (earlier runs' sweep points included)."""
+    return [json.loads(path.read_text()) for path in sorted(cells_root(split).glob("*/row.json"))]
 
 
 def split_records(tofu_dir: Path, split: str) -> tuple[list, list]:

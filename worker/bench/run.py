@@ -20,6 +20,7 @@ from worker.bench.cells import (
     commit_id,
     default_cells,
     evaluate_with_probes,
+    finished_rows,
     run_cell,
 )
 from worker.bench.report import plot, probe_rows, table_rows, target_lines
@@ -71,6 +72,9 @@ def run_tofu_mini(
             started = time.perf_counter()
             rows.append(run_cell(cell, target, retain_eval, options))
             log(f"  done in {time.perf_counter() - started:.0f} s")
+        # The table shows every measured cell: those run now, then earlier ones (sweep points).
+        ran = {row["name"] for row in rows}
+        rows += [row for row in finished_rows(split) if row["name"] not in ran]
         sections.append(
             (split, rows, fixture_row("target", target, target_eval),
              fixture_row("retain", retain, retain_eval))
