@@ -103,7 +103,8 @@ def setup_lines(recipe: FixtureRecipe, options: BenchOptions) -> list[str]:
         f"Evaluation: the whole `tofu` suite, greedy, {options.eval.max_new_tokens} new tokens. "
         f"Probes ({options.probe_names}) on the first {probes.limit} forget and retain "
         f"questions, {probes.max_new_tokens} new tokens.  ",
-        f"torch {torch.__version__}, {torch.get_num_threads()} thread(s), {os.cpu_count()} cores.",
+        f"torch {torch.__version__}, {os.cpu_count()} CPU cores; wall times are each run's own "
+        "(a cell's unlearning, a fixture's fine-tuning).",
         "",
     ]
 
