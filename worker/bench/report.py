@@ -108,6 +108,10 @@ def plot(rows: list[dict], target: dict, retain: dict, path: Path) -> None:
         fq = row["summary"]["forget_quality"]
         axes.scatter(fq, row["summary"]["model_utility"], color=colour, marker="*", s=150)
         axes.annotate(label, (fq, row["summary"]["model_utility"]), fontsize=8)
+    # The aims: Forget Quality 0.05, and 0.97 of the target's utility.
+    axes.axvline(0.05, color="grey", linestyle="--", linewidth=0.8)
+    axes.axhline(0.97 * target["summary"]["model_utility"], color="grey", linestyle=":",
+                 linewidth=0.8)  # fmt: skip
     axes.set_xscale("log")
     axes.set_xlabel("Forget Quality (KS p-value vs retain model, log)")
     axes.set_ylabel("Model Utility")
