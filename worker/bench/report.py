@@ -24,15 +24,20 @@ def fmt(value, pattern: str) -> str:
     return "n/c" if value is None else pattern.format(value)
 
 
+def utility_ratio(row: dict, target: dict) -> float | None:
+    """A row's Model Utility over the target's (None when the target's is 0)."""
+    base = target["summary"]["model_utility"]
+    return row["summary"]["model_utility"] / base if base else None
+
+
 def table_rows(rows: list[dict], target: dict, retain: dict, retrain_s: float) -> list[str]:
     """One line per model: the target and retain fixtures first, then the cells."""
     header = ["model", *(c[0] for c in COLUMNS), "wall time (s)", "peak mem (MB)",
               "trainable params", "cost % of retrain"]  # fmt: skip
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    base_utility = target["summary"]["model_utility"]
     for row in [target, retain, *rows]:
         summary = dict(row["summary"])
-        summary["utility_ratio"] = summary["model_utility"] / base_utility if base_utility else None
+        summary["utility_ratio"] = utility_ratio(row, target)
         cells = [row["name"], *(fmt(summary.get(key), p) for _, key, p in COLUMNS)]
         if cost := row.get("cost"):
             cells += [
@@ -70,7 +75,6 @@ def target_lines(rows: list[dict], target: dict, retrain_s: float) -> list[str]:
     if not grun:
         return ["No GRUN cell ran: the GRUN targets are not checked."]
     full = {r["cell"]["method"]: r for r in rows if r["cell"]["adapter"] == "full"}
-    base = target["summary"]["model_utility"]
     best = max(grun, key=lambda r: r["summary"]["forget_quality"] or 0.0)
 
     def verdict(ok: bool) -> str:
@@ -78,7 +82,7 @@ def target_lines(rows: list[dict], target: dict, retrain_s: float) -> list[str]:
 
     lines = []
     for r in grun:
-        ratio = r["summary"]["model_utility"] / base if base else None
+        ratio = utility_ratio(r, target)
         lines.append(f"- {r['name']}: Model Utility {fmt(ratio, '{:.2f}')} × target (aim ≥ 0.97): "
                      f"{verdict(ratio is not None and ratio >= 0.97)}")  # fmt: skip
         if r["cell"]["method"] in full:
