@@ -32,7 +32,7 @@ from worker.engine.eval.probes import (
 )
 from worker.engine.eval.probes.copying import copy_model
 from worker.engine.eval.probes.prompts import PROMPT_FORMATS, fill_in_case
-from worker.engine.eval.probes.quantize import round_to_int4
+from worker.engine.eval.probes.quantize import round_weights
 from worker.engine.finetune import answer_nll
 from worker.engine.models import LoadedModel, load_model
 
@@ -226,13 +226,24 @@ def test_quantized_copies_are_measured_and_inputs_untouched(target, reference):
     assert result["probes"]["quantize_int4"]["model"]["forget"]["n"] == len(FORGET)
 
 
-def test_round_to_int4_keeps_16_levels_per_group():
+def test_round_weights_keeps_16_levels_per_int4_group():
     weight = torch.randn(4, 64)
-    rounded = round_to_int4(weight)
+    rounded = round_weights(weight, 4, 32)
     for group in rounded.reshape(4, 2, 32).unbind(1):
         for row in group:
             assert len(row.unique()) <= 16
     assert (rounded - weight).abs().max() <= weight.abs().max() / 7
+
+
+def test_round_weights_int8_uses_one_scale_per_output_row():
+    weight = torch.randn(3, 1000)
+    weight[0] *= 100  # a large row must not coarsen the others' steps
+    rounded = round_weights(weight, 8)
+    for row, original in zip(rounded, weight, strict=True):
+        assert len(row.unique()) <= 256
+        step = original.abs().max() / 127
+        assert (row - original).abs().max() <= step / 2 + 1e-6
+        assert not torch.equal(row, original)
 
 
 # --- adapters ---------------------------------------------------------------------------------

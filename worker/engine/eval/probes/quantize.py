@@ -10,14 +10,11 @@ is merged first, as a quantized deployment would do.
 
 from __future__ import annotations
 
-import dataclasses
-import warnings
-
 import torch
 from peft import PeftModel
 from torch import nn
 
-from worker.engine.eval.probes.base import ProbeSkipped, probe
+from worker.engine.eval.probes.base import probe
 from worker.engine.eval.probes.copying import copy_loaded
 from worker.engine.eval.probes.measure import ProbeContext
 from worker.engine.eval.probes.prompts import direct_case
@@ -44,44 +41,34 @@ def plain_copy(loaded: LoadedModel) -> LoadedModel:
     return copied
 
 
-def int8_copy(loaded: LoadedModel) -> LoadedModel:
-    """Int8 weights with dynamically quantized activations (torch.ao, CPU kernels only)."""
-    try:
-        from torch.ao.quantization import quantize_dynamic
-    except ImportError as error:  # removed in a later torch; torchao replaces it
-        raise ProbeSkipped(f"torch.ao.quantization is not available: {error}") from None
-    copied = plain_copy(loaded)
-    model = copied.model.cpu()
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=".*deprecated.*")
-        quantize_dynamic(model, set(quantizable_linears(model)), dtype=torch.qint8, inplace=True)
-    # Quantized kernels run fp32 activations on the CPU: no autocast.
-    return dataclasses.replace(copied, model=model, device=torch.device("cpu"), autocast_dtype=None)
-
-
 @torch.no_grad()
-def round_to_int4(weight: torch.Tensor, group: int = INT4_GROUP) -> torch.Tensor:
-    """Symmetric round-to-nearest 4-bit, one absmax scale per `group` input weights.
+def round_weights(weight: torch.Tensor, bits: int, group: int | None = None) -> torch.Tensor:
+    """Symmetric round-to-nearest to `bits`, one absmax scale per `group` input weights
+    (None: one per output row, as int8 weight-only schemes do).
 
-    weight (out, in) -> the same shape, holding only the 16 levels of its group."""
+    weight (out, in) -> the same shape, holding only the 2**bits levels of its group."""
     out_features, in_features = weight.shape
-    size = group if in_features % group == 0 else in_features
+    size = group if group and in_features % group == 0 else in_features
+    top = 2 ** (bits - 1) - 1  # 7 for int4, 127 for int8
     groups = weight.float().reshape(out_features, in_features // size, size)  # (out, g, size)
-    scale = groups.abs().amax(-1, keepdim=True).clamp(min=1e-12) / 7  # (out, g, 1)
-    levels = (groups / scale).round().clamp(-8, 7)
+    scale = groups.abs().amax(-1, keepdim=True).clamp(min=1e-12) / top  # (out, g, 1)
+    levels = (groups / scale).round().clamp(-top - 1, top)
     return (levels * scale).reshape(out_features, in_features).to(weight.dtype)
 
 
-def int4_copy(loaded: LoadedModel) -> LoadedModel:
-    """Weights rounded to 4 bits in place of a copy, computed in the usual precision.
+def rounded_copy(loaded: LoadedModel, bits: int, group: int | None) -> LoadedModel:
+    """A copy whose weights are rounded to `bits`, computed in the usual precision.
 
-    Simulated: this CPU build has no 4-bit kernels (bitsandbytes needs CUDA), so the weights
-    hold exactly the values a 4-bit checkpoint stores, dequantized."""
+    Weight-only and simulated: the weights hold exactly the values a quantized checkpoint
+    stores, dequantized. Activations stay in the model's precision, as in weight-only int8 and
+    4-bit deployments; this CPU build has no 4-bit kernels (bitsandbytes needs CUDA), and
+    torch.ao's dynamic int8 also quantizes activations, which breaks a 135M model's retain
+    answers as much as its forget answers and so measures nothing about unlearning."""
     copied = plain_copy(loaded)
     modules = dict(copied.model.named_modules())
     for name in quantizable_linears(copied.model):
         weight = modules[name].weight
-        weight.data = round_to_int4(weight.data)
+        weight.data = round_weights(weight.data, bits, group)
     return copied
 
 
@@ -97,10 +84,12 @@ def _quantized(name: str, quantize, note: str):
 
 
 quantize_int8 = _quantized(
-    "quantize_int8", int8_copy, "int8 dynamic quantization (torch.ao quantize_dynamic, CPU)"
+    "quantize_int8",
+    lambda loaded: rounded_copy(loaded, 8, None),
+    "8-bit round-to-nearest weights, one scale per output channel (simulated)",
 )
 quantize_int4 = _quantized(
     "quantize_int4",
-    int4_copy,
+    lambda loaded: rounded_copy(loaded, 4, INT4_GROUP),
     f"4-bit round-to-nearest weights, groups of {INT4_GROUP} (simulated)",
 )
