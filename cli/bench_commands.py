@@ -30,6 +30,13 @@ def tofu_mini_command(
             "build was slowed by other work (default: that build's measured time)"
         ),
     ] = None,
+    eval_workers: Annotated[
+        int,
+        typer.Option(
+            help="cells evaluated side by side in one-thread processes (faster on a CPU; "
+            "unlearning always runs alone, as its wall time is measured)"
+        ),
+    ] = 1,
 ) -> None:
     """Build the fixtures (cached), run every cell (cached), write the table and plot."""
     from worker.bench.cells import BenchOptions, select_cells
@@ -42,7 +49,11 @@ def tofu_mini_command(
         path = run_tofu_mini(
             splits,
             cells,
-            BenchOptions(tofu_dir or default_tofu_dir(), retrain_s=retrain_seconds),
+            BenchOptions(
+                tofu_dir or default_tofu_dir(),
+                retrain_s=retrain_seconds,
+                eval_workers=eval_workers,
+            ),
             command="obliviate " + " ".join(sys.argv[1:]),
             log=console.print,
         )

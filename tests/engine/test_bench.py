@@ -7,7 +7,7 @@ from typer.testing import CliRunner
 from cli.main import app
 from tests.tofu_files import write_tofu_mini
 from worker.bench import cells as cells_module
-from worker.bench.cells import BenchOptions, Cell, select_cells
+from worker.bench.cells import BenchOptions, Cell, cached_row, cell_dir, select_cells
 from worker.bench.report import target_lines
 from worker.bench.run import run_tofu_mini
 from worker.bench.tofu_mini import FixtureRecipe, fixtures_dir
@@ -60,12 +60,33 @@ def test_bench_writes_table_and_plot_and_reuses_its_cache(
     assert again.read_text().split("Commit:")[1] == text.split("Commit:")[1]
 
 
+def test_cells_evaluated_side_by_side_match_an_evaluation_in_process(
+    tiny_model_dir, bench_options, tmp_path
+):
+    recipe = FixtureRecipe(model=str(tiny_model_dir), epochs=1, batch_size=32)
+    cells = [Cell("npo", "lora", epochs=1, batch_size=32), Cell("idk", "grun", epochs=1)]
+    bench_options.eval_workers = 2
+    results = tmp_path / "results"
+    run_tofu_mini(["forget05"], cells, bench_options, recipe, results_dir=results)
+    in_pool = [cached_row(cell) for cell in cells]
+    assert all(row["summary"]["forget_quality"] is not None for row in in_pool)
+
+    (cell_dir(cells[0]) / "row.json").unlink()  # evaluate it again, in this process
+    bench_options.eval_workers = 1
+    table = run_tofu_mini(["forget05"], cells, bench_options, recipe, results_dir=results)
+    again = cached_row(cells[0])
+    assert again["cost"] == in_pool[0]["cost"]  # the unlearned model was reused
+    assert again["summary"] == pytest.approx(in_pool[0]["summary"], rel=1e-4)
+    assert {"npo-lora", "idk-grun"} <= {row["model"] for row in first_table(table.read_text())}
+
+
 @pytest.mark.parametrize(
     ("option", "value", "named"),
     [
         ("--method", "sgd", "graddiff"),
         ("--retrain-seconds", "0", "positive"),
         ("--lr", "-1", "positive"),
+        ("--eval-workers", "0", "at least 1"),
     ],
 )
 def test_cli_refuses_bad_options_before_any_work(tmp_path, option, value, named):

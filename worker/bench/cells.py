@@ -130,10 +130,15 @@ class BenchOptions:
     # Retraining's wall time for "cost % of retrain", when the retain model's own build was
     # slowed by other work on the machine (None: that build's measured wall time).
     retrain_s: float | None = None
+    # Cells evaluated side by side, each in a one-thread process (1: in this process). More
+    # than one helps on a CPU; on one GPU the processes would only queue for it.
+    eval_workers: int = 1
 
     def __post_init__(self) -> None:
         if self.retrain_s is not None and self.retrain_s <= 0:
             raise ValueError(f"retraining time must be positive, got {self.retrain_s} s")
+        if self.eval_workers < 1:
+            raise ValueError(f"eval workers must be at least 1, got {self.eval_workers}")
         self.tofu_dir = Path(self.tofu_dir)
         self.eval = self.eval or EvalOptions(
             data_dir=str(self.tofu_dir), max_new_tokens=MAX_NEW_TOKENS
@@ -152,25 +157,31 @@ def evaluate_with_probes(model: Path, split: str, reference, options: BenchOptio
     return result
 
 
-def run_cell(cell: Cell, target: Path, reference_eval: Path, options: BenchOptions) -> dict:
-    """Unlearn, evaluate against the retain model's eval.json, and record one table row."""
-    folder = cell_dir(cell)
-    if (folder / "row.json").is_file():
-        return json.loads((folder / "row.json").read_text())
-    folder.mkdir(parents=True, exist_ok=True)
+def cached_row(cell: Cell) -> dict | None:
+    path = cell_dir(cell) / "row.json"
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def unlearn_cell(cell: Cell, target: Path, options: BenchOptions) -> dict:
+    """The cell's unlearning run (resumed or reused when its folder has one); its run.json."""
+    model_folder = cell_dir(cell) / "model"
+    if (model_folder / "run.json").is_file():
+        return json.loads((model_folder / "run.json").read_text())
     forget, retain = split_records(options.tofu_dir, cell.split)
-    model_folder = folder / "model"
     cfg = UnlearnConfig(
         output=str(model_folder), model=str(target), method=cell.method,
         adapter=cell.adapter, adapter_options=cell.adapter_options, epochs=cell.epochs,
         lr=cell.lr, batch_size=cell.batch_size, loss=cell.loss, resume=True,
     )  # fmt: skip
-    if (model_folder / "run.json").is_file():
-        run = json.loads((model_folder / "run.json").read_text())
-    else:
-        run = unlearn(cfg, forget, retain)
+    return unlearn(cfg, forget, retain)
+
+
+def evaluate_cell(cell: Cell, reference_eval: Path, options: BenchOptions) -> dict:
+    """Evaluate an unlearned cell against the retain model's eval.json; write its table row."""
+    folder = cell_dir(cell)
+    run = json.loads((folder / "model" / "run.json").read_text())
     clock = time.perf_counter()
-    result = evaluate_with_probes(model_folder, cell.split, reference_eval, options)
+    result = evaluate_with_probes(folder / "model", cell.split, reference_eval, options)
     write_eval(folder / "eval.json", result)
     row = {
         "cell": asdict(cell),
