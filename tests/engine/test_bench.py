@@ -7,8 +7,9 @@ from typer.testing import CliRunner
 from cli.main import app
 from tests.tofu_files import write_tofu_mini
 from worker.bench import cells as cells_module
-from worker.bench.cells import BenchOptions, Cell, cached_row, cell_dir, select_cells
+from worker.bench.cells import BenchOptions, Cell, select_cells
 from worker.bench.report import target_lines
+from worker.bench.rows import RowStore
 from worker.bench.run import run_tofu_mini
 from worker.bench.tofu_mini import FixtureRecipe, fixtures_dir
 from worker.engine.eval import EvalOptions
@@ -33,7 +34,7 @@ def bench_options(tmp_path):
     )
 
 
-def test_bench_writes_table_and_plot_and_reuses_its_cache(
+def test_bench_writes_table_and_plot_then_rewrites_them_from_stored_rows(
     tiny_model_dir, bench_options, tmp_path, monkeypatch
 ):
     recipe = FixtureRecipe(model=str(tiny_model_dir), epochs=1, batch_size=32)
@@ -50,14 +51,44 @@ def test_bench_writes_table_and_plot_and_reuses_its_cache(
     assert (fixtures_dir() / "retain-forget05-eval-forget05.json").is_file()
 
     def must_not_run(*args, **kwargs):
-        raise AssertionError("a cached step was recomputed")
+        raise AssertionError("a stored row was measured again")
 
     for name in ("unlearn", "evaluate"):
         monkeypatch.setattr(cells_module, name, must_not_run)
     monkeypatch.setattr("worker.bench.tofu_mini.finetune", must_not_run)
+    # A new machine: no cached model at all, only the rows committed with the results.
+    monkeypatch.setenv("OBLIVIATE_HOME", str(tmp_path / "new-home"))
     again = run_tofu_mini(["forget05"], [], bench_options, recipe, results_dir=results)
-    # No cell asked for: the table still shows every finished cell in the cache.
+    # No cell asked for: the table still shows every stored cell.
     assert again.read_text().split("Commit:")[1] == text.split("Commit:")[1]
+    assert not fixtures_dir().exists()
+
+
+def test_rows_measured_against_other_fixtures_are_measured_again(
+    tiny_model_dir, bench_options, tmp_path
+):
+    recipe = FixtureRecipe(model=str(tiny_model_dir), epochs=1, batch_size=32)
+    cell = Cell("idk", "grun", epochs=1, batch_size=32)
+    results = tmp_path / "results"
+    store = RowStore(results / "tofu_mini" / "forget05")
+    run_tofu_mini(["forget05"], [cell], bench_options, recipe, results_dir=results)
+    built = store.fingerprints()
+    assert built == store.cell("idk-grun")["fixtures"]
+
+    # Rows of another machine's build, consistent among themselves, one of them a sweep point.
+    other = {"target": "another build", "retain": "another build"}
+    row = store.cell("idk-grun")
+    for name in ("target", "retain"):
+        store.write_fixture(name, store.fixture(name) | {"fixtures": other})
+    store.write_cell(row | {"fixtures": other})
+    store.write_cell(row | {"fixtures": other, "name": "idk-grun-lr0.1"})
+    assert [row["name"] for row in store.cells()] == ["idk-grun", "idk-grun-lr0.1"]
+
+    # A new cell needs this machine's fixtures: they differ, so every row is measured again.
+    more = [cell, Cell("npo", "grun", epochs=1, batch_size=32)]
+    run_tofu_mini(["forget05"], more, bench_options, recipe, results_dir=results)
+    assert store.fingerprints() == built
+    assert [row["name"] for row in store.cells()] == ["idk-grun", "npo-grun"]
 
 
 def test_cells_evaluated_side_by_side_match_an_evaluation_in_process(
@@ -67,14 +98,15 @@ def test_cells_evaluated_side_by_side_match_an_evaluation_in_process(
     cells = [Cell("npo", "lora", epochs=1, batch_size=32), Cell("idk", "grun", epochs=1)]
     bench_options.eval_workers = 2
     results = tmp_path / "results"
+    store = RowStore(results / "tofu_mini" / "forget05")
     run_tofu_mini(["forget05"], cells, bench_options, recipe, results_dir=results)
-    in_pool = [cached_row(cell) for cell in cells]
+    in_pool = [store.cell(cell.name) for cell in cells]
     assert all(row["summary"]["forget_quality"] is not None for row in in_pool)
 
-    (cell_dir(cells[0]) / "row.json").unlink()  # evaluate it again, in this process
+    (store.folder / "cells" / "npo-lora.json").unlink()  # evaluate it again, in this process
     bench_options.eval_workers = 1
     table = run_tofu_mini(["forget05"], cells, bench_options, recipe, results_dir=results)
-    again = cached_row(cells[0])
+    again = store.cell("npo-lora")
     assert again["cost"] == in_pool[0]["cost"]  # the unlearned model was reused
     assert again["summary"] == pytest.approx(in_pool[0]["summary"], rel=1e-4)
     assert {"npo-lora", "idk-grun"} <= {row["model"] for row in first_table(table.read_text())}

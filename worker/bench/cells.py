@@ -1,7 +1,8 @@
 """Benchmark cells: one method × one adapter × one forget split, unlearned then evaluated.
 
-Each cell is cached as a folder (`model/`, `eval.json`, `row.json`); a finished cell is never
-recomputed and an interrupted one resumes its unlearning from the last checkpoint.
+Each cell's models are cached as a folder (`model/`, `eval.json`) and its table row is stored
+with the results (`rows.RowStore`); a finished cell is never recomputed and an interrupted one
+resumes its unlearning from the last checkpoint.
 """
 
 from __future__ import annotations
@@ -12,8 +13,8 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from worker.bench.rows import RowStore
 from worker.bench.tofu_mini import FORGET_ROWS, default_tofu_dir, fixtures_dir, tofu_mini_records
-from worker.engine.artifacts import write_json
 from worker.engine.eval.evaluate import EvalOptions, evaluate
 from worker.engine.eval.probes import ProbeOptions, run_suite_probes
 from worker.engine.eval.report import write_eval
@@ -101,11 +102,6 @@ def cell_dir(cell: Cell) -> Path:
     return cells_root(cell.split) / cell.name
 
 
-def finished_rows(split: str) -> list[dict]:
-    """Every finished cell of a split in the cache (earlier runs' sweep points included)."""
-    return [json.loads(path.read_text()) for path in sorted(cells_root(split).glob("*/row.json"))]
-
-
 def split_records(tofu_dir: Path, split: str) -> tuple[list, list]:
     """forget = the split's rows of TOFU-mini; retain = the rest (what the retain model saw)."""
     everything = tofu_mini_records(tofu_dir)
@@ -157,11 +153,6 @@ def evaluate_with_probes(model: Path, split: str, reference, options: BenchOptio
     return result
 
 
-def cached_row(cell: Cell) -> dict | None:
-    path = cell_dir(cell) / "row.json"
-    return json.loads(path.read_text()) if path.is_file() else None
-
-
 def unlearn_cell(cell: Cell, target: Path, options: BenchOptions) -> dict:
     """The cell's unlearning run (resumed or reused when its folder has one); its run.json."""
     model_folder = cell_dir(cell) / "model"
@@ -176,8 +167,11 @@ def unlearn_cell(cell: Cell, target: Path, options: BenchOptions) -> dict:
     return unlearn(cfg, forget, retain)
 
 
-def evaluate_cell(cell: Cell, reference_eval: Path, options: BenchOptions) -> dict:
-    """Evaluate an unlearned cell against the retain model's eval.json; write its table row."""
+def evaluate_cell(
+    cell: Cell, reference_eval: Path, options: BenchOptions, store: RowStore, fixtures: dict
+) -> dict:
+    """Evaluate an unlearned cell against the retain model's eval.json; store its table row
+    (`fixtures`: the fingerprints of the models it was measured against)."""
     folder = cell_dir(cell)
     run = json.loads((folder / "model" / "run.json").read_text())
     clock = time.perf_counter()
@@ -191,6 +185,7 @@ def evaluate_cell(cell: Cell, reference_eval: Path, options: BenchOptions) -> di
         "cost": run["cost"],
         "eval_seconds": time.perf_counter() - clock,
         "commit": commit_id(),
+        "fixtures": fixtures,
     }
-    write_json(folder / "row.json", row)
+    store.write_cell(row)
     return row

@@ -1,4 +1,4 @@
-"""`obliviate bench tofu-mini`: fixtures, cells, table and plot, each step cached.
+"""`obliviate bench tofu-mini`: fixtures, cells, table and plot; models cached, rows stored.
 
 from worker.bench.run import run_tofu_mini
 run_tofu_mini(splits=["forget05"])
@@ -19,21 +19,21 @@ import torch
 from worker.bench.cells import (
     BenchOptions,
     Cell,
-    cached_row,
     commit_id,
     default_cells,
     evaluate_cell,
     evaluate_with_probes,
-    finished_rows,
     unlearn_cell,
 )
 from worker.bench.report import plot, probe_rows, table_rows, target_lines
+from worker.bench.rows import RowStore
 from worker.bench.tofu_mini import (
     FixtureRecipe,
     build_model_fixture,
     tofu_mini_records,
 )
 from worker.engine.eval.report import write_eval
+from worker.engine.models import hash_folder
 
 RESULTS = Path(__file__).resolve().parents[2] / "benchmarks" / "results"
 
@@ -55,59 +55,88 @@ def run_tofu_mini(
     log: Callable[[str], None] = print,
     results_dir: Path = RESULTS,
 ) -> Path:
-    """Build what is missing, run every cell, and write tofu_mini.md and one plot per split
-    into results_dir."""
+    """Measure what has no stored row yet, then write tofu_mini.md and one plot per split into
+    results_dir. When every row is stored, no model is built or loaded."""
     options = options or BenchOptions()
     recipe = recipe or FixtureRecipe()
-    tofu_dir = options.tofu_dir
-    log("fixture: target model")
-    target = build_model_fixture("target", tofu_mini_records(tofu_dir), recipe)
     sections = []
     for split in splits:
-        log(f"fixture: retain model without {split}")
-        retain = build_model_fixture(f"retain-{split}", tofu_mini_records(tofu_dir, split), recipe)
-        retain_eval = fixture_eval(retain, split, None, options)
-        target_eval = fixture_eval(target, split, retain_eval, options)
+        store = RowStore(results_dir / "tofu_mini" / split)
         chosen = [c for c in (default_cells(split) if cells is None else cells) if c.split == split]
-        rows = run_cells(chosen, target, retain_eval, options, log)
-        # The table shows every measured cell: those run now, then earlier ones (sweep points).
-        ran = {row["name"] for row in rows}
-        rows += [row for row in finished_rows(split) if row["name"] not in ran]
-        sections.append(
-            (split, rows, fixture_row("target", target, target_eval),
-             fixture_row("retain", retain, retain_eval))
-        )  # fmt: skip
+        if not store.complete([cell.name for cell in chosen]):
+            target, retain_eval, fingerprints = prepare_fixtures(split, store, recipe, options, log)
+            todo = [cell for cell in chosen if store.cell(cell.name) is None]
+            run_cells(todo, target, retain_eval, options, store, fingerprints, log)
+        # The cells asked for first, then every other stored one (earlier sweep points).
+        rows = [store.cell(cell.name) for cell in chosen]
+        rows += [row for row in store.cells() if row["name"] not in {c.name for c in chosen}]
+        sections.append((split, rows, store.fixture("target"), store.fixture("retain")))
     return write_results(sections, command, results_dir, setup_lines(recipe, options), options)
 
 
+def prepare_fixtures(
+    split: str, store: RowStore, recipe: FixtureRecipe, options: BenchOptions, log
+) -> tuple[Path, Path, dict]:
+    """Build (or reuse) the target and retain models and store their rows. Returns the target's
+    folder, the retain model's eval.json and both models' fingerprints.
+
+    Stored rows measured against other fixtures (another machine's build) are dropped, so that
+    every row of a table compares against the same models."""
+    tofu_dir = options.tofu_dir
+    log("fixture: target model")
+    target = build_model_fixture("target", tofu_mini_records(tofu_dir), recipe)
+    log(f"fixture: retain model without {split}")
+    retain = build_model_fixture(f"retain-{split}", tofu_mini_records(tofu_dir, split), recipe)
+    fingerprints = {"target": hash_folder(target), "retain": hash_folder(retain)}
+    if store.fingerprints() not in (None, fingerprints):
+        log(f"{store.folder} was measured against other fixtures: measuring every row again")
+        store.clear()
+    retain_eval = fixture_eval(retain, split, None, options)
+    target_eval = fixture_eval(target, split, retain_eval, options)
+    for name, model, eval_path in [
+        ("target", target, target_eval),
+        ("retain", retain, retain_eval),
+    ]:
+        if store.fixture(name) is None:
+            store.write_fixture(
+                name, fixture_row(name, model, eval_path) | {"fixtures": fingerprints}
+            )
+    return target, retain_eval, fingerprints
+
+
 def run_cells(
-    cells: Sequence[Cell], target: Path, retain_eval: Path, options: BenchOptions, log
-) -> list[dict]:
-    """Rows of these cells, computing what is not cached, `options.eval_workers` cells at a time.
+    cells: Sequence[Cell],
+    target: Path,
+    retain_eval: Path,
+    options: BenchOptions,
+    store: RowStore,
+    fingerprints: dict,
+    log,
+) -> None:
+    """Measure these cells and store their rows, `options.eval_workers` cells at a time.
 
     Unlearning runs alone, one cell after the other: its wall time is a result. Evaluations,
     whose time is not, then run side by side in one-thread processes: on 2 CPU cores, two
     one-thread generation passes do 1.3x the work of one two-thread pass.
     """
-    todo = [cell for cell in cells if cached_row(cell) is None]
     workers = options.eval_workers
-    for start in range(0, len(todo), workers):
-        batch = todo[start : start + workers]
+    for start in range(0, len(cells), workers):
+        batch = cells[start : start + workers]
         for cell in batch:
             log(f"cell {cell.split} {cell.name}: unlearning")
             run = unlearn_cell(cell, target, options)
             log(f"  unlearned in {run['cost']['wall_time_s']:.0f} s")
         log(f"evaluating {', '.join(cell.name for cell in batch)}")
         started = time.perf_counter()
+        shared = [[retain_eval] * len(batch), [options] * len(batch), [store] * len(batch),
+                  [fingerprints] * len(batch)]  # fmt: skip
         if workers == 1:
-            evaluate_cell(batch[0], retain_eval, options)
+            list(map(evaluate_cell, batch, *shared))
         else:
             spawn = multiprocessing.get_context("spawn")  # a fork would copy torch's thread pool
             with ProcessPoolExecutor(len(batch), spawn, torch.set_num_threads, (1,)) as pool:
-                list(pool.map(evaluate_cell, batch, [retain_eval] * len(batch),
-                              [options] * len(batch)))  # fmt: skip
+                list(pool.map(evaluate_cell, batch, *shared))
         log(f"  evaluated in {time.perf_counter() - started:.0f} s")
-    return [cached_row(cell) for cell in cells]
 
 
 def fixture_row(name: str, model: Path, eval_path: Path) -> dict:
@@ -119,7 +148,8 @@ def fixture_row(name: str, model: Path, eval_path: Path) -> dict:
         # The retain model is the reference itself: the KS test of a sample against itself
         # has p = 1, so Forget Quality is 1 by definition.
         summary["forget_quality"] = 1.0
-    return {"name": name, "summary": summary, "probes": result["probes"]["summary"], "cost": cost}
+    return {"name": name, "summary": summary, "probes": result["probes"]["summary"], "cost": cost,
+            "commit": commit_id()}  # fmt: skip
 
 
 def setup_lines(recipe: FixtureRecipe, options: BenchOptions) -> list[str]:
