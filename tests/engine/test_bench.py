@@ -7,7 +7,7 @@ from typer.testing import CliRunner
 from cli.main import app
 from tests.tofu_files import write_tofu_mini
 from worker.bench import cells as cells_module
-from worker.bench.cells import BenchOptions, Cell, select_cells
+from worker.bench.cells import BenchOptions, Cell, cell_dir, select_cells
 from worker.bench.report import target_lines
 from worker.bench.rows import RowStore
 from worker.bench.run import run_tofu_mini
@@ -82,6 +82,8 @@ def test_rows_measured_against_other_fixtures_are_measured_again(
         store.write_fixture(name, store.fixture(name) | {"fixtures": other})
     store.write_cell(row | {"fixtures": other})
     store.write_cell(row | {"fixtures": other, "name": "idk-grun-lr0.1"})
+    (cell_dir(cell) / "TARGET").write_text("another build")  # its cached model is that build's
+    unlearned_at = (cell_dir(cell) / "model" / "run.json").stat().st_mtime_ns
     assert [row["name"] for row in store.cells()] == ["idk-grun", "idk-grun-lr0.1"]
 
     # A new cell needs this machine's fixtures: they differ, so every row is measured again.
@@ -89,6 +91,7 @@ def test_rows_measured_against_other_fixtures_are_measured_again(
     run_tofu_mini(["forget05"], more, bench_options, recipe, results_dir=results)
     assert store.fingerprints() == built
     assert [row["name"] for row in store.cells()] == ["idk-grun", "npo-grun"]
+    assert (cell_dir(cell) / "model" / "run.json").stat().st_mtime_ns != unlearned_at
 
 
 def test_cells_evaluated_side_by_side_match_an_evaluation_in_process(

@@ -8,6 +8,7 @@ resumes its unlearning from the last checkpoint.
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import time
 from dataclasses import asdict, dataclass, field
@@ -153,11 +154,19 @@ def evaluate_with_probes(model: Path, split: str, reference, options: BenchOptio
     return result
 
 
-def unlearn_cell(cell: Cell, target: Path, options: BenchOptions) -> dict:
-    """The cell's unlearning run (resumed or reused when its folder has one); its run.json."""
-    model_folder = cell_dir(cell) / "model"
+def unlearn_cell(cell: Cell, target: Path, options: BenchOptions, target_hash: str) -> dict:
+    """The cell's unlearning run (resumed or reused when its folder has one); its run.json.
+
+    A folder unlearned from another build of the target (its TARGET file holds that build's
+    sha256) is discarded, so a row never pairs these fixtures with another build's model."""
+    folder, model_folder = cell_dir(cell), cell_dir(cell) / "model"
+    marker = folder / "TARGET"
+    if marker.is_file() and marker.read_text() != target_hash:
+        shutil.rmtree(folder)
     if (model_folder / "run.json").is_file():
         return json.loads((model_folder / "run.json").read_text())
+    folder.mkdir(parents=True, exist_ok=True)
+    marker.write_text(target_hash)
     forget, retain = split_records(options.tofu_dir, cell.split)
     cfg = UnlearnConfig(
         output=str(model_folder), model=str(target), method=cell.method,

@@ -124,7 +124,7 @@ def run_cells(
         batch = cells[start : start + workers]
         for cell in batch:
             log(f"cell {cell.split} {cell.name}: unlearning")
-            run = unlearn_cell(cell, target, options)
+            run = unlearn_cell(cell, target, options, fingerprints["target"])
             log(f"  unlearned in {run['cost']['wall_time_s']:.0f} s")
         log(f"evaluating {', '.join(cell.name for cell in batch)}")
         started = time.perf_counter()
