@@ -33,8 +33,8 @@ def tofu_mini_command(
     eval_workers: Annotated[
         int,
         typer.Option(
-            help="cells evaluated side by side in one-thread processes (faster on a CPU; "
-            "unlearning always runs alone, as its wall time is measured)"
+            help="cells evaluated side by side in one-thread processes (unlearning always "
+            "runs alone, as its wall time is measured)"
         ),
     ] = 1,
 ) -> None:

@@ -1,4 +1,6 @@
 import json
+import resource
+import sys
 
 import pytest
 import torch
@@ -40,6 +42,16 @@ def test_same_seed_same_weights(tiny_model_dir, tmp_path, qa_records):
     finetune(config(tiny_model_dir, tmp_path / "b", epochs=1), qa_records)
     a, b = weights(tmp_path / "a"), weights(tmp_path / "b")
     assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="per-run peak RSS needs Linux's /proc")
+def test_peak_memory_is_the_runs_own_not_an_earlier_jobs(tiny_model_dir, tmp_path, qa_records):
+    # A worker process runs many jobs; an earlier, larger one must not show up as this one's.
+    earlier_job = torch.ones(512 * 2**20 // 4)  # 512 MB resident, then freed
+    with_earlier_job_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    del earlier_job
+    info = finetune(config(tiny_model_dir, tmp_path / "out", epochs=1), qa_records)
+    assert info["cost"]["peak_memory_mb"] < with_earlier_job_mb - 256
 
 
 def test_resume_continues_where_it_stopped(tiny_model_dir, tmp_path, qa_records):

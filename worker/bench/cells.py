@@ -127,8 +127,8 @@ class BenchOptions:
     # Retraining's wall time for "cost % of retrain", when the retain model's own build was
     # slowed by other work on the machine (None: that build's measured wall time).
     retrain_s: float | None = None
-    # Cells evaluated side by side, each in a one-thread process (1: in this process). More
-    # than one helps on a CPU; on one GPU the processes would only queue for it.
+    # Cells evaluated side by side, each in a one-thread process (1: in this process). On 2
+    # CPU cores it gains little (see run.run_cells); on one GPU the processes would only queue.
     eval_workers: int = 1
 
     def __post_init__(self) -> None:

@@ -42,7 +42,7 @@ def table_rows(rows: list[dict], target: dict, retain: dict, retrain_s: float) -
         if cost := row.get("cost"):
             cells += [
                 f"{cost['wall_time_s']:.0f}",
-                f"{cost['peak_memory_mb']:.0f}",
+                fmt(cost["peak_memory_mb"], "{:.0f}"),
                 f"{cost['trainable_parameters']:,}",
                 f"{100 * cost['wall_time_s'] / retrain_s:.1f}",
             ]
@@ -52,10 +52,9 @@ def table_rows(rows: list[dict], target: dict, retain: dict, retrain_s: float) -
     return lines
 
 
-def probe_rows(rows: list[dict]) -> list[str]:
-    """Forget leak rate per probe (retain in brackets); gate evasion is the share of forget
-    questions whose gate stayed shut."""
-    names = list(rows[0]["probes"])
+def probe_rows(rows: list[dict], names: list[str]) -> list[str]:
+    """Forget leak rate per probe, in the order given (retain in brackets); gate evasion is the
+    share of forget questions whose gate stayed shut."""
     lines = ["| model | " + " | ".join(names) + " |", "|---|" + "---|" * len(names)]
     for row in rows:
         cells = []

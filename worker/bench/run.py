@@ -116,8 +116,9 @@ def run_cells(
     """Measure these cells and store their rows, `options.eval_workers` cells at a time.
 
     Unlearning runs alone, one cell after the other: its wall time is a result. Evaluations,
-    whose time is not, then run side by side in one-thread processes: on 2 CPU cores, two
-    one-thread generation passes do 1.3x the work of one two-thread pass.
+    whose time is not, then run side by side in one-thread processes. On 2 CPU cores that gains
+    1.3x on generation but little on the whole evaluation, which is mostly teacher-forced
+    scoring: two forget05 cells took 1050 s side by side, 510-660 s each alone.
     """
     workers = options.eval_workers
     for start in range(0, len(cells), workers):
@@ -186,8 +187,10 @@ def write_results(
                           f"{measured:.0f} s while other work shared the cores")  # fmt: skip
         lines += [""]
         lines += table_rows(rows, target, retain_row, retrain_s)
+        if notes := [f"- {r['name']}: {r['cost_note']}" for r in rows if r.get("cost_note")]:
+            lines += ["", *notes]
         lines += ["", "Robustness probes: leak rate on forget questions (on retain ones).", ""]
-        lines += probe_rows([target, retain_row, *rows])
+        lines += probe_rows([target, retain_row, *rows], options.probe_names.split(","))
         lines += ["", "Targets (issue 8):", "", *target_lines(rows, target, retrain_s)]
         lines += ["", "Hyper-parameters per cell:", ""]
         lines += [

@@ -22,7 +22,7 @@ from worker.engine.artifacts import (
     write_json,
 )
 from worker.engine.models import LoadedModel, folder_hash, load_model
-from worker.engine.train import Progress, TrainConfig, seed_everything, train
+from worker.engine.train import Progress, TrainConfig, reset_peak_memory, seed_everything, train
 
 StepLossFactory = Callable[[LoadedModel, object], Callable[[int], tuple]]
 
@@ -66,6 +66,7 @@ def execute(
     started = time.perf_counter()
     seed_everything(run.train.seed)
     loaded = loaded or load_model(run.model, device=run.device, precision=run.precision)
+    reset_peak_memory(loaded.device)  # this run's peak, not the worker process's lifetime one
     adapter = get_adapter(run.adapter, **run.adapter_options)
     loaded.model = adapter.attach(loaded.model, needs_reference=run.needs_reference)
     step_loss = make_step_loss(loaded, adapter)

@@ -7,6 +7,7 @@ step, so a resumed run sees exactly the batches an uninterrupted run would have 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import random
@@ -100,10 +101,27 @@ def lr_at(step: int, cfg: TrainConfig) -> float:
     return cfg.lr
 
 
+def reset_peak_memory(device: torch.device) -> None:
+    """Start a run's peak-memory window. A worker process runs many jobs one after another, and
+    a process-wide peak would report an earlier, larger job's memory as this one's."""
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+        return
+    # Linux: writing 5 resets VmHWM, the peak RSS; elsewhere peak_memory_mb falls back to the
+    # process's lifetime peak.
+    with contextlib.suppress(OSError):
+        Path("/proc/self/clear_refs").write_text("5")
+
+
 def peak_memory_mb(device: torch.device) -> float:
-    """Peak memory: CUDA allocator peak on GPU, process max RSS on CPU."""
+    """Peak memory since reset_peak_memory: CUDA allocator peak on GPU, peak RSS on CPU."""
     if device.type == "cuda":
         return torch.cuda.max_memory_allocated(device) / 2**20
+    status = Path("/proc/self/status")
+    if status.is_file():
+        for line in status.read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024  # kB
     import resource
 
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
