@@ -159,7 +159,8 @@ def unlearn_cell(cell: Cell, target: Path, options: BenchOptions, target_hash: s
 
     A folder unlearned from another build of the target (its TARGET file holds that build's
     sha256) is discarded, so a row never pairs these fixtures with another build's model."""
-    folder, model_folder = cell_dir(cell), cell_dir(cell) / "model"
+    folder = cell_dir(cell)
+    model_folder = folder / "model"
     marker = folder / "TARGET"
     if marker.is_file() and marker.read_text() != target_hash:
         shutil.rmtree(folder)

@@ -12,6 +12,7 @@ import os
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
+from functools import partial
 from pathlib import Path
 
 import torch
@@ -129,14 +130,14 @@ def run_cells(
             log(f"  unlearned in {run['cost']['wall_time_s']:.0f} s")
         log(f"evaluating {', '.join(cell.name for cell in batch)}")
         started = time.perf_counter()
-        shared = [[retain_eval] * len(batch), [options] * len(batch), [store] * len(batch),
-                  [fingerprints] * len(batch)]  # fmt: skip
+        evaluate = partial(evaluate_cell, reference_eval=retain_eval, options=options,
+                           store=store, fixtures=fingerprints)  # fmt: skip
         if workers == 1:
-            list(map(evaluate_cell, batch, *shared))
+            list(map(evaluate, batch))
         else:
             spawn = multiprocessing.get_context("spawn")  # a fork would copy torch's thread pool
             with ProcessPoolExecutor(len(batch), spawn, torch.set_num_threads, (1,)) as pool:
-                list(pool.map(evaluate_cell, batch, *shared))
+                list(pool.map(evaluate, batch))
         log(f"  evaluated in {time.perf_counter() - started:.0f} s")
 
 
