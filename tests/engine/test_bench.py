@@ -14,6 +14,7 @@ from worker.bench.run import run_tofu_mini
 from worker.bench.tofu_mini import FixtureRecipe, fixtures_dir
 from worker.engine.eval import EvalOptions
 from worker.engine.eval.probes import ProbeOptions
+from worker.engine.models import hash_folder
 
 
 def first_table(markdown: str) -> list[dict]:
@@ -74,6 +75,9 @@ def test_rows_measured_against_other_fixtures_are_measured_again(
     run_tofu_mini(["forget05"], [cell], bench_options, recipe, results_dir=results)
     built = store.fingerprints()
     assert built == store.cell("idk-grun")["fixtures"]
+    # The fingerprint is remembered beside the weights, and it is the weights' own.
+    assert built["target"] == hash_folder(fixtures_dir() / "target")
+    assert (fixtures_dir() / "target" / "HASH").read_text() == built["target"]
 
     # Rows of another machine's build, consistent among themselves, one of them a sweep point.
     other = {"target": "another build", "retain": "another build"}

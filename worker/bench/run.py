@@ -34,7 +34,7 @@ from worker.bench.tofu_mini import (
     tofu_mini_records,
 )
 from worker.engine.eval.report import write_eval
-from worker.engine.models import hash_folder
+from worker.engine.models import folder_hash
 
 RESULTS = Path(__file__).resolve().parents[2] / "benchmarks" / "results"
 
@@ -88,7 +88,7 @@ def prepare_fixtures(
     target = build_model_fixture("target", tofu_mini_records(tofu_dir), recipe)
     log(f"fixture: retain model without {split}")
     retain = build_model_fixture(f"retain-{split}", tofu_mini_records(tofu_dir, split), recipe)
-    fingerprints = {"target": hash_folder(target), "retain": hash_folder(retain)}
+    fingerprints = {"target": folder_hash(target), "retain": folder_hash(retain)}
     if store.fingerprints() not in (None, fingerprints):
         log(f"{store.folder} was measured against other fixtures: measuring every row again")
         store.clear()

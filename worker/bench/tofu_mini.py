@@ -15,7 +15,7 @@ from pathlib import Path
 
 from worker.engine.data import QARecord, load_qa_records
 from worker.engine.finetune import FinetuneConfig, finetune
-from worker.engine.models import DEFAULT_MODEL, cache_home
+from worker.engine.models import DEFAULT_MODEL, cache_home, remember_hash
 
 FORGET_ROWS = {"forget01": 40, "forget05": 200, "forget10": 400}  # the last N rows of full
 UTILITY_ROWS = 400  # rows 0-399 = retain_perturbed
@@ -56,11 +56,12 @@ def fixtures_dir() -> Path:
 def build_model_fixture(name: str, records, recipe: FixtureRecipe, on_progress=None) -> Path:
     """Fine-tune (or resume, or reuse) one fixture model; returns its folder."""
     output = fixtures_dir() / name
-    if (output / "run.json").is_file():
-        return output
-    cfg = FinetuneConfig(
-        data=f"tofu-mini:{name}", output=str(output), model=recipe.model, epochs=recipe.epochs,
-        lr=recipe.lr, batch_size=recipe.batch_size, seed=recipe.seed, resume=True,
-    )  # fmt: skip
-    finetune(cfg, records, on_progress=on_progress)
+    if not (output / "run.json").is_file():
+        cfg = FinetuneConfig(
+            data=f"tofu-mini:{name}", output=str(output), model=recipe.model, epochs=recipe.epochs,
+            lr=recipe.lr, batch_size=recipe.batch_size, seed=recipe.seed, resume=True,
+        )  # fmt: skip
+        finetune(cfg, records, on_progress=on_progress)
+    # Every cell loads the target: hash its ~540 MB of weights once, not at each load.
+    remember_hash(output)
     return output

@@ -128,6 +128,17 @@ def hash_folder(folder: Path) -> str:
     return digest.hexdigest()
 
 
+def remember_hash(folder: Path) -> str:
+    """Write HASH into one of our own cache folders, so that folder_hash reads it instead of
+    the weights. Written atomically: a torn HASH would name the wrong model."""
+    remembered = folder / "HASH"
+    if not remembered.is_file():
+        partial = folder / "HASH.tmp"
+        partial.write_text(hash_folder(folder))
+        partial.replace(remembered)
+    return remembered.read_text().strip()
+
+
 def folder_hash(folder: Path) -> str:
     """hash_folder, remembered in our own cache folders (a user's folder is always re-hashed)."""
     remembered = folder / "HASH"
@@ -178,7 +189,7 @@ def _dequantize_to_folder(gguf: Path, target: Path) -> None:
         model.save_pretrained(staging, safe_serialization=True)
         tokenizer.save_pretrained(staging)
         (staging / "SOURCE").write_text(f"{gguf.name} sha256={hash_file(gguf)}\n")
-        (staging / "HASH").write_text(hash_folder(staging))
+        remember_hash(staging)
         staging.rename(target)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
