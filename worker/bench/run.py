@@ -92,13 +92,10 @@ def prepare_fixtures(
     if store.fingerprints() not in (None, fingerprints):
         log(f"{store.folder} was measured against other fixtures: measuring every row again")
         store.clear()
-    retain_eval = fixture_eval(retain, split, None, options)
-    target_eval = fixture_eval(target, split, retain_eval, options)
-    for name, model, eval_path in [
-        ("target", target, target_eval),
-        ("retain", retain, retain_eval),
-    ]:
-        if store.fixture(name) is None:
+    retain_eval = fixture_eval(retain, split, None, options)  # every cell's Forget Quality
+    for name, model, reference in [("target", target, retain_eval), ("retain", retain, None)]:
+        if store.fixture(name) is None:  # the target's evaluation serves only its own row
+            eval_path = fixture_eval(model, split, reference, options)
             store.write_fixture(
                 name, fixture_row(name, model, eval_path) | {"fixtures": fingerprints}
             )
