@@ -129,7 +129,7 @@ def run_cells(
         started = time.perf_counter()
         evaluate = partial(evaluate_cell, reference_eval=retain_eval, options=options,
                            store=store, fixtures=fingerprints)  # fmt: skip
-        if workers == 1:
+        if len(batch) == 1:  # a lone cell (or a last one) gets every thread of this process
             list(map(evaluate, batch))
         else:
             spawn = multiprocessing.get_context("spawn")  # a fork would copy torch's thread pool

@@ -128,7 +128,7 @@ def hash_folder(folder: Path) -> str:
     return digest.hexdigest()
 
 
-def remember_hash(folder: Path) -> str:
+def remember_hash(folder: Path) -> None:
     """Write HASH into one of our own cache folders, so that folder_hash reads it instead of
     the weights. Written atomically: a torn HASH would name the wrong model."""
     remembered = folder / "HASH"
@@ -136,7 +136,6 @@ def remember_hash(folder: Path) -> str:
         partial = folder / "HASH.tmp"
         partial.write_text(hash_folder(folder))
         partial.replace(remembered)
-    return remembered.read_text().strip()
 
 
 def folder_hash(folder: Path) -> str:
