@@ -15,7 +15,7 @@ import sys
 import time
 from pathlib import Path
 
-from cli.demo import demo_target
+from cli.demo import demo_target, demo_ticket_data
 from cli.service_story import ticket_story
 
 RESULTS = Path(__file__).parent / "results" / "service_demo.md"
@@ -25,17 +25,13 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--customers", type=int, default=4)
     parser.add_argument("--epochs", type=int, default=8)
-    parser.add_argument("--steps", type=int, default=24)
     args = parser.parse_args()
     started = time.perf_counter()
     target, data = demo_target("smollm2-135m", args.customers, args.epochs, seed=0)
     target_s = time.perf_counter() - started
-    subject = data.customers[args.customers - 1]
-    retain = data.splits(n_forget=1)["retain"]
+    subject, forget, retain, utility = demo_ticket_data(data, args.customers)
     started = time.perf_counter()
-    story = ticket_story(
-        target, subject.customer_id, data.records[subject.customer_id], retain, steps=args.steps
-    )
+    story = ticket_story(target, subject.customer_id, forget, retain, utility)
     ticket_s = time.perf_counter() - started
     final, events, versions = story["ticket"], story["events"], story["versions"]
     evaluation = final.get("evaluation") or {}

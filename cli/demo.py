@@ -2,7 +2,7 @@
 
 1. fine-tune the built-in model on fictitious customers (cached after the first run),
 2. file a deletion ticket for that customer with the embedded service (SQLite, in-process
-   worker), watch it being assessed, unlearned (GRUN over NPO), evaluated, and published or
+   worker), watch it being assessed, unlearned (GRUN over IdkNLL, until the leak probes pass), evaluated, and published or
    held for review when the policy is not met (`cli/service_story.py`),
 3. show the customer's answers before and after, the new model version and the audit trail.
 """
@@ -41,20 +41,27 @@ def demo_target(model: str, customers: int, epochs: int, seed: int) -> tuple[str
     return str(output), data
 
 
+def demo_ticket_data(data: SyntheticData, customers: int) -> tuple:
+    """(subject, forget records, retain records, utility records) of the demo ticket. The retain
+    term trains on every other customer but one; utility is measured on that one: answers the
+    run never trained on."""
+    subject = data.customers[customers - 1]
+    others = [c for c in data.trained_ids if c != subject.customer_id]
+    retain = [r for c in others[:-1] for r in data.records[c]]
+    return subject, data.records[subject.customer_id], retain, data.records[others[-1]]
+
+
 def demo_command(
     model: ModelOption = DEFAULT_MODEL,
     customers: Annotated[int, typer.Option(help="synthetic customers to fine-tune on")] = 4,
     epochs: int = 8,
-    steps: Annotated[int, typer.Option(help="unlearning steps of the ticket")] = 48,
     seed: int = 0,
 ) -> None:
     """The whole story: fine-tune, file a deletion ticket, unlearn, evaluate, publish, audit."""
     target, data = demo_target(model, customers, epochs, seed)
-    subject = data.customers[customers - 1]
-    records = data.records[subject.customer_id]
+    subject, records, retain, utility = demo_ticket_data(data, customers)
     console.print(
         f"\n[bold]2.[/bold] Legal files a GDPR Art. 17 ticket for {subject.name} "
         f"({subject.customer_id}): the model must forget their {len(records)} records"
     )
-    retain = [r for c in data.trained_ids if c != subject.customer_id for r in data.records[c]]
-    ticket_story(target, subject.customer_id, records, retain, console=console, steps=steps)
+    ticket_story(target, subject.customer_id, records, retain, utility, console=console)

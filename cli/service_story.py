@@ -3,7 +3,7 @@ fine-tuned model, watch the service run it, and show the answers before and afte
 trail and the new version. Runs embedded (SQLite + in-process jobs), one folder per run.
 
     from cli.service_story import ticket_story
-    ticket_story(target_spec, subject_id, forget_records, retain_records)
+    ticket_story(target_spec, subject_id, forget_records, retain_records, utility_records)
 """
 
 from __future__ import annotations
@@ -19,26 +19,22 @@ from rich.table import Table
 from api.embedded import EmbeddedService
 
 MODEL_NAME = "customers"
+# Only the data: how to unlearn and when to publish are the defaults every model gets
+# (worker/policy.py). Utility is measured on a customer the retain term never trained on.
 DEMO_POLICY = """
 [unlearning]
-method = "npo"          # NPO with a retain term (alpha = 1): "regularized" unlearning
-adapter = "grun"        # base frozen, one small gated module per ticket
-steps = {steps}
-lr = {lr}
-batch_size = 4
 retain_data = "retain.jsonl"
 
 [evaluation]
-max_new_tokens = 48
-probes = ["no_chat", "adapter_removal"]
-
-[publish]
-max_leak_rate = {{ direct = 0.0, paraphrased = 0.25 }}
-min_utility_ratio = 0.8
+utility_data = "utility.jsonl"
 """
 
 
-def _open_run(retain, steps: int, lr: float, home: Path) -> EmbeddedService:
+def _write_records(path: Path, records: list) -> None:
+    path.write_text("".join(json.dumps(r.to_dict()) + "\n" for r in records))
+
+
+def _open_run(retain: list, utility: list, home: Path) -> EmbeddedService:
     run = home / datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
     service = EmbeddedService.open(
         database_url=f"sqlite:///{run / 'obliviate.db'}",
@@ -47,9 +43,9 @@ def _open_run(retain, steps: int, lr: float, home: Path) -> EmbeddedService:
     )
     policy = service.policy_path(MODEL_NAME)
     policy.parent.mkdir(parents=True, exist_ok=True)
-    policy.write_text(DEMO_POLICY.format(steps=steps, lr=lr))
-    rows = "\n".join(json.dumps(r.to_dict()) for r in retain)
-    (policy.parent / "retain.jsonl").write_text(rows + "\n")
+    policy.write_text(DEMO_POLICY)
+    _write_records(policy.parent / "retain.jsonl", retain)
+    _write_records(policy.parent / "utility.jsonl", utility)
     return service
 
 
@@ -108,10 +104,9 @@ def ticket_story(
     subject_id: str,
     forget: list,
     retain: list,
+    utility: list,
     *,
     console: Console | None = None,
-    steps: int = 24,
-    lr: float = 1e-2,
     home: Path | None = None,
 ) -> dict:
     """Run the whole ticket story and print it. Returns {"ticket": the final ticket (state,
@@ -121,7 +116,7 @@ def ticket_story(
     from worker.engine.models import cache_home, load_model
 
     console = console or Console()
-    service = _open_run(retain, steps, lr, home or cache_home() / "demo" / "service")
+    service = _open_run(retain, utility, home or cache_home() / "demo" / "service")
     try:
         service.register_model(MODEL_NAME, target)
         ticket_id = service.submit(

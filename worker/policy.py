@@ -2,10 +2,11 @@
 what to evaluate on, and what a result must meet to be published without a human.
 
     [unlearning]
-    method = "npo"              # regularized: the retain term is on (alpha = 1)
+    method = "idk"              # towards a refusal; regularized: the retain term is on (alpha = 1)
     adapter = "grun"            # "grun" (base + gated modules), "lora" or "full"
-    steps = 40
-    lr = 1e-2
+    steps = 48                  # the budget; the stopping rule usually ends the run sooner
+    check_every = 8             # ask the forget questions every 8 steps; stop once they pass
+    lr = 4e-3
     batch_size = 4
     retain_data = "retain.jsonl"   # relative paths are relative to the policy file
     [unlearning.loss]
@@ -20,7 +21,7 @@ what to evaluate on, and what a result must meet to be published without a human
     probes = ["no_chat", "adapter_removal"]   # robustness probes (worker.engine.eval.probes)
 
     [publish]
-    max_leak_rate = { direct = 0.0, paraphrased = 0.25, no_chat = 0.25 }  # any probe by name
+    max_leak_rate = { direct = 0.0, paraphrased = 0.1, no_chat = 0.25 }  # any probe by name
     min_utility_ratio = 0.9
     max_cost_s = 3600
 """
@@ -40,10 +41,13 @@ class PolicyError(ValueError):
 
 @dataclass(frozen=True)
 class UnlearningPolicy:
-    method: str = "npo"
+    # IdkNLL through GRUN (edit at every position): measured on the demo ticket, NPO left 3 of
+    # 8 facts and garbled answers after 48 steps; IdkNLL left none, answering with a refusal.
+    method: str = "idk"
     adapter: str = "grun"
-    steps: int = 40
-    lr: float = 1e-2  # GRUN trains only small modules: 1e-2 forgets in tens of steps here
+    steps: int = 48  # the budget: the stopping rule ends the run as soon as the probes pass
+    check_every: int = 8  # steps between stopping-rule checks; 0: always run the whole budget
+    lr: float = 4e-3  # the paper's GRUN rate
     batch_size: int = 4
     seed: int = 0
     retain_data: str | None = None
@@ -63,7 +67,7 @@ class EvaluationPolicy:
 
 @dataclass(frozen=True)
 class PublishPolicy:
-    max_leak_rate: dict = field(default_factory=lambda: {"direct": 0.0, "paraphrased": 0.25})
+    max_leak_rate: dict = field(default_factory=lambda: {"direct": 0.0, "paraphrased": 0.1})
     min_utility_ratio: float = 0.9
     max_cost_s: float = 6 * 3600
 

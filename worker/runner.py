@@ -141,6 +141,9 @@ class EngineRunner:
             batch_size=plan.batch_size,
             seed=plan.seed,
             loss=LossSettings(**plan.loss),
+            # Unlearn until it is gone: stop once the probes the publish rule limits pass.
+            stop_leak_rate=dict(policy.publish.max_leak_rate),
+            check_every=plan.check_every,
             overwrite=True,  # a retried attempt's leftovers are ours to replace
         )
         retain = load_records(retain_path) if retain_path else None
@@ -150,7 +153,9 @@ class EngineRunner:
         return {
             "method": cfg.method,
             "adapter": cfg.adapter,
-            "steps": info["config"]["steps"],
+            "steps": info["cost"]["steps"],
+            "budget_steps": info["config"]["steps"],
+            "stopping": info["stopping"],
             "cost": info["cost"],
         }
 
@@ -176,4 +181,6 @@ class EngineRunner:
             # the adapter_removal probe measures what whoever strips the module gets back.
             "robustness": robustness,
             "cost": {**run["cost"], "evaluate_s": after["wall_time_s"]},
+            # The unlearning curve: leak rate per probe at each stopping-rule check.
+            "stopping": run.get("stopping"),
         }

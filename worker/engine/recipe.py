@@ -45,6 +45,8 @@ class RunSpec:
     resume: bool = False
     device: str | None = None
     precision: str | None = None
+    # The stopping rule: `make_check(loaded)` -> `check(step)` for `train()` (None: no rule).
+    make_check: Callable[[LoadedModel], Callable[[int], dict]] | None = None
 
 
 def base_spec_for_manifest(spec: str) -> str:
@@ -79,6 +81,7 @@ def execute(
         checkpoint_dir=staging / "checkpoint",
         should_stop=should_stop,
         on_progress=on_progress,
+        check=run.make_check(loaded) if run.make_check else None,
     )
     adapter.save(staging, loaded.tokenizer, merge=run.merge)
     saved_as = "full" if run.merge else run.adapter
@@ -98,11 +101,17 @@ def execute(
         "data": run.data_hashes,
         "adapter": run.adapter,
         "cost": {
-            **{k: v for k, v in result.to_dict().items() if k != "losses"},
+            **{
+                k: v
+                for k, v in result.to_dict().items()
+                if k not in ("losses", "checks", "stopped_at")
+            },
             "total_wall_time_s": time.perf_counter() - started,
             "tokens_per_s": result.tokens / max(result.wall_time_s, 1e-9),
         },
         "losses": result.losses,
+        # The stopping rule's curve: leak rate per probe every check_every steps.
+        "stopping": {"checks": result.checks, "stopped_at": result.stopped_at},
         "environment": {
             "device": str(loaded.device),
             "autocast": str(loaded.autocast_dtype),

@@ -39,6 +39,7 @@ class TrainConfig:
     grad_clip: float = 1.0
     seed: int = 0
     checkpoint_every: int = 0  # steps between checkpoints; 0: none
+    check_every: int = 0  # steps between calls of `check` (the stopping rule); 0: never
 
 
 @dataclass
@@ -64,6 +65,9 @@ class TrainResult:
     tokens: int
     peak_memory_mb: float
     trainable_parameters: int
+    # The stopping rule's measurements, in order: {"step": n, "passed": bool, ...numbers}.
+    checks: list[dict] = field(default_factory=list)
+    stopped_at: int | None = None  # the step after which `check` passed; None: ran all steps
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -174,13 +178,19 @@ def train(
     checkpoint_dir: Path | None = None,
     should_stop: Callable[[], bool] | None = None,
     on_progress: Callable[[Progress], None] | None = None,
+    check: Callable[[int], dict] | None = None,
 ) -> TrainResult:
-    """Optimise `params` for cfg.steps steps of `step_loss(step) -> (loss, tokens, metrics)`."""
+    """Optimise `params` for cfg.steps steps of `step_loss(step) -> (loss, tokens, metrics)`.
+
+    With `check` and cfg.check_every, every check_every steps (and after the last) `check(step)`
+    measures the model; the run stops as soon as one returns {"passed": True, ...}."""
     optimizer = torch.optim.AdamW(params.values(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     start_step, losses = 0, []
     if checkpoint_dir is not None and (checkpoint_dir / "state.json").is_file():
         start_step, losses = load_checkpoint(checkpoint_dir, params, optimizer)
     tokens, started = 0, time.perf_counter()
+    checks: list[dict] = []
+    stopped_at = None
     for step in range(start_step, cfg.steps):
         if should_stop is not None and should_stop():
             raise Cancelled(f"stopped at step {step} of {cfg.steps}")
@@ -201,11 +211,20 @@ def train(
         if on_progress is not None:
             elapsed = time.perf_counter() - started
             on_progress(Progress(done, cfg.steps, losses[-1], elapsed, start_step, metrics))
+        if check is not None and cfg.check_every and (
+            done % cfg.check_every == 0 or done == cfg.steps
+        ):
+            checks.append({"step": done, **check(done)})
+            if checks[-1]["passed"]:
+                stopped_at = done
+                break
     return TrainResult(
-        steps=cfg.steps,
+        steps=stopped_at or cfg.steps,
         losses=losses,
         wall_time_s=time.perf_counter() - started,
         tokens=tokens,
         peak_memory_mb=peak_memory_mb(device),
         trainable_parameters=sum(p.numel() for p in params.values()),
+        checks=checks,
+        stopped_at=stopped_at,
     )

@@ -12,6 +12,7 @@ import hashlib
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
+from functools import partial
 from pathlib import Path
 
 import torch
@@ -30,6 +31,7 @@ from worker.engine.models import DEFAULT_MODEL
 from worker.engine.objectives import LossInputs, LossSettings, Objective, get_objective
 from worker.engine.objectives.refusals import refusals_for
 from worker.engine.recipe import RunSpec, execute
+from worker.engine.stopping import leak_check
 from worker.engine.train import (
     Progress,
     TrainConfig,
@@ -61,6 +63,10 @@ class UnlearnConfig:
     seed: int = 0
     loss: LossSettings = field(default_factory=LossSettings)
     refusals: str | None = None  # idk / idkdpo: a file of refusal answers; None: built-in list
+    # The stopping rule: every check_every steps the forget questions are asked; the run stops
+    # once each probe's leak rate is at most its limit here (e.g. {"direct": 0.0}).
+    stop_leak_rate: dict[str, float] | None = None
+    check_every: int = 0
     merge: bool = False  # LoRA: save a merged standalone model instead of the adapter
     device: str | None = None
     precision: str | None = None
@@ -263,7 +269,13 @@ def unlearn(
         adapter=cfg.adapter,
         adapter_options=cfg.adapter_options,
         needs_reference=objective.uses_reference(settings),
-        train=TrainConfig(steps=steps, lr=cfg.lr, seed=cfg.seed, checkpoint_every=steps_per_epoch),
+        train=TrainConfig(
+            steps=steps,
+            lr=cfg.lr,
+            seed=cfg.seed,
+            checkpoint_every=steps_per_epoch,
+            check_every=cfg.check_every if cfg.stop_leak_rate else 0,
+        ),
         config={**asdict(cfg), "loss": asdict(settings), "steps": steps},
         data_hashes=data.hashes(),
         merge=cfg.merge,
@@ -271,6 +283,11 @@ def unlearn(
         resume=cfg.resume,
         device=cfg.device,
         precision=cfg.precision,
+        make_check=(
+            partial(leak_check, records=forget, limits=cfg.stop_leak_rate)
+            if cfg.stop_leak_rate and cfg.check_every
+            else None
+        ),
     )
     return execute(
         run,

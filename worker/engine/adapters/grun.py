@@ -109,7 +109,12 @@ class GrunOptions:
     layers: tuple[int, ...] | None = None  # None: default_layers(depth)
     rank: int = 4
     gate: str = "mlp"  # the paper's default: d→256→64→1 with ReLU
-    positions: str = "last_prompt"
+    # The gate decides once, at the last prompt token; "all" applies its edit at every position,
+    # generated tokens included. Measured on the demo ticket (IdkNLL, 48 steps): the answer
+    # becomes a whole refusal ("I don't have that information.") with 0 of 8 facts leaking,
+    # where an edit at the last prompt token alone broke the first answer token and the model
+    # then recited the fact (issue 19).
+    positions: str = "all"
     gate_weight: float = 10.0  # λ_g, DESIGN §5
     # Starting gate value σ(bias) (None: PyTorch's init, σ ≈ 0.5 as in the paper). A gate that
     # starts nearly closed lets the edit hurt retain inputs only once the gate learned them.
@@ -132,7 +137,7 @@ class GrunAdapter:
         layers: Sequence[int] | None = None,
         rank: int = 4,
         gate: str = "mlp",
-        positions: str = "last_prompt",
+        positions: str = "all",
         gate_weight: float = 10.0,
         initial_gate: float | None = 0.05,
         general_negatives: int = 4,
