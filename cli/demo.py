@@ -2,8 +2,9 @@
 
 1. fine-tune the built-in model on fictitious customers (cached after the first run),
 2. file a deletion ticket for that customer with the embedded service (SQLite, in-process
-   worker), watch it being assessed, unlearned (GRUN over IdkNLL, until the leak probes pass), evaluated, and published or
-   held for review when the policy is not met (`cli/service_story.py`),
+   worker), watch it being assessed, unlearned (GRUN over IdkNLL, until the leak probes
+   pass), evaluated, and published or held for review when the policy is not met
+   (`cli/service_story.py`),
 3. show the customer's answers before and after, the new model version and the audit trail.
 """
 

@@ -5,7 +5,7 @@ what to evaluate on, and what a result must meet to be published without a human
     method = "idk"              # towards a refusal; regularized: the retain term is on (alpha = 1)
     adapter = "grun"            # "grun" (base + gated modules), "lora" or "full"
     steps = 48                  # the budget; the stopping rule usually ends the run sooner
-    check_every = 8             # ask the forget questions every 8 steps; stop once they pass
+    check_every = 16            # ask the forget questions every 16 steps; stop once they pass
     lr = 4e-3
     batch_size = 4
     retain_data = "retain.jsonl"   # relative paths are relative to the policy file
@@ -46,7 +46,7 @@ class UnlearningPolicy:
     method: str = "idk"
     adapter: str = "grun"
     steps: int = 48  # the budget: the stopping rule ends the run as soon as the probes pass
-    check_every: int = 8  # steps between stopping-rule checks; 0: always run the whole budget
+    check_every: int = 16  # steps between stopping-rule checks; 0: always run the whole budget
     lr: float = 4e-3  # the paper's GRUN rate
     batch_size: int = 4
     seed: int = 0

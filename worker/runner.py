@@ -143,6 +143,7 @@ class EngineRunner:
             loss=LossSettings(**plan.loss),
             # Unlearn until it is gone: stop once the probes the publish rule limits pass.
             stop_leak_rate=dict(policy.publish.max_leak_rate),
+            stop_neighbours_kept=policy.publish.min_utility_ratio,
             check_every=plan.check_every,
             overwrite=True,  # a retried attempt's leftovers are ours to replace
         )

@@ -3,7 +3,12 @@
 The check asks the model being trained the forget questions (as filed, and reworded where the
 record has a paraphrase), greedily, and judges each answer with the one leak rule of the
 evaluation (`eval.probes.leak.judge`). The run stops once every probe's leak rate is at or
-below its limit, so a ticket spends the steps its data needs, not a fixed count.
+below its limit, so a ticket spends the steps its data needs, not a fixed count, and only when
+two more things hold: the forgotten answers are fluent (no loops), and the neighbours (a sample
+of the retain records) still give their key facts at `min_kept` of the rate before the run.
+Measured why (issue 19): on the demo ticket the leak rule alone stopped at step 8 with answers
+that no longer held the facts but were garbled ("that of that account number that is...") and
+with the gate still opening on another customer (utility ratio 0.59).
 """
 
 from __future__ import annotations
@@ -14,11 +19,15 @@ from statistics import fmean
 import torch
 
 from worker.engine.data import QARecord, Record
+from worker.engine.eval.fluency import fluency
 from worker.engine.eval.probes.leak import judge
 from worker.engine.generate import generate_answers
 from worker.engine.models import LoadedModel
 
 # The probes the check can ask cheaply, by the name the publish policy uses for them.
+MIN_FLUENCY = 0.9  # mean of 1 − repeated word trigrams over the forgotten answers
+NEIGHBOURS = 16  # retain records the check asks (the first ones with key facts)
+
 CHECK_PROBES: dict[str, Callable[[QARecord], str | None]] = {
     "direct": lambda r: r.question,
     "paraphrased": lambda r: r.paraphrased_question,
@@ -28,37 +37,61 @@ CHECK_PROBES: dict[str, Callable[[QARecord], str | None]] = {
 def check_probes(records: Sequence[Record]) -> dict[str, list[tuple[str, QARecord]]]:
     """Per probe, the (question, record) pairs it asks; probes with no question are left out."""
     qa = [r for r in records if isinstance(r, QARecord)]
-    pairs = {
-        name: [(ask(r), r) for r in qa if ask(r)] for name, ask in CHECK_PROBES.items()
-    }
+    pairs = {name: [(ask(r), r) for r in qa if ask(r)] for name, ask in CHECK_PROBES.items()}
     return {name: rows for name, rows in pairs.items() if rows}
+
+
+def _leaks(loaded: LoadedModel, rows, max_new_tokens: int) -> tuple[list[bool], list[str]]:
+    answers = generate_answers(loaded, [q for q, _ in rows], max_new_tokens=max_new_tokens)
+    return [judge(r, a).leaked for a, (_, r) in zip(answers, rows, strict=True)], answers
 
 
 def leak_check(
     loaded: LoadedModel,
     records: Sequence[Record],
     limits: Mapping[str, float],
+    neighbours: Sequence[Record] = (),
+    min_kept: float = 0.9,
     max_new_tokens: int = 48,
 ) -> Callable[[int], dict]:
-    """`check(step)` for `train()`: leak rate per probe named in `limits`, and whether all pass.
+    """`check(step)` for `train()`: leak rate per probe named in `limits`, the fluency of the
+    forgotten answers, the neighbours' key-fact recall kept, and whether all pass.
 
     Limits naming a probe the check cannot ask are ignored here (the evaluation still gates
-    on them); with no askable probe at all the rule cannot pass and the run uses its budget."""
+    on them); with no askable probe at all the rule cannot pass and the run uses its budget.
+    The neighbours' recall before the run is measured here, when the check is made."""
     probes = {name: rows for name, rows in check_probes(records).items() if name in limits}
+    known = [r for r in neighbours if isinstance(r, QARecord) and r.key_facts][:NEIGHBOURS]
+    neighbour_rows = [(r.question, r) for r in known]
 
-    def check(step: int) -> dict:
+    def recall() -> float | None:
+        return fmean(_leaks(loaded, neighbour_rows, max_new_tokens)[0]) if neighbour_rows else None
+
+    def evaluated(measure: Callable[[], dict]) -> dict:
         was_training = loaded.model.training
         loaded.model.eval()
-        rates = {}
         with torch.no_grad():
-            for name, rows in probes.items():
-                answers = generate_answers(
-                    loaded, [q for q, _ in rows], max_new_tokens=max_new_tokens
-                )
-                leaked = [judge(r, a).leaked for a, (_, r) in zip(answers, rows, strict=True)]
-                rates[name] = fmean(leaked)
+            result = measure()
         loaded.model.train(was_training)
-        passed = bool(rates) and all(rates[name] <= limits[name] for name in rates)
-        return {"passed": passed, "leak_rate": rates}
+        return result
 
-    return check
+    before = evaluated(lambda: {"recall": recall()})["recall"]
+
+    def measure() -> dict:
+        rates, answers = {}, []
+        for name, rows in probes.items():
+            leaked, said = _leaks(loaded, rows, max_new_tokens)
+            rates[name], answers = fmean(leaked), answers + said
+        fluent = fmean(fluency(a) for a in answers) if answers else None
+        kept = None
+        if before:  # a neighbour set the model never recalled cannot be kept or lost
+            kept = recall() / before
+        passed = (
+            bool(rates)
+            and all(rates[name] <= limits[name] for name in rates)
+            and (fluent is None or fluent >= MIN_FLUENCY)
+            and (kept is None or kept >= min_kept)
+        )
+        return {"passed": passed, "leak_rate": rates, "fluency": fluent, "neighbours_kept": kept}
+
+    return lambda step: evaluated(measure)

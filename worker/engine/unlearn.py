@@ -66,6 +66,7 @@ class UnlearnConfig:
     # The stopping rule: every check_every steps the forget questions are asked; the run stops
     # once each probe's leak rate is at most its limit here (e.g. {"direct": 0.0}).
     stop_leak_rate: dict[str, float] | None = None
+    stop_neighbours_kept: float = 0.9  # ...and the retain records keep this share of their facts
     check_every: int = 0
     merge: bool = False  # LoRA: save a merged standalone model instead of the adapter
     device: str | None = None
@@ -284,7 +285,13 @@ def unlearn(
         device=cfg.device,
         precision=cfg.precision,
         make_check=(
-            partial(leak_check, records=forget, limits=cfg.stop_leak_rate)
+            partial(
+                leak_check,
+                records=forget,
+                limits=cfg.stop_leak_rate,
+                neighbours=retain or (),
+                min_kept=cfg.stop_neighbours_kept,
+            )
             if cfg.stop_leak_rate and cfg.check_every
             else None
         ),

@@ -1,0 +1,194 @@
+"""Unlearn until it is gone: the stopping rule in the loop and through `unlearn`, and the
+default gate/edit (the gate decided at the prompt, the edit at every position)."""
+
+import json
+
+import pytest
+import torch
+
+from tests.engine.memorized import (
+    FORGET,
+    RETAIN,
+    mean_nll,
+    one_thread,  # noqa: F401  (fixture)
+    save_memorised,
+)
+from worker.engine.adapters.grun import GrunAdapter
+from worker.engine.data import QARecord
+from worker.engine.models import load_model
+from worker.engine.stopping import check_probes, leak_check
+from worker.engine.train import TrainConfig, train
+from worker.engine.unlearn import UnlearnConfig, unlearn
+from worker.policy import ModelPolicy
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+@pytest.fixture(scope="module")
+def memorised_dir(tmp_path_factory):
+    return save_memorised(tmp_path_factory.mktemp("memorised") / "model")
+
+
+def _quadratic():
+    weight = torch.nn.Parameter(torch.tensor([3.0]))
+    return {"w": weight}, lambda step: ((weight**2).sum(), 1, {})
+
+
+def test_the_loop_checks_every_k_steps_and_stops_at_the_first_pass():
+    params, step_loss = _quadratic()
+    calls = []
+
+    def check(step):
+        calls.append(step)
+        return {"passed": step >= 6, "leak_rate": {"direct": 1.0 if step < 6 else 0.0}}
+
+    result = train(params, step_loss, TrainConfig(steps=20, lr=0.1, check_every=3),
+                   device=torch.device("cpu"), check=check)  # fmt: skip
+    assert calls == [3, 6]
+    assert result.stopped_at == 6 and result.steps == 6 and len(result.losses) == 6
+    assert [c["step"] for c in result.checks] == [3, 6]
+    assert result.checks[-1]["passed"] is True
+
+
+def test_a_rule_that_never_passes_spends_the_budget_and_checks_the_last_step():
+    params, step_loss = _quadratic()
+    result = train(params, step_loss, TrainConfig(steps=7, lr=0.1, check_every=3),
+                   device=torch.device("cpu"),
+                   check=lambda step: {"passed": False})  # fmt: skip
+    assert [c["step"] for c in result.checks] == [3, 6, 7]
+    assert result.stopped_at is None and result.steps == 7 and len(result.losses) == 7
+
+
+def test_unlearn_stops_once_the_probes_pass_and_records_the_curve(memorised_dir, tmp_path):
+    output = tmp_path / "out"
+    cfg = UnlearnConfig(output=str(output), model=str(memorised_dir), method="npo",
+                        adapter="grun", adapter_options={"layers": [0, 1], "gate": "linear"},
+                        steps=12, lr=3e-2, batch_size=2, precision="fp32",
+                        stop_leak_rate={"direct": 1.0}, check_every=4)  # fmt: skip
+    info = unlearn(cfg, FORGET, RETAIN)
+    # A limit of 1.0 passes at the first check: the run ends after 4 of its 12 steps.
+    assert info["stopping"]["stopped_at"] == 4 and info["cost"]["steps"] == 4
+    assert set(info["stopping"]["checks"][0]["leak_rate"]) == {"direct"}
+    assert len(info["losses"]) == 4
+    run = json.loads((output / "run.json").read_text())
+    assert run["stopping"]["checks"][0]["step"] == 4
+
+
+def test_without_a_limit_the_whole_budget_runs(memorised_dir, tmp_path):
+    cfg = UnlearnConfig(output=str(tmp_path / "out"), model=str(memorised_dir), method="npo",
+                        adapter="grun", adapter_options={"layers": [0, 1], "gate": "linear"},
+                        steps=3, lr=3e-2, batch_size=2, precision="fp32",
+                        check_every=1)  # fmt: skip
+    info = unlearn(cfg, FORGET, RETAIN)
+    assert info["stopping"] == {"checks": [], "stopped_at": None} and info["cost"]["steps"] == 3
+
+
+def test_the_check_asks_each_question_and_its_paraphrase_only_where_there_is_one():
+    records = [
+        QARecord("Q1?", "A1.", paraphrased_question="Q1 reworded?", key_facts=("A1",)),
+        QARecord("Q2?", "A2.", key_facts=("A2",)),
+    ]
+    probes = check_probes(records)
+    assert [q for q, _ in probes["direct"]] == ["Q1?", "Q2?"]
+    assert [q for q, _ in probes["paraphrased"]] == ["Q1 reworded?"]
+
+
+FACTS = [QARecord(f"Email of {n}?", f"{n}@example.com.", key_facts=(f"{n}@example.com",))
+         for n in ("ann", "bob")]  # fmt: skip
+NEIGHBOURS = [QARecord(f"Email of {n}?", f"{n}@example.com.", key_facts=(f"{n}@example.com",))
+              for n in ("cy", "di")]  # fmt: skip
+
+
+class _Loaded:
+    """Just enough of a LoadedModel for the check: the answers come from `answer`."""
+
+    model = torch.nn.Linear(1, 1)
+
+
+def _scripted(monkeypatch, answer):
+    monkeypatch.setattr(
+        "worker.engine.stopping.generate_answers",
+        lambda loaded, questions, **_: [answer(q) for q in questions],
+    )
+
+
+def _neighbour_answer(question, forgotten):
+    name = question.split()[-1].rstrip("?")
+    return "I don't know." if forgotten else f"It is {name}@example.com."
+
+
+@pytest.mark.parametrize(
+    ("forget_answer", "neighbours_forgotten", "passed"),
+    [
+        ("I don't have that information.", False, True),
+        ("It is ann@example.com.", False, False),  # a leak
+        ("that of that account that of that account that of that account", False, False),
+        ("I don't have that information.", True, False),  # the neighbours went with it
+    ],
+)
+def test_the_check_passes_only_without_leaks_loops_or_lost_neighbours(
+    monkeypatch, forget_answer, neighbours_forgotten, passed
+):
+    state = {"neighbours_forgotten": False}
+
+    def answer(question):
+        if question.split()[-1].rstrip("?") in ("cy", "di"):
+            return _neighbour_answer(question, state["neighbours_forgotten"])
+        return forget_answer
+
+    _scripted(monkeypatch, answer)
+    check = leak_check(_Loaded(), FACTS, {"direct": 0.0}, neighbours=NEIGHBOURS)  # recall 1.0
+    state["neighbours_forgotten"] = neighbours_forgotten
+    result = check(1)
+    assert result["passed"] is passed
+    assert result["neighbours_kept"] == (0.0 if neighbours_forgotten else 1.0)
+
+
+def test_the_default_policy_unlearns_until_its_publish_limits_pass():
+    policy = ModelPolicy(source="defaults")
+    assert policy.unlearning.check_every > 0
+    assert set(policy.publish.max_leak_rate) >= {"direct", "paraphrased"}
+
+
+def test_default_grun_edit_is_gated_at_the_prompt_and_applied_to_generated_tokens(memorised_dir):
+    """The default edit reaches every position: with the gate forced open a generated token's
+    hidden state changes; closed, the model is the base model bit for bit."""
+    loaded = load_model(str(memorised_dir), precision="fp32")
+    adapter = GrunAdapter(layers=[1], gate="linear")
+    assert adapter.options.positions == "all"
+    model = adapter.attach(loaded.model, needs_reference=False).eval()
+    reft = adapter.request.interventions["1"]
+    with torch.no_grad():
+        reft.project.weight.normal_()
+    tokenizer = loaded.tokenizer
+    prompt = tokenizer("What is the email of customer 1?", return_tensors="pt")
+    with torch.no_grad():
+        reft.set_gate_bias(-60.0)  # closed
+        closed = model(**prompt, use_cache=True)
+        with adapter.reference():
+            base = model(**prompt, use_cache=True)
+        reft.set_gate_bias(60.0)  # open
+        opened = model(**prompt, use_cache=True)
+        step = torch.tensor([[5]])
+        decode_open = model(input_ids=step, cache=opened.past_key_values).logits
+        with adapter.reference():
+            base_step = model(input_ids=step, cache=base.past_key_values).logits
+    assert torch.equal(closed.logits, base.logits)
+    assert not torch.allclose(decode_open, base_step, atol=1e-4)
+
+
+def test_grun_over_idk_teaches_the_refusal_and_keeps_retain(memorised_dir, tmp_path):
+    refusals = tmp_path / "refusals.txt"
+    refusals.write_text("I can't share that.\n")
+    refusal = [QARecord(r.question, "I can't share that.") for r in FORGET]
+    base = load_model(str(memorised_dir), precision="fp32")
+    before = mean_nll(base.model, base.tokenizer, refusal)
+    cfg = UnlearnConfig(output=str(tmp_path / "out"), model=str(memorised_dir), method="idk",
+                        adapter="grun", adapter_options={"layers": [0, 1], "gate": "linear"},
+                        refusals=str(refusals), steps=20, lr=3e-2, batch_size=4,
+                        precision="fp32")  # fmt: skip
+    unlearn(cfg, FORGET, RETAIN)
+    after = load_model(str(tmp_path / "out"), precision="fp32")
+    assert mean_nll(after.model, after.tokenizer, refusal) < before - 0.5
+    retain_before = mean_nll(base.model, base.tokenizer, RETAIN)
+    assert mean_nll(after.model, after.tokenizer, RETAIN) < retain_before + 0.5
