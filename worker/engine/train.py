@@ -211,8 +211,10 @@ def train(
         if on_progress is not None:
             elapsed = time.perf_counter() - started
             on_progress(Progress(done, cfg.steps, losses[-1], elapsed, start_step, metrics))
-        if check is not None and cfg.check_every and (
-            done % cfg.check_every == 0 or done == cfg.steps
+        if (
+            check is not None
+            and cfg.check_every
+            and (done % cfg.check_every == 0 or done == cfg.steps)
         ):
             checks.append({"step": done, **check(done)})
             if checks[-1]["passed"]:
