@@ -86,10 +86,15 @@ def test_lora_leaves_the_base_weights_untouched(memorised_dir, tmp_path):
     assert mean_nll(after.model, after.tokenizer, FORGET) > forget_before + 0.15
 
 
-@pytest.mark.parametrize(("method", "adapter"), [("rmu", "full"), ("rmu", "lora"), ("ga", "full")])
+@pytest.mark.parametrize(
+    ("method", "adapter"),
+    [("rmu", "full"), ("rmu", "lora"), ("ga", "full"), ("ga", "grun"), ("npo", "grun")],
+)
 def test_plain_text_records_can_be_forgotten(memorised_dir, tmp_path, method, adapter):
     texts = [TextRecord(f"The email of customer {i} is c{i}@example.com.") for i in range(2)]
-    cfg = config(memorised_dir, tmp_path / "out", method=method, adapter=adapter)
+    options = {"layers": [0, 1], "gate": "linear"} if adapter == "grun" else {}
+    cfg = config(memorised_dir, tmp_path / "out", method=method, adapter=adapter,
+                 adapter_options=options)  # fmt: skip
     info = unlearn(cfg, texts, RETAIN)
     assert info["cost"]["steps"] == 4 and all(loss == loss for loss in info["losses"])  # no NaN
 

@@ -267,8 +267,10 @@ class GrunAdapter:
         input_ids, mask = batch["input_ids"], batch["attention_mask"]  # (B, T)
         labels = batch.get("labels")
         answers = labels != IGNORE_INDEX if labels is not None else None  # (B, T)
-        if answers is not None and bool(answers.any(1).all()):
-            first_answer = answers.int().argmax(1)  # (B,)
+        first_answer = answers.int().argmax(1) if answers is not None else None  # (B,)
+        # QA rows only: a text record is all answer (no prompt), so there is nothing to cut to
+        # and its gate reads its last token, as `last_prompt_positions` does for a bare text.
+        if answers is not None and bool(answers.any(1).all()) and bool((first_answer > 0).all()):
             keys = prompt_keys(input_ids, mask.bool(), first_answer - 1)
             seen = self.trained_prompts.setdefault(kind, {})
             seen.update((key, None) for key in keys if len(seen) < MAX_REPORTED_PROMPTS)
