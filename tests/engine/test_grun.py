@@ -7,7 +7,7 @@ import json
 import pytest
 import torch
 
-from tests.engine.memorized import FORGET, RETAIN, mean_nll, save_memorised
+from tests.engine.memorized import FORGET, RETAIN, mean_nll
 from worker.engine.adapters import get_adapter
 from worker.engine.adapters.grun import GrunAdapter, gate_report, switched_off
 from worker.engine.adapters.grun_module import GrunStack, default_layers, last_prompt_positions
@@ -331,11 +331,6 @@ def test_bad_options_are_refused_with_a_reason(tiny_model_dir, tmp_path):
     adapter.attach(loaded.model, needs_reference=False)
     with pytest.raises(ValueError, match="merged"):
         adapter.save(tmp_path, None, merge=True)
-
-
-@pytest.fixture(scope="module")
-def memorised_dir(tmp_path_factory):
-    return save_memorised(tmp_path_factory.mktemp("memorised") / "model")
 
 
 @pytest.mark.parametrize("method", sorted(OBJECTIVES))

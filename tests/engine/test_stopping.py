@@ -11,7 +11,6 @@ from tests.engine.memorized import (
     RETAIN,
     mean_nll,
     one_thread,  # noqa: F401  (fixture)
-    save_memorised,
 )
 from worker.engine.adapters.grun import GrunAdapter
 from worker.engine.data import QARecord
@@ -22,11 +21,6 @@ from worker.engine.unlearn import UnlearnConfig, unlearn
 from worker.policy import ModelPolicy
 
 pytestmark = pytest.mark.usefixtures("one_thread")
-
-
-@pytest.fixture(scope="module")
-def memorised_dir(tmp_path_factory):
-    return save_memorised(tmp_path_factory.mktemp("memorised") / "model")
 
 
 def _quadratic():

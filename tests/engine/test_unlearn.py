@@ -14,7 +14,6 @@ from tests.engine.memorized import (
     RETAIN,
     mean_nll,
     one_thread,  # noqa: F401  (fixture)
-    save_memorised,
 )
 from worker.engine.adapters import ADAPTERS, FullAdapter
 from worker.engine.data import DataError, QARecord, TextRecord
@@ -24,11 +23,6 @@ from worker.engine.train import Cancelled
 from worker.engine.unlearn import UnlearnConfig, unlearn
 
 pytestmark = pytest.mark.usefixtures("one_thread")
-
-
-@pytest.fixture(scope="module")
-def memorised_dir(tmp_path_factory):
-    return save_memorised(tmp_path_factory.mktemp("memorised") / "model")
 
 
 def config(model_dir, output, **overrides) -> UnlearnConfig:
