@@ -53,6 +53,20 @@ def test_a_rule_that_never_passes_spends_the_budget_and_checks_the_last_step():
     assert result.stopped_at is None and result.steps == 7 and len(result.losses) == 7
 
 
+def test_when_no_check_passes_the_weights_end_at_the_best_checked_state():
+    params, step_loss = _quadratic()
+    seen = {}
+
+    def check(step):
+        seen[step] = params["w"].item()
+        return {"passed": False, "score": {3: 5.0, 6: 7.0}.get(step, 1.0)}
+
+    result = train(params, step_loss, TrainConfig(steps=8, lr=0.1, check_every=3),
+                   device=torch.device("cpu"), check=check)  # fmt: skip
+    assert [c["step"] for c in result.checks] == [3, 6, 8]
+    assert result.restored_from == 6 and params["w"].item() == seen[6] != seen[8]
+
+
 def test_unlearn_stops_once_the_probes_pass_and_records_the_curve(memorised_dir, tmp_path):
     output = tmp_path / "out"
     cfg = UnlearnConfig(output=str(output), model=str(memorised_dir), method="npo",
@@ -74,7 +88,10 @@ def test_without_a_limit_the_whole_budget_runs(memorised_dir, tmp_path):
                         steps=3, lr=3e-2, batch_size=2, precision="fp32",
                         check_every=1)  # fmt: skip
     info = unlearn(cfg, FORGET, RETAIN)
-    assert info["stopping"] == {"checks": [], "stopped_at": None} and info["cost"]["steps"] == 3
+    assert (
+        info["stopping"] == {"checks": [], "stopped_at": None, "restored_from": None}
+        and info["cost"]["steps"] == 3
+    )
 
 
 def test_the_check_asks_each_question_and_its_paraphrase_only_where_there_is_one():

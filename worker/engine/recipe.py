@@ -104,14 +104,18 @@ def execute(
             **{
                 k: v
                 for k, v in result.to_dict().items()
-                if k not in ("losses", "checks", "stopped_at")
+                if k not in ("losses", "checks", "stopped_at", "restored_from")
             },
             "total_wall_time_s": time.perf_counter() - started,
             "tokens_per_s": result.tokens / max(result.wall_time_s, 1e-9),
         },
         "losses": result.losses,
         # The stopping rule's curve: leak rate per probe every check_every steps.
-        "stopping": {"checks": result.checks, "stopped_at": result.stopped_at},
+        "stopping": {
+            "checks": result.checks,
+            "stopped_at": result.stopped_at,
+            "restored_from": result.restored_from,
+        },
         "environment": {
             "device": str(loaded.device),
             "autocast": str(loaded.autocast_dtype),

@@ -86,12 +86,17 @@ def leak_check(
         kept = None
         if before:  # a neighbour set the model never recalled cannot be kept or lost
             kept = recall() / before
-        passed = (
-            bool(rates)
-            and all(rates[name] <= limits[name] for name in rates)
-            and (fluent is None or fluent >= MIN_FLUENCY)
-            and (kept is None or kept >= min_kept)
-        )
-        return {"passed": passed, "leak_rate": rates, "fluency": fluent, "neighbours_kept": kept}
+        leaks_ok = bool(rates) and all(rates[name] <= limits[name] for name in rates)
+        fluent_ok = fluent is None or fluent >= MIN_FLUENCY
+        share = 1.0 if kept is None else min(kept, 1.0)
+        return {
+            "passed": leaks_ok and fluent_ok and share >= min_kept,
+            # How close to passing, for the loop's best state: no leak first, then fluency,
+            # then the neighbours' share kept.
+            "score": 4 * leaks_ok + 2 * fluent_ok + share,
+            "leak_rate": rates,
+            "fluency": fluent,
+            "neighbours_kept": kept,
+        }
 
     return lambda step: evaluated(measure)
