@@ -14,10 +14,9 @@ from typing import Protocol
 import torch
 
 from worker.engine.data import QARecord, Record, collate, encode_record, load_records
-from worker.engine.eval.metrics import key_fact_leaked
-from worker.engine.generate import generate_answers
 from worker.engine.models import LoadedModel, load_model
 from worker.engine.objectives.tokens import sequence_mean_nll, token_logprobs
+from worker.engine.stopping import ask_and_judge, check_probes
 from worker.engine.train import Progress
 from worker.policy import ModelPolicy, require_file
 
@@ -65,17 +64,10 @@ def answer_probs(
 def leak_rates(loaded: LoadedModel, records: Sequence[Record], max_new_tokens: int) -> dict:
     """Share of QA records with key facts whose greedy answer contains one, per probe
     (the question as filed; its paraphrase where the record has one)."""
-    qa = [r for r in records if isinstance(r, QARecord) and r.key_facts]
-    probes = {
-        "direct": [(r.question, r) for r in qa],
-        "paraphrased": [(r.paraphrased_question, r) for r in qa if r.paraphrased_question],
-    }
+    with_facts = [r for r in records if isinstance(r, QARecord) and r.key_facts]
     rates, counts = {}, {}
-    for probe, pairs in probes.items():
-        if not pairs:
-            continue
-        answers = generate_answers(loaded, [q for q, _ in pairs], max_new_tokens=max_new_tokens)
-        leaked = [key_fact_leaked(a, r.key_facts) for a, (_, r) in zip(answers, pairs, strict=True)]
+    for probe, pairs in check_probes(with_facts).items():
+        leaked, _ = ask_and_judge(loaded, pairs, max_new_tokens)
         rates[probe], counts[probe] = fmean(leaked), len(pairs)
     return {"leak_rate": rates, "probed": counts}
 

@@ -24,10 +24,10 @@ from worker.engine.eval.probes.leak import judge
 from worker.engine.generate import generate_answers
 from worker.engine.models import LoadedModel
 
-# The probes the check can ask cheaply, by the name the publish policy uses for them.
 MIN_FLUENCY = 0.9  # mean of 1 − repeated word trigrams over the forgotten answers
 NEIGHBOURS = 16  # retain records the check asks (the first ones with key facts)
 
+# The probes the check can ask cheaply, by the name the publish policy uses for them.
 CHECK_PROBES: dict[str, Callable[[QARecord], str | None]] = {
     "direct": lambda r: r.question,
     "paraphrased": lambda r: r.paraphrased_question,
@@ -41,7 +41,8 @@ def check_probes(records: Sequence[Record]) -> dict[str, list[tuple[str, QARecor
     return {name: rows for name, rows in pairs.items() if rows}
 
 
-def _leaks(loaded: LoadedModel, rows, max_new_tokens: int) -> tuple[list[bool], list[str]]:
+def ask_and_judge(loaded: LoadedModel, rows, max_new_tokens: int) -> tuple[list[bool], list[str]]:
+    """Greedy answers to the (question, record) rows and whether each leaked (`leak.judge`)."""
     answers = generate_answers(loaded, [q for q, _ in rows], max_new_tokens=max_new_tokens)
     return [judge(r, a).leaked for a, (_, r) in zip(answers, rows, strict=True)], answers
 
@@ -65,9 +66,13 @@ def leak_check(
     neighbour_rows = [(r.question, r) for r in known]
 
     def recall() -> float | None:
-        return fmean(_leaks(loaded, neighbour_rows, max_new_tokens)[0]) if neighbour_rows else None
+        return (
+            fmean(ask_and_judge(loaded, neighbour_rows, max_new_tokens)[0])
+            if neighbour_rows
+            else None
+        )
 
-    def evaluated(measure: Callable[[], dict]) -> dict:
+    def evaluated(measure: Callable[[], object]):
         was_training = loaded.model.training
         loaded.model.eval()
         with torch.no_grad():
@@ -75,12 +80,12 @@ def leak_check(
         loaded.model.train(was_training)
         return result
 
-    before = evaluated(lambda: {"recall": recall()})["recall"]
+    before = evaluated(recall)
 
     def measure() -> dict:
         rates, answers = {}, []
         for name, rows in probes.items():
-            leaked, said = _leaks(loaded, rows, max_new_tokens)
+            leaked, said = ask_and_judge(loaded, rows, max_new_tokens)
             rates[name], answers = fmean(leaked), answers + said
         fluent = fmean(fluency(a) for a in answers) if answers else None
         kept = None

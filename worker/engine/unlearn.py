@@ -275,7 +275,7 @@ def unlearn(
             lr=cfg.lr,
             seed=cfg.seed,
             checkpoint_every=steps_per_epoch,
-            check_every=cfg.check_every if cfg.stop_leak_rate else 0,
+            check_every=cfg.check_every,
         ),
         config={**asdict(cfg), "loss": asdict(settings), "steps": steps},
         data_hashes=data.hashes(),
@@ -292,7 +292,7 @@ def unlearn(
                 neighbours=retain or (),
                 min_kept=cfg.stop_neighbours_kept,
             )
-            if cfg.stop_leak_rate and cfg.check_every
+            if cfg.stop_leak_rate
             else None
         ),
     )
