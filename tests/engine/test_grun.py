@@ -249,7 +249,10 @@ def test_a_second_request_stacks_on_the_first(tiny_model_dir, qa_records, tmp_pa
     folder2 = _save(second, tmp_path / "second", folder1)
     reloaded = load_model(str(folder2), precision="fp32")
     assert len(reloaded.model.grun_stack.requests) == 2
-    assert torch.allclose(_logits(reloaded, batch), both, atol=1e-6, rtol=0)
+    # Real tokens only: `both` came through the frozen prefix (a training-mode forward over
+    # sequences seen before), which leaves padding positions' logits meaningless.
+    valid = batch["attention_mask"].bool()
+    assert torch.allclose(_logits(reloaded, batch)[valid], both[valid], atol=1e-6, rtol=0)
 
 
 def test_gate_loss_teaches_the_gate_to_tell_forget_from_retain(tiny_model_dir, qa_records):
@@ -263,6 +266,7 @@ def test_gate_loss_teaches_the_gate_to_tell_forget_from_retain(tiny_model_dir, q
         QARecord("Account number 12345678 belongs to whom?", "Alan Turing."),
     ]
     forget_batch, retain_batch = _batch(tokenizer, forget), _batch(tokenizer, retain)
+    torch.manual_seed(0)  # the module's initial weights: not whatever earlier tests left
     adapter = GrunAdapter()
     adapter.attach(loaded.model, needs_reference=False)
 

@@ -55,6 +55,10 @@ def base_spec_for_manifest(spec: str) -> str:
     return str(path.resolve()) if path.exists() else spec
 
 
+def _stats(store) -> dict | None:
+    return store.stats() if store is not None else None
+
+
 def execute(
     run: RunSpec,
     make_step_loss: StepLossFactory,
@@ -107,6 +111,7 @@ def execute(
                 if k not in ("losses", "checks", "stopped_at", "restored_from")
             },
             "total_wall_time_s": time.perf_counter() - started,
+            "reference_values": _stats(getattr(step_loss, "reference_values", None)),
             "tokens_per_s": result.tokens / max(result.wall_time_s, 1e-9),
         },
         "losses": result.losses,

@@ -29,6 +29,7 @@ from worker.engine.data import (
 )
 from worker.engine.models import DEFAULT_MODEL
 from worker.engine.objectives import LossInputs, LossSettings, Objective, get_objective
+from worker.engine.objectives.reference import ReferenceValues
 from worker.engine.objectives.refusals import refusals_for
 from worker.engine.recipe import RunSpec, execute
 from worker.engine.stopping import leak_check
@@ -68,6 +69,9 @@ class UnlearnConfig:
     stop_leak_rate: dict[str, float] | None = None
     stop_neighbours_kept: float = 0.9  # ...and the retain records keep this share of their facts
     check_every: int = 0
+    # Reference values (NPO, IdkDPO, KL retain, RMU) are computed once per sequence and kept
+    # up to this many MiB (objectives/reference.py); 0: computed at every step.
+    reference_cache_mb: int = 1024
     merge: bool = False  # LoRA: save a merged standalone model instead of the adapter
     device: str | None = None
     precision: str | None = None
@@ -84,6 +88,8 @@ class UnlearnConfig:
             raise ValueError(f"steps must be at least 1, got {self.steps}")
         if self.lr <= 0:
             raise ValueError(f"lr must be positive, got {self.lr}")
+        if self.reference_cache_mb < 0:
+            raise ValueError(f"reference_cache_mb must not be negative: {self.reference_cache_mb}")
 
 
 def record_key(record: Record) -> tuple[str, ...]:
@@ -152,9 +158,11 @@ def load_data(cfg: UnlearnConfig, forget, retain) -> tuple[list[Record], list[Re
     return list(forget), (list(retain) if retain is not None else None)
 
 
-def pick_refusals(refusals: Sequence[str], count: int, seed: int, step: int) -> list[str]:
-    """One refusal per forget record of this step, from its own seeded stream."""
-    generator = step_generator(seed + REFUSAL_STREAM, step)
+def pick_refusals(refusals: Sequence[str], count: int, seed: int) -> list[str]:
+    """One refusal per forget record for the whole run, from its own seeded stream. Fixed per
+    record (not drawn anew each step) so that a (question, refusal) sequence recurs every epoch:
+    the frozen prefix and the reference values computed for it are then reused (issue 14)."""
+    generator = step_generator(seed + REFUSAL_STREAM, 0)
     choice = torch.randint(len(refusals), (count,), generator=generator).tolist()
     return [refusals[i] for i in choice]
 
@@ -197,19 +205,19 @@ def step_loss_factory(cfg: UnlearnConfig, objective: Objective, settings, data: 
         retain = [encode_record(tokenizer, r, cfg.max_length) for r in data.retain or []]
         if hasattr(adapter, "set_diagnostic_questions"):  # GRUN: gate values in run.json
             adapter.set_diagnostic_questions(diagnostic_questions(data))
+        store = ReferenceValues(cfg.reference_cache_mb * 2**20) if cfg.reference_cache_mb else None
 
         def draw(examples: list[Example], stream: str, step: int) -> dict:
             indices = batch_indices(len(examples), cfg.batch_size, stream_seed[stream], step)
             return make_batch(examples, indices, pad_id, device)
 
-        def refusal_batch(step: int) -> dict:
-            indices = batch_indices(len(forget), cfg.batch_size, cfg.seed, step)
-            answers = pick_refusals(data.refusals, len(indices), cfg.seed, step)
-            examples = [
-                encode_qa(tokenizer, data.forget[i].question, answer, cfg.max_length)
-                for i, answer in zip(indices, answers, strict=True)
+        refused = []  # each forget question with its refusal answer, in forget order
+        if data.refusals:
+            answers = pick_refusals(data.refusals, len(data.forget), cfg.seed)
+            refused = [
+                encode_qa(tokenizer, record.question, answer, cfg.max_length)
+                for record, answer in zip(data.forget, answers, strict=True)
             ]
-            return make_batch(examples, list(range(len(examples))), pad_id, device)
 
         def step_loss(step: int):
             inputs = LossInputs(
@@ -218,8 +226,10 @@ def step_loss_factory(cfg: UnlearnConfig, objective: Objective, settings, data: 
                 forget=draw(forget, "forget", step),
                 retain=draw(retain, "retain", step) if retain else None,
                 settings=settings,
-                forget_refusal=refusal_batch(step) if data.refusals else None,
+                # The same rows as the forget batch (same stream), with refusal answers.
+                forget_refusal=draw(refused, "forget", step) if refused else None,
                 seed=cfg.seed,
+                reference_values=store,
             )
             output = objective.loss(inputs)
             loss, metrics = output.loss, dict(output.metrics)
@@ -231,6 +241,7 @@ def step_loss_factory(cfg: UnlearnConfig, objective: Objective, settings, data: 
             tokens = sum(int(b["attention_mask"].sum()) for b in batches if b is not None)
             return loss, tokens, metrics
 
+        step_loss.reference_values = store  # its hits and size, for run.json and the tests
         return step_loss
 
     return make_step_loss

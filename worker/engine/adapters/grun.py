@@ -35,6 +35,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from worker.engine.adapters.base import named_trainable, register_adapter
+from worker.engine.adapters.frozen_prefix import DEFAULT_MAX_BYTES, FrozenPrefix, layer_window
 from worker.engine.adapters.grun_module import (
     GateLog,
     GrunConfig,
@@ -74,32 +75,15 @@ GENERAL_QUESTIONS = (
 )
 
 
-class _StopForward(Exception):
-    """Raised after the top GRUN layer when only the gates are needed."""
-
-
-@contextmanager
-def _stop_after(block: nn.Module):
-    def hook(module, args, output):
-        raise _StopForward
-
-    handle = block.register_forward_hook(hook)
-    try:
-        yield
-    except _StopForward:
-        pass
-    finally:
-        handle.remove()
-
-
 def gate_logits(model: nn.Module, requests: Sequence[GrunRequest], input_ids, attention_mask):
-    """(B, len(requests), layers) gate logits at each row's last prompt token. Stops the forward
-    after the highest layer involved: the gates never need the rest of the network."""
+    """(B, len(requests), layers) gate logits at each row's last prompt token. Runs the decoder
+    up to the highest layer involved, without the layers above it and the output head: the
+    gates never need them."""
     stack = GrunStack.of(model)
     top = max(layer for r in requests for layer in r.config.layers)
-    with stack.recording(requests):
-        with _stop_after(decoder_of(model).layers[top]):
-            model(input_ids=input_ids, attention_mask=attention_mask, use_cache=False)
+    decoder = decoder_of(model)
+    with stack.recording(requests), layer_window(decoder, 0, top + 1):
+        decoder(input_ids=input_ids, attention_mask=attention_mask, use_cache=False)
         per_request = [torch.cat([r.record[i] for i in r.config.layers], 1) for r in requests]
     return torch.stack(per_request, 1)
 
@@ -120,12 +104,17 @@ class GrunOptions:
     # starts nearly closed lets the edit hurt retain inputs only once the gate learned them.
     initial_gate: float | None = 0.05
     general_negatives: int = 4  # built-in general questions per step, gate target 0
+    # The hidden states entering the lowest GRUN layer are stored per training sequence and
+    # later steps start there (frozen_prefix.py); the store's limit in MiB, 0: off.
+    prefix_cache_mb: int = DEFAULT_MAX_BYTES // 2**20
 
     def __post_init__(self) -> None:
         if self.initial_gate is not None and not 0 < self.initial_gate < 1:
             raise ValueError(f"initial_gate must be in (0, 1), got {self.initial_gate}")
-        if self.gate_weight < 0 or self.general_negatives < 0:
-            raise ValueError("gate_weight and general_negatives must not be negative")
+        if self.gate_weight < 0 or self.general_negatives < 0 or self.prefix_cache_mb < 0:
+            raise ValueError(
+                "gate_weight, general_negatives and prefix_cache_mb must not be negative"
+            )
 
 
 @register_adapter
@@ -141,6 +130,7 @@ class GrunAdapter:
         gate_weight: float = 10.0,
         initial_gate: float | None = 0.05,
         general_negatives: int = 4,
+        prefix_cache_mb: int = GrunOptions.prefix_cache_mb,
         tokenizer=None,
     ) -> None:
         self.options = GrunOptions(
@@ -151,6 +141,7 @@ class GrunAdapter:
             gate_weight,
             initial_gate,
             general_negatives,
+            prefix_cache_mb,
         )
         self.tokenizer = tokenizer
         self.model: nn.Module | None = None
@@ -162,6 +153,8 @@ class GrunAdapter:
         self._general_cursor = 0
         # The prompts the gate loss saw, in order, as token ids: run.json reports their gates.
         self.trained_prompts: dict[str, dict[tuple[int, ...], None]] = {}
+        self.prefix: FrozenPrefix | None = None
+        self.prefix_stats: dict | None = None
 
     # --- the adapter protocol -------------------------------------------------------------
 
@@ -195,6 +188,11 @@ class GrunAdapter:
                 reft.set_gate_bias(logit)
         self.request.requires_grad_(True)
         self.request.gate_log = GateLog()
+        lowest = min(config.layers)
+        if self.options.prefix_cache_mb and lowest > 0:
+            # Everything below this request's lowest layer is frozen: its output never changes.
+            max_bytes = self.options.prefix_cache_mb * 2**20
+            self.prefix = FrozenPrefix(decoder_of(model), lowest, max_bytes).install()
         self.model = model.train()
         return model
 
@@ -213,6 +211,10 @@ class GrunAdapter:
     def save(self, folder: Path, tokenizer, *, merge: bool = False) -> None:
         if merge:
             raise ValueError("a GRUN module cannot be merged into the weights; save it unmerged")
+        if self.prefix is not None:  # the run is over: the stored states go
+            self.prefix_stats = self.prefix.stats()
+            self.prefix.remove()
+            self.prefix = None
         save_request(self.request, Path(folder))
 
     @staticmethod
@@ -309,6 +311,7 @@ class GrunAdapter:
             "requests_on_model": len(GrunStack.of(self.model).requests),
             "last_training_gates": self.training_gates,
             "gate_loss_extra_forwards": self.extra_gate_forwards,
+            "frozen_prefix": self.prefix_stats,
         }
         sets = {"general": list(GENERAL_QUESTIONS), **self.diagnostic_questions}
         report["gates"] = gate_report(self.model, self.tokenizer, sets)

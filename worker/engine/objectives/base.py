@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
+from worker.engine.objectives.reference import ReferenceValues
+
 Batch = dict[str, torch.Tensor]  # input_ids, attention_mask, labels, each (B, T)
 RETAIN_LOSSES = ("nll", "kl")
 
@@ -53,6 +55,21 @@ class LossInputs:
     # The forget questions with refusal answers instead of the true ones (idk, idkdpo).
     forget_refusal: Batch | None = None
     seed: int = 0  # the run's seed, for fixed random directions (RMU)
+    # The run's store of reference values (None: computed at every step).
+    reference_values: ReferenceValues | None = None
+
+    def reference_value(
+        self, kind: str, batch: Batch, compute: Callable[[nn.Module, Batch], torch.Tensor]
+    ) -> torch.Tensor:
+        """`compute(reference model, batch)` without grad, from the run's store when it has it."""
+
+        def run(rows: Batch) -> torch.Tensor:
+            with torch.no_grad(), self.reference() as reference:
+                return compute(reference, rows)
+
+        if self.reference_values is None:
+            return run(batch)
+        return self.reference_values.get(kind, batch, run)
 
 
 @dataclass

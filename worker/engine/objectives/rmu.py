@@ -56,6 +56,13 @@ def hidden_at(model: nn.Module, layer: int, batch: Batch) -> torch.Tensor:
     raise RuntimeError(f"decoder layer {layer} did not run")
 
 
+def reference_hidden(inputs: LossInputs, layer: int, batch: Batch) -> torch.Tensor:
+    """The reference's output of block `layer` (computed once per sequence and run): (B, T, D)."""
+    return inputs.reference_value(
+        f"hidden_{layer}", batch, lambda reference, rows: hidden_at(reference, layer, rows)
+    )
+
+
 ADAPTIVE_SCALE = 5.0  # Adaptive RMU (Dang et al. 2024): c = 5 x the reference hidden norm
 
 
@@ -67,8 +74,7 @@ def steering_vector(dim: int, coefficient, seed: int, device) -> torch.Tensor:
 
 def adaptive_coefficient(inputs: LossInputs, layer: int, mask: torch.Tensor) -> torch.Tensor:
     """ADAPTIVE_SCALE x the mean norm of the reference's hidden states at the steered tokens."""
-    with torch.no_grad(), inputs.reference() as reference:
-        hidden = hidden_at(reference, layer, inputs.forget).float()  # (B, T, D)
+    hidden = reference_hidden(inputs, layer, inputs.forget).float()  # (B, T, D)
     norms = hidden.norm(dim=-1)  # (B, T)
     return ADAPTIVE_SCALE * (norms * mask).sum() / mask.sum().clamp_min(1)
 
@@ -105,8 +111,7 @@ def rmu(inputs: LossInputs) -> LossOutput:
     loss = settings.gamma * forget_loss
     if settings.alpha and inputs.retain is not None:
         retain_hidden = hidden_at(inputs.model, layer, inputs.retain)
-        with torch.no_grad(), inputs.reference() as reference:
-            retain_target = hidden_at(reference, layer, inputs.retain)
+        retain_target = reference_hidden(inputs, layer, inputs.retain)
         retain_mask = inputs.retain["attention_mask"].float()  # (B, T)
         retain_loss = masked_mse(retain_hidden, retain_target, retain_mask)
         metrics["retain"] = retain_loss.item()

@@ -29,8 +29,11 @@ def token_logprobs(model: nn.Module, batch: Batch) -> tuple[torch.Tensor, torch.
 
 
 def reference_logprobs(inputs: LossInputs, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
-    with torch.no_grad(), inputs.reference() as reference:
-        return token_logprobs(reference, batch)
+    """The reference's token log-probs (computed once per sequence and run) and the answer mask."""
+    logp = inputs.reference_value(
+        "logprobs", batch, lambda reference, rows: token_logprobs(reference, rows)[0]
+    )
+    return logp, (batch["labels"][:, 1:] != IGNORE_INDEX).float()
 
 
 def token_mean_nll(logp: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -57,8 +60,16 @@ def masked_kl(model: nn.Module, inputs: LossInputs, batch: Batch) -> torch.Tenso
     because only the answers are what the retain set asks the model to keep."""
     forward = {"input_ids": batch["input_ids"], "attention_mask": batch["attention_mask"]}
     logp = F.log_softmax(model(**forward).logits[:, :-1].float(), dim=-1)  # (B, T-1, V)
-    with torch.no_grad(), inputs.reference() as reference:
-        ref_logp = F.log_softmax(reference(**forward).logits[:, :-1].float(), dim=-1)
+    ref_logp = inputs.reference_value(
+        "log_softmax",
+        batch,
+        lambda reference, rows: F.log_softmax(
+            reference(input_ids=rows["input_ids"], attention_mask=rows["attention_mask"])
+            .logits[:, :-1]
+            .float(),
+            dim=-1,
+        ),
+    )
     per_token = F.kl_div(logp, ref_logp, log_target=True, reduction="none").sum(-1)  # (B, T-1)
     mask = (batch["labels"][:, 1:] != IGNORE_INDEX).float()  # (B, T-1)
     return (per_token * mask).sum() / mask.sum().clamp_min(1)
