@@ -91,8 +91,8 @@ def table(args, rows: list[dict]) -> str:
         "30, edit at every position, 4 general questions per step as gate negatives); RMU "
         "steers layer 23. s/step: median of "
         f"{args.steps} steps after a {WARMUP}-step warm-up epoch; peak: the run's peak RSS, "
-        "model included. \"everything\": reference values and (GRUN) the frozen layers "
-        "recomputed at every step; \"once\": stored per sequence (the default).",
+        'model included. "everything": reference values and (GRUN) the frozen layers '
+        'recomputed at every step; "once": stored per sequence (the default).',
         "",
         "| method | adapter | trainable | s/step everything | s/step once | speed-up "
         "| vs full (once) | peak MB everything | peak MB once |",
