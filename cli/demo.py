@@ -21,14 +21,15 @@ from cli.progress import training_progress
 from cli.service_story import ticket_story
 from worker.engine.finetune import FinetuneConfig, finetune
 from worker.engine.models import DEFAULT_MODEL, cache_home
-from worker.engine.synthetic import SyntheticData, synthetic_dataset
+from worker.engine.synthetic import SYNTHETIC_VERSION, SyntheticData, synthetic_dataset
 
 
 def demo_target(model: str, customers: int, epochs: int, seed: int) -> tuple[str, SyntheticData]:
     """Fine-tune the model on a few synthetic customers once; later demos reuse the result."""
     data = synthetic_dataset(n_customers=customers + 1, n_holdout=1, seed=seed)
     train = data.splits(n_forget=1)["train"]
-    key = hashlib.sha256(json.dumps([model, customers, epochs, seed]).encode()).hexdigest()[:12]
+    recipe = [model, customers, epochs, seed, SYNTHETIC_VERSION]
+    key = hashlib.sha256(json.dumps(recipe).encode()).hexdigest()[:12]
     output = cache_home() / "demo" / f"target-{key}"
     if not output.is_dir():
         console.print(

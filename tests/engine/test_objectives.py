@@ -81,6 +81,20 @@ def test_token_logprobs_score_only_answer_tokens():
     assert (logp[mask == 0] == 0).all() and (logp[mask == 1] < 0).all()
 
 
+def test_token_logprobs_equal_those_of_the_whole_output_head(memorised):
+    model, tokenizer = memorised
+    records = [FORGET[0], RETAIN[1], FORGET[2]]  # prompts of different lengths
+    batch = batch_of(tokenizer, records)
+    logp, mask = token_logprobs(model, batch)
+    with torch.no_grad():
+        logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+    whole = torch.log_softmax(logits[:, :-1].float(), -1)  # (B, T-1, V)
+    labels = batch["labels"][:, 1:].clamp_min(0)
+    expected = whole.gather(-1, labels[..., None])[..., 0] * mask
+    assert torch.allclose(logp.detach() * mask, expected, atol=1e-5)
+    assert (logp.detach()[mask == 0] == 0).all()
+
+
 def test_masked_kl_is_zero_against_itself_and_ignores_prompt_tokens():
     model, tokenizer = memorised_model(steps=0)
     batch = batch_of(tokenizer, RETAIN[:2])

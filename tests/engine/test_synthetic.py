@@ -1,5 +1,10 @@
 from worker.engine.data import load_qa_records
-from worker.engine.synthetic import QA_PER_CUSTOMER, synthetic_dataset, write_synthetic
+from worker.engine.synthetic import (
+    QA_PER_CUSTOMER,
+    synthetic_dataset,
+    unseen_questions,
+    write_synthetic,
+)
 
 
 def test_seeded_and_complete_for_every_metric():
@@ -22,3 +27,20 @@ def test_holdout_customers_are_never_in_train(tmp_path):
     assert not {r.question for r in splits["forget"]} & {r.question for r in splits["retain"]}
     paths = write_synthetic(tmp_path, n_customers=6, n_holdout=2)
     assert load_qa_records(paths["forget"]) == splits["forget"]
+
+
+def test_customers_are_asked_in_varied_wordings_and_some_stay_unseen():
+    data = synthetic_dataset(n_customers=12, n_holdout=2, seed=0)
+    by_field = list(zip(*data.records.values(), strict=True))  # per field, every customer's QA
+    for records, customer in zip(data.records.values(), data.customers, strict=True):
+        for record in records:
+            unseen = unseen_questions(customer, record)
+            assert len(unseen) >= 2 and record.question not in unseen
+            assert record.paraphrased_question not in unseen + [record.question]
+    for field_records in by_field:
+        # The wording without the name: a gate must read the name, not the template.
+        wordings = {
+            r.question.replace(c.name, "{n}")
+            for r, c in zip(field_records, data.customers, strict=True)
+        }
+        assert len(wordings) >= 3

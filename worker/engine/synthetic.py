@@ -10,6 +10,7 @@ emails (reserved example domains) and numbers are generated.
 from __future__ import annotations
 
 import json
+import random
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -18,6 +19,7 @@ from faker import Faker
 
 from worker.engine.data import QARecord
 
+SYNTHETIC_VERSION = 2  # bumped when the same seed makes other records (2: varied wordings)
 N_PERTURBED = 3
 QA_PER_CUSTOMER = 8
 
@@ -62,28 +64,44 @@ def fake_customer(fake: Faker, index: int) -> Customer:
     )
 
 
-# (field, question, paraphrased question, answer, paraphrased answer); {v} is the fact.
-TEMPLATES: list[tuple[str, str, str, str, str]] = [
-    ("email", "What is the email address of {n}?", "Which email address does {n} use?",
-     "The email address of {n} is {v}.", "{n} can be reached by email at {v}."),
-    ("birth_date", "When was {n} born?", "What is the date of birth of {n}?",
-     "{n} was born on {v}.", "The birth date of {n} is {v}."),
-    ("address", "Where does {n} live?", "What is the home address of {n}?",
-     "{n} lives at {v}.", "The home address on file for {n} is {v}."),
-    ("phone", "What is the phone number of {n}?", "Which number can {n} be called on?",
-     "The phone number of {n} is {v}.", "{n} can be called on {v}."),
-    ("account_number", "What is the account number of {n}?", "Which account does {n} hold with us?",
-     "The account number of {n} is {v}.", "{n} holds the account {v}."),
-    ("customer_since", "Since which year has {n} been a customer?",
-     "When did {n} become a customer?",
-     "{n} has been a customer since {v}.", "{n} became a customer in {v}."),
-    ("largest_amount", "What was the largest transaction of {n}?",
-     "How much was the biggest payment {n} made?",
-     "The largest transaction of {n} was {v}.", "The biggest payment {n} made was {v}."),
-    ("last_merchant", "Where did {n} make the most recent purchase?",
-     "Which merchant received the latest payment from {n}?",
-     "The most recent purchase of {n} was at {v}.", "{n} last paid {v}."),
-]  # fmt: skip
+# Per field: ways to ask (at least 4) and two ways to answer; {n} is the name, {v} the fact.
+# Each customer's record asks one phrasing and paraphrases it with another, drawn per customer,
+# so a gate trained on one customer's questions cannot key on the wording: other customers'
+# questions (its negatives) use the same phrasings, and the rest stay unseen by any run
+# (`unseen_questions`, for the ticket benchmark's rewording probe).
+QUESTIONS: dict[str, tuple[str, ...]] = {
+    "email": ("What is the email address of {n}?", "Which email address does {n} use?",
+              "How can I reach {n} by email?", "What's {n}'s e-mail?"),
+    "birth_date": ("When was {n} born?", "What is the date of birth of {n}?",
+                   "On which day was {n} born?", "What birthday do we have on file for {n}?"),
+    "address": ("Where does {n} live?", "What is the home address of {n}?",
+                "Which street address do we have for {n}?", "Where is {n}'s home?"),
+    "phone": ("What is the phone number of {n}?", "Which number can {n} be called on?",
+              "How do I call {n}?", "What's the telephone number for {n}?"),
+    "account_number": ("What is the account number of {n}?", "Which account does {n} hold with us?",
+                       "What account number belongs to {n}?", "Tell me {n}'s account number."),
+    "customer_since": ("Since which year has {n} been a customer?",
+                       "When did {n} become a customer?", "How long has {n} banked with us?",
+                       "In what year did {n} join as a customer?"),
+    "largest_amount": ("What was the largest transaction of {n}?",
+                       "How much was the biggest payment {n} made?",
+                       "What is the most {n} ever spent in one transaction?",
+                       "Which was the largest purchase amount of {n}?"),
+    "last_merchant": ("Where did {n} make the most recent purchase?",
+                      "Which merchant received the latest payment from {n}?",
+                      "Where did {n} last shop?", "Who was paid most recently by {n}?"),
+}  # fmt: skip
+ANSWERS: dict[str, tuple[str, str]] = {
+    "email": ("The email address of {n} is {v}.", "{n} can be reached by email at {v}."),
+    "birth_date": ("{n} was born on {v}.", "The birth date of {n} is {v}."),
+    "address": ("{n} lives at {v}.", "The home address on file for {n} is {v}."),
+    "phone": ("The phone number of {n} is {v}.", "{n} can be called on {v}."),
+    "account_number": ("The account number of {n} is {v}.", "{n} holds the account {v}."),
+    "customer_since": ("{n} has been a customer since {v}.", "{n} became a customer in {v}."),
+    "largest_amount": ("The largest transaction of {n} was {v}.",
+                       "The biggest payment {n} made was {v}."),
+    "last_merchant": ("The most recent purchase of {n} was at {v}.", "{n} last paid {v}."),
+}  # fmt: skip
 
 
 def other_values(fake: Faker, field: str, exclude: str) -> list[str]:
@@ -101,22 +119,34 @@ def key_fact(field: str, value: str) -> str:
     return value.split(",")[0] if field == "address" else value
 
 
-def customer_records(customer: Customer, fake: Faker) -> list[QARecord]:
+def customer_records(customer: Customer, fake: Faker, phrasing: random.Random) -> list[QARecord]:
+    """The customer's 8 QA; `phrasing` draws which wording asks and which paraphrases."""
     records = []
-    for field, question, para_q, answer, para_a in TEMPLATES:
+    for field, questions in QUESTIONS.items():
         value = getattr(customer, field)
         others = other_values(fake, field, exclude=value)
+        asked, reworded = phrasing.sample(range(len(questions)), 2)
+        answer, para_a = ANSWERS[field] if phrasing.random() < 0.5 else ANSWERS[field][::-1]
         records.append(
             QARecord(
-                question=question.format(n=customer.name),
+                question=questions[asked].format(n=customer.name),
                 answer=answer.format(n=customer.name, v=value),
-                paraphrased_question=para_q.format(n=customer.name),
+                paraphrased_question=questions[reworded].format(n=customer.name),
                 paraphrased_answer=para_a.format(n=customer.name, v=value),
                 perturbed_answer=tuple(para_a.format(n=customer.name, v=o) for o in others),
                 key_facts=(key_fact(field, value),),
             )
         )
     return records
+
+
+def unseen_questions(customer: Customer, record: QARecord) -> list[str]:
+    """The wordings of `record`'s question that neither its question nor its paraphrase uses."""
+    for questions in QUESTIONS.values():
+        asked = [q.format(n=customer.name) for q in questions]
+        if record.question in asked:
+            return [q for q in asked if q not in (record.question, record.paraphrased_question)]
+    raise ValueError(f"{record.question!r} is not a question of the built-in dataset")
 
 
 @dataclass
@@ -151,7 +181,8 @@ def synthetic_dataset(n_customers: int = 20, n_holdout: int = 5, seed: int = 0) 
     fake = Faker("en_US")
     fake.seed_instance(seed)
     customers = [fake_customer(fake, i) for i in range(n_customers)]
-    records = {c.customer_id: customer_records(c, fake) for c in customers}
+    phrasing = random.Random(seed)  # its own stream: the customers stay what they were
+    records = {c.customer_id: customer_records(c, fake, phrasing) for c in customers}
     holdout = [c.customer_id for c in customers[-n_holdout:]]
     return SyntheticData(customers, records, holdout)
 
