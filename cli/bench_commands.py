@@ -62,5 +62,26 @@ def tofu_mini_command(
     console.print(f"wrote {path}")
 
 
+@bench.command("tickets")
+def tickets_command(
+    subjects: Annotated[int, typer.Option(help="customers, one ticket each per seed")] = 5,
+    seeds: Annotated[int, typer.Option(help="seeds per subject (the policy's seed)")] = 3,
+) -> None:
+    """Deletion tickets through the pipeline on a 20-customer target: leaks, neighbours, cost."""
+    from worker.bench.cells import commit_id
+    from worker.bench.tickets import TicketBench, run_ticket_bench
+
+    try:
+        path = run_ticket_bench(
+            TicketBench(subjects=subjects, seeds=seeds),
+            command="obliviate " + " ".join(sys.argv[1:]),
+            commit=commit_id(),
+            log=console.print,
+        )
+    except USER_ERRORS as error:
+        fail(error)
+    console.print(f"wrote {path}")
+
+
 def register(app: typer.Typer) -> None:
     app.add_typer(bench, name="bench")

@@ -10,8 +10,6 @@
 
 from __future__ import annotations
 
-import hashlib
-import json
 from typing import Annotated
 
 import typer
@@ -19,28 +17,22 @@ import typer
 from cli.engine_commands import ModelOption, console
 from cli.progress import training_progress
 from cli.service_story import ticket_story
-from worker.engine.finetune import FinetuneConfig, finetune
-from worker.engine.models import DEFAULT_MODEL, cache_home
-from worker.engine.synthetic import SYNTHETIC_VERSION, SyntheticData, synthetic_dataset
+from worker.bench.customers import CustomersTarget
+from worker.engine.models import DEFAULT_MODEL
+from worker.engine.synthetic import SyntheticData
 
 
 def demo_target(model: str, customers: int, epochs: int, seed: int) -> tuple[str, SyntheticData]:
     """Fine-tune the model on a few synthetic customers once; later demos reuse the result."""
-    data = synthetic_dataset(n_customers=customers + 1, n_holdout=1, seed=seed)
-    train = data.splits(n_forget=1)["train"]
-    recipe = [model, customers, epochs, seed, SYNTHETIC_VERSION]
-    key = hashlib.sha256(json.dumps(recipe).encode()).hexdigest()[:12]
-    output = cache_home() / "demo" / f"target-{key}"
-    if not output.is_dir():
+    target = CustomersTarget(model, customers, epochs, seed)
+    if not target.folder.is_dir():
         console.print(
-            f"[bold]1.[/bold] Fine-tuning {model} on {len(train)} QA pairs about {customers} "
+            f"[bold]1.[/bold] Fine-tuning {model} on {customers * 8} QA pairs about {customers} "
             "fictitious customers (once; cached for later demos)"
         )
-        cfg = FinetuneConfig(data="synthetic", output=str(output), model=model, epochs=epochs,
-                             lr=1e-4, seed=seed, resume=True)  # fmt: skip
         with training_progress("fine-tuning") as update:
-            finetune(cfg, train, on_progress=update)
-    return str(output), data
+            target.build(on_progress=update)
+    return str(target.folder), target.data
 
 
 def demo_ticket_data(data: SyntheticData, customers: int) -> tuple:
