@@ -14,7 +14,7 @@ from typing import Protocol
 import torch
 
 from worker.engine.data import QARecord, Record, collate, encode_record, load_records
-from worker.engine.models import LoadedModel, load_model
+from worker.engine.models import LoadedModel, load_model, saved_model_hash
 from worker.engine.objectives.tokens import sequence_mean_nll, token_logprobs
 from worker.engine.stopping import ask_and_judge, check_probes
 from worker.engine.train import Progress
@@ -111,10 +111,29 @@ def run_robustness_probes(
 
 class EngineRunner:
     """The real engine: generation for the leak probes, teacher-forced probabilities for forget
-    and utility, `worker.engine.unlearn` for the change itself."""
+    and utility, `worker.engine.unlearn` for the change itself.
+
+    One model load per ticket: the model a stage leaves in memory is kept (one at a time) for
+    the next stage that asks for the same spec: assess's model is the one unlearning trains,
+    and the trained model is the saved version the evaluation measures (its spec and hash are
+    those `load_model` gives the written folder)."""
+
+    def __init__(self) -> None:
+        self._kept: LoadedModel | None = None
+
+    def _load(self, spec: str) -> LoadedModel:
+        kept, self._kept = self._kept, None
+        return kept if kept is not None and kept.spec == spec else load_model(spec)
+
+    def _keep(self, loaded: LoadedModel) -> None:
+        loaded.model.eval()
+        self._kept = loaded
 
     def assess(self, spec: str, records: Sequence[Record], policy: ModelPolicy) -> dict:
-        return measure(load_model(spec), records, policy)
+        loaded = self._load(spec)
+        result = measure(loaded, records, policy)
+        self._keep(loaded)
+        return result
 
     def unlearn(self, spec, records, policy, options, output, on_progress, should_stop) -> dict:
         from worker.engine.objectives import LossSettings
@@ -140,9 +159,14 @@ class EngineRunner:
             overwrite=True,  # a retried attempt's leftovers are ours to replace
         )
         retain = load_records(retain_path) if retain_path else None
+        loaded = self._load(spec)
         info = unlearn(
-            cfg, forget=records, retain=retain, on_progress=on_progress, should_stop=should_stop
-        )
+            cfg, forget=records, retain=retain, on_progress=on_progress, should_stop=should_stop,
+            loaded=loaded,
+        )  # fmt: skip
+        loaded.spec = str(output)  # what the pipeline names the version to evaluate
+        loaded.model_hash = saved_model_hash(Path(output), loaded.model_hash)
+        self._keep(loaded)
         return {
             "method": cfg.method,
             "adapter": cfg.adapter,
@@ -153,7 +177,7 @@ class EngineRunner:
         }
 
     def evaluate(self, spec, records, policy, assessment, run) -> dict:
-        loaded = load_model(spec)
+        loaded = self._load(spec)
         after = measure(loaded, records, policy)
         robustness = run_robustness_probes(loaded, records, policy)
         probe_leaks = {

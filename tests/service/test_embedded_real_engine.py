@@ -39,8 +39,14 @@ def service(tmp_path):
 
 
 def test_ticket_unlearns_the_tiny_model_with_grun_and_publishes_a_loadable_version(
-    service, tiny_model_dir, qa_records
+    service, tiny_model_dir, qa_records, monkeypatch
 ):
+    import worker.runner
+
+    loads = []
+    monkeypatch.setattr(
+        worker.runner, "load_model", lambda spec: loads.append(spec) or load_model(spec)
+    )
     forget, retain = qa_records[:2], qa_records[2:]
     service.policy_path("tiny").parent.mkdir(parents=True)
     service.policy_path("tiny").write_text(POLICY)
@@ -53,6 +59,7 @@ def test_ticket_unlearns_the_tiny_model_with_grun_and_publishes_a_loadable_versi
     final = service.run_until_closed(ticket_id, on_update=lambda t: updates.append(t["state"]))
     assert final["state"] == "published", final["error"]
     assert final["data_key_destroyed"] and updates[-1] == "published"
+    assert loads == [str(tiny_model_dir)]  # one load: assess, unlearn, evaluate share it
     evaluation = final["evaluation"]
     assert set(evaluation["leak_rate"]) == {"direct", "paraphrased", "adapter_removal"}
     assert {row["status"] for row in evaluation["robustness"].values()} == {"ok"}

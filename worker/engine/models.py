@@ -292,7 +292,13 @@ def _load_adapter_folder(folder: Path, manifest: dict, device, precision) -> Loa
         )
     loaded.model = ADAPTERS[kind].load(loaded.model, folder).to(loaded.device)
     loaded.spec = str(folder)
-    loaded.model_hash = hashlib.sha256(
-        f"{loaded.model_hash}+{hash_folder(folder)}".encode()
-    ).hexdigest()
+    loaded.model_hash = saved_model_hash(folder, loaded.model_hash)
     return loaded
+
+
+def saved_model_hash(folder: Path, base_hash: str) -> str:
+    """The hash `load_model(folder)` gives the model in a folder a run wrote on a base with
+    `base_hash`: the folder's own hash for whole weights, base + adapter for an adapter."""
+    if (Path(folder) / "config.json").is_file():
+        return folder_hash(Path(folder))
+    return hashlib.sha256(f"{base_hash}+{hash_folder(Path(folder))}".encode()).hexdigest()
