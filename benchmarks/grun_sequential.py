@@ -23,7 +23,8 @@ import torch
 from common import head_commit
 from methods_sanity import TARGET, build_target, data_slice, mean_prob
 
-from worker.engine.adapters.grun import GENERAL_QUESTIONS, gate_report
+from worker.engine.adapters.grun import GENERAL_QUESTIONS
+from worker.engine.adapters.grun_gates import gate_report
 from worker.engine.models import DEFAULT_MODEL, load_model
 from worker.engine.unlearn import UnlearnConfig, unlearn
 

@@ -9,7 +9,8 @@ import torch
 
 from tests.engine.memorized import FORGET, RETAIN, mean_nll
 from worker.engine.adapters import get_adapter
-from worker.engine.adapters.grun import GrunAdapter, gate_report, switched_off
+from worker.engine.adapters.grun import GrunAdapter
+from worker.engine.adapters.grun_gates import gate_report, switched_off
 from worker.engine.adapters.grun_module import GrunStack, default_layers, last_prompt_positions
 from worker.engine.artifacts import MANIFEST
 from worker.engine.data import QARecord, collate, encode_qa, format_prompt
@@ -107,6 +108,33 @@ def test_closed_gate_leaves_the_model_bit_for_bit_unchanged(tiny_model_dir, qa_r
         assert torch.equal(_logits(loaded, batch), before)
 
 
+def test_a_hard_gate_applies_all_of_the_edit_or_none_outside_training(tiny_model_dir, qa_records):
+    loaded = _load(tiny_model_dir)
+    batch = _batch(loaded.tokenizer, qa_records)
+    before = _logits(loaded, batch)
+    soft, hard = GrunAdapter(inference_gate="soft"), GrunAdapter(inference_gate="hard")
+    edited = {}
+    for adapter in (soft, hard):
+        adapter.attach(loaded.model, needs_reference=False)
+        _randomize(adapter.request)
+    for logit in (-1.0, 1.0, 40.0):  # σ = 0.27, 0.73, 1
+        for name, adapter in (("soft", soft), ("hard", hard)):
+            other = hard if adapter is soft else soft
+            _force_gates(adapter.request, logit)
+            other.request.enabled = False  # only this one on
+            loaded.model.eval()
+            edited[name, logit] = _logits(loaded, batch)
+            other.request.enabled = True
+    assert torch.equal(edited["hard", -1.0], before)  # closed below 0.5: nothing changes
+    assert not torch.allclose(edited["soft", -1.0], before)  # soft: a quarter of the edit
+    assert torch.equal(edited["hard", 1.0], edited["hard", 40.0])  # open: the whole edit
+    assert not torch.allclose(edited["hard", 1.0], before)
+    loaded.model.train()  # training is always soft: the gate needs its gradient
+    _force_gates(hard.request, -1.0)
+    soft.request.enabled = False
+    assert not torch.allclose(_logits(loaded, batch), before)
+
+
 @pytest.mark.parametrize("positions", ["last_prompt", "prompt", "all"])
 def test_only_the_chosen_layers_and_positions_change(tiny_model_dir, qa_records, positions):
     loaded = _load(tiny_model_dir)
@@ -179,7 +207,7 @@ def test_dropping_finished_rows_keeps_each_rows_own_gate(tiny_model_dir):
     """Batched generation drops finished rows from the KV cache; in `all` mode every later
     token is edited with the gate its own prompt decided, so the decisions must follow."""
     loaded = _load(tiny_model_dir)
-    adapter = GrunAdapter(positions="all")
+    adapter = GrunAdapter(positions="all", inference_gate="soft")  # gates of any value
     adapter.attach(loaded.model, needs_reference=False)
     _randomize(adapter.request)
     for reft in adapter.request.interventions.values():  # gates that differ between prompts
@@ -209,10 +237,11 @@ def test_dropping_finished_rows_keeps_each_rows_own_gate(tiny_model_dir):
 
 def test_save_then_load_reproduces_logits(tiny_model_dir, qa_records, tmp_path):
     loaded = _load(tiny_model_dir)
-    adapter = GrunAdapter(gate="linear")
+    adapter = GrunAdapter(gate="linear", inference_gate="soft")  # every gate value matters
     adapter.attach(loaded.model, needs_reference=False)
     _randomize(adapter.request)
     batch = _batch(loaded.tokenizer, qa_records)
+    loaded.model.eval()
     expected = _logits(loaded, batch)
     folder = _save(adapter, tmp_path / "request", tiny_model_dir)
     assert sorted(p.name for p in folder.iterdir()) == ["grun.json", "grun.safetensors", MANIFEST]
@@ -221,6 +250,7 @@ def test_save_then_load_reproduces_logits(tiny_model_dir, qa_records, tmp_path):
     reloaded = load_model(str(folder), precision="fp32")
     assert torch.allclose(_logits(reloaded, batch), expected, atol=1e-6, rtol=0)
     assert not any(p.requires_grad for p in reloaded.model.grun_stack.parameters())
+    assert reloaded.model.grun_stack.requests[0].config.inference_gate == "soft"
 
 
 def test_a_second_request_stacks_on_the_first(tiny_model_dir, qa_records, tmp_path):
@@ -307,6 +337,26 @@ def test_gate_loss_reuses_the_objectives_forwards_and_matches_its_own(tiny_model
     assert all(p.grad is not None for n, p in adapter.trainable().items() if ".gate." in n)
 
 
+def test_gate_loss_adds_rewordings_as_positives_and_other_subjects_as_negatives(
+    tiny_model_dir, qa_records
+):
+    loaded = _load(tiny_model_dir)
+    adapter = GrunAdapter(retain_negatives=8, paraphrase_positives=4, general_negatives=4)
+    adapter.attach(loaded.model, needs_reference=False)
+    adapter.set_gate_questions(["Where does Bob live?"], ["Which email does customer 1 use?"])
+    _force_gates(adapter.request, 2.0)
+    forget, retain = (_batch(loaded.tokenizer, qa_records[:4]),
+                      _batch(loaded.tokenizer, qa_records[4:]))  # fmt: skip
+    loss = adapter.auxiliary_loss(forget, retain)
+    assert set(adapter.training_gates) == {"forget", "paraphrased", "retain", "retain_more",
+                                           "general"}  # fmt: skip
+    # Every gate at logit 2: positives (4 forget + 1 rewording) cost softplus(-2) each,
+    # negatives (4 retain + 1 more + 4 general) softplus(2); λ_g = 10.
+    softplus = torch.nn.functional.softplus
+    expected = 10 * (5 * softplus(torch.tensor(-2.0)) + 9 * softplus(torch.tensor(2.0))) / 14
+    assert loss.item() == pytest.approx(expected.item(), rel=1e-5)
+
+
 def test_without_a_retain_batch_general_questions_are_the_gates_negatives(
     tiny_model_dir, qa_records
 ):
@@ -346,7 +396,8 @@ def test_every_objective_trains_with_grun(memorised_dir, tmp_path, method):
         model=str(memorised_dir),
         method=method,
         adapter="grun",
-        adapter_options={"layers": [0, 1], "gate": "linear"},
+        # A few steps leave the gates under 0.5: the soft gate shows what training changed.
+        adapter_options={"layers": [0, 1], "gate": "linear", "inference_gate": "soft"},
         steps=5,
         lr=3e-2,
         loss=settings,
@@ -378,7 +429,12 @@ def test_every_position_mode_unlearns(memorised_dir, tmp_path, positions):
         model=str(memorised_dir),
         method="npo",
         adapter="grun",
-        adapter_options={"layers": [0, 1], "gate": "linear", "positions": positions},
+        adapter_options={
+            "layers": [0, 1],
+            "gate": "linear",
+            "positions": positions,
+            "inference_gate": "soft",
+        },  # fmt: skip
         steps=5,
         lr=3e-2,
     )

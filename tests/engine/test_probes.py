@@ -19,7 +19,8 @@ from typer.testing import CliRunner
 
 from cli.main import app
 from tests.tiny import make_model, make_tokenizer
-from worker.engine.adapters.grun import GrunAdapter, switched_off
+from worker.engine.adapters.grun import GrunAdapter
+from worker.engine.adapters.grun_gates import switched_off
 from worker.engine.data import QARecord, TextRecord, collate, encode_qa
 from worker.engine.eval.probes import (
     PROBES,

@@ -81,7 +81,13 @@ def test_generation_perplexity_under_a_judge_model(tiny):
 
 @pytest.mark.parametrize(
     ("adapter", "options"),
-    [("lora", {}), ("grun", {"positions": "last_prompt"}), ("grun", {"positions": "prompt"})],
+    [
+        ("lora", {}),
+        # soft: the randomised gates lie anywhere, and the test needs the edit applied
+        ("grun", {"positions": "last_prompt", "inference_gate": "soft"}),
+        ("grun", {"positions": "prompt", "inference_gate": "soft"}),
+        ("grun", {"positions": "all", "inference_gate": "hard"}),
+    ],
 )
 def test_shared_prompt_scoring_through_adapters(tiny_model_dir, adapter, options):
     """A base + adapter model scores as one full pass would (the prompt's edit is in the cache)."""

@@ -17,6 +17,9 @@ lr = 1e-3
 batch_size = 2
 retain_data = "retain.jsonl"
 
+[unlearning.adapter_options]
+inference_gate = "soft"  # 3 steps do not open a gate past 0.5
+
 [evaluation]
 max_new_tokens = 8
 probes = ["adapter_removal"]

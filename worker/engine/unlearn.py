@@ -182,8 +182,9 @@ class UnlearnData:
         return hashes
 
 
-def diagnostic_questions(data: UnlearnData, limit: int = 64) -> dict[str, list[str]]:
-    """Forget, paraphrased forget and retain questions, for the adapter's gate report."""
+def diagnostic_questions(data: UnlearnData, limit: int | None = 64) -> dict[str, list[str]]:
+    """Forget, paraphrased forget and retain questions (at most `limit` of each), for the
+    adapter's gate report and gate loss."""
     qa_forget = [r for r in data.forget if isinstance(r, QARecord)]
     return {
         "forget": [r.question for r in qa_forget][:limit],
@@ -205,6 +206,9 @@ def step_loss_factory(cfg: UnlearnConfig, objective: Objective, settings, data: 
         retain = [encode_record(tokenizer, r, cfg.max_length) for r in data.retain or []]
         if hasattr(adapter, "set_diagnostic_questions"):  # GRUN: gate values in run.json
             adapter.set_diagnostic_questions(diagnostic_questions(data))
+        if hasattr(adapter, "set_gate_questions"):  # GRUN: more prompts for its gate loss
+            questions = diagnostic_questions(data, limit=None)
+            adapter.set_gate_questions(questions["retain"], questions["paraphrased_forget"])
         store = ReferenceValues(cfg.reference_cache_mb * 2**20) if cfg.reference_cache_mb else None
 
         def draw(examples: list[Example], stream: str, step: int) -> dict:

@@ -31,6 +31,9 @@ from worker.engine.data import format_prompt
 
 POSITIONS = ("last_prompt", "prompt", "all")
 GATES = ("linear", "mlp")
+# How the gate scales the edit outside training: "soft" σ(g(h)) as in training (the paper), or
+# "hard": the whole edit where σ(g(h)) > 0.5, none elsewhere.
+INFERENCE_GATES = ("soft", "hard")
 # The paper's layers for a 32-layer Llama (20, 25, 31), as fractions of the last layer's index.
 PAPER_LAYER_FRACTIONS = (20 / 31, 25 / 31, 1.0)
 # Questions with different endings: the tokens every formatted prompt shares at its end
@@ -46,10 +49,15 @@ class GrunConfig:
     gate: str = "mlp"
     positions: str = "last_prompt"
     prompt_markers: tuple[tuple[int, ...], ...] = ()
+    inference_gate: str = "soft"
 
     def __post_init__(self) -> None:
         if self.positions not in POSITIONS:
             raise ValueError(f"positions must be one of {POSITIONS}, got {self.positions!r}")
+        if self.inference_gate not in INFERENCE_GATES:
+            raise ValueError(
+                f"inference_gate must be one of {INFERENCE_GATES}, got {self.inference_gate!r}"
+            )
         if self.gate not in GATES:
             raise ValueError(f"gate must be one of {GATES}, got {self.gate!r}")
         if self.rank < 1 or self.rank > self.hidden_size:
@@ -72,6 +80,8 @@ class GrunConfig:
             gate=row["gate"],
             positions=row["positions"],
             prompt_markers=tuple(tuple(int(t) for t in m) for m in row["prompt_markers"]),
+            # Modules saved before the option existed were soft at inference.
+            inference_gate=row.get("inference_gate", "soft"),
         )
 
 
@@ -240,6 +250,8 @@ class GrunRequest(nn.Module):
             if self.gate_log is not None and logit.requires_grad:
                 self.gate_log.add(call, layer, logit)
             gate = torch.sigmoid(logit)
+            if not self.training and self.config.inference_gate == "hard":
+                gate = (logit > 0).to(gate.dtype)
             self.decisions[layer] = gate.detach()
             where = call.edit_mask(self.config.positions)
         scale = gate[:, None, :] * where[..., None]  # (B, T, 1)

@@ -167,7 +167,7 @@ def gate_block(loaded: LoadedModel, suite, options: EvalOptions) -> dict | None:
     stack = getattr(loaded.model, "grun_stack", None)
     if stack is None or not stack.requests:
         return None
-    from worker.engine.adapters.grun import gate_report
+    from worker.engine.adapters.grun_gates import gate_report
 
     sets = {name: [r.question for r in s.records] for name, s in suite.sets.items()}
     if "forget" in suite.sets:

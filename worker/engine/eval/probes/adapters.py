@@ -11,7 +11,7 @@ import contextlib
 from peft import PeftModel
 from torch import nn
 
-from worker.engine.adapters.grun import gate_values, switched_off
+from worker.engine.adapters.grun_gates import gate_values, switched_off
 from worker.engine.adapters.grun_module import GrunStack
 from worker.engine.eval.probes.base import ProbeSkipped, probe
 from worker.engine.eval.probes.measure import ProbeContext
