@@ -193,7 +193,8 @@ class GrunAdapter:
                 reft.set_gate_bias(logit)
         self.request.requires_grad_(True)
         self.request.gate_log = GateLog()
-        self.pools["general"] = PromptPool(self.tokenizer, GENERAL_QUESTIONS, device)
+        self.pools["general"] = PromptPool(self.tokenizer, GENERAL_QUESTIONS)
+        self._device = device
         lowest = min(config.layers)
         if self.options.prefix_cache_mb and lowest > 0:
             # Everything below this request's lowest layer is frozen: its output never changes.
@@ -248,10 +249,9 @@ class GrunAdapter:
     def set_gate_questions(self, retain: Sequence[str], paraphrased: Sequence[str]) -> None:
         """Other subjects' questions (gate 0) and the forget records' rewordings (gate 1) the
         gate loss draws from each step, beyond the objective's own batches."""
-        device = next(self.request.parameters()).device
         for name, questions in (("retain", retain), ("paraphrased", paraphrased)):
             if questions:
-                self.pools[name] = PromptPool(self.tokenizer, questions, device)
+                self.pools[name] = PromptPool(self.tokenizer, questions)
 
     def auxiliary_loss(self, forget_batch: Mapping, retain_batch: Mapping | None) -> torch.Tensor:
         """λ_g · BCE of this request's gates, mean over rows and layers: 1 on the forget prompts
@@ -268,13 +268,19 @@ class GrunAdapter:
         negatives = {}
         if retain_batch is not None:
             negatives["retain"] = self._batch_gate_logits(retain_batch, "retain")  # (B_r, L)
-        drawn = {"paraphrased": (positives, options.paraphrase_positives),
-                 "retain_more": (negatives, options.retain_negatives),
-                 "general": (negatives, general)}  # fmt: skip
-        for name, (into, count) in drawn.items():
-            pool = self.pools.get(name.removesuffix("_more"))
-            if pool is not None and count:
-                into[name] = self._batch_gate_logits(pool.draw(count), name)
+        counts = {"paraphrased": options.paraphrase_positives,
+                  "retain_more": options.retain_negatives, "general": general}  # fmt: skip
+        drawn = {name: self.pools[name.removesuffix("_more")].draw(count)
+                 for name, count in counts.items()
+                 if count and name.removesuffix("_more") in self.pools}  # fmt: skip
+        if drawn:  # one gate pass over every drawn prompt
+            rows = [row for examples in drawn.values() for row in examples]
+            batch = {
+                k: v.to(self._device) for k, v in collate(rows, self.tokenizer.pad_token_id).items()
+            }
+            logits = self._batch_gate_logits(batch, "drawn").split([len(e) for e in drawn.values()])
+            for name, part in zip(drawn, logits, strict=True):
+                (positives if name == "paraphrased" else negatives)[name] = part
         self.request.gate_log.clear()
         self.training_gates = {
             name: torch.sigmoid(logits).mean().item()
@@ -333,8 +339,7 @@ class GrunAdapter:
 class PromptPool:
     """Questions the gate loss draws a few of at each step, in turn, as formatted prompts."""
 
-    def __init__(self, tokenizer, questions: Sequence[str], device) -> None:
-        self.tokenizer, self.device = tokenizer, device
+    def __init__(self, tokenizer, questions: Sequence[str]) -> None:
         ids = [
             tokenizer(format_prompt(tokenizer, q), add_special_tokens=False)["input_ids"]
             for q in questions
@@ -342,12 +347,11 @@ class PromptPool:
         self.examples = [Example(row, [IGNORE_INDEX] * len(row)) for row in ids]
         self.cursor = 0
 
-    def draw(self, count: int) -> dict[str, torch.Tensor]:
+    def draw(self, count: int) -> list[Example]:
         n = len(self.examples)
         rows = [self.examples[(self.cursor + i) % n] for i in range(min(count, n))]
         self.cursor = (self.cursor + len(rows)) % n
-        batch = collate(rows, self.tokenizer.pad_token_id)
-        return {k: v.to(self.device) for k, v in batch.items()}
+        return rows
 
 
 def save_request(request: GrunRequest, folder: Path) -> None:
