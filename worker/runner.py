@@ -18,6 +18,7 @@ from worker.engine.models import LoadedModel, load_model, saved_model_hash
 from worker.engine.objectives.tokens import sequence_mean_nll, token_logprobs
 from worker.engine.stopping import ask_and_judge, check_probes
 from worker.engine.train import Progress
+from worker.engine.unlearn import record_key
 from worker.policy import ModelPolicy, require_file
 
 
@@ -72,15 +73,29 @@ def leak_rates(loaded: LoadedModel, records: Sequence[Record], max_new_tokens: i
     return {"leak_rate": rates, "probed": counts}
 
 
-def utility_records(policy: ModelPolicy) -> list[Record]:
+def _without(records: list[Record], forget: Sequence[Record]) -> list[Record]:
+    """A model's retain or utility file usually holds every customer; the records a ticket
+    forgets must be neither kept nor counted as utility."""
+    forgotten = {record_key(r) for r in forget}
+    return [r for r in records if record_key(r) not in forgotten]
+
+
+def retain_records(policy: ModelPolicy, forget: Sequence[Record]) -> list[Record]:
+    path = require_file(policy, policy.unlearning.retain_data, "retain_data")
+    return _without(load_records(path), forget) if path else []
+
+
+def utility_records(policy: ModelPolicy, forget: Sequence[Record]) -> list[Record]:
     value = policy.evaluation.utility_data or policy.unlearning.retain_data
     path = require_file(policy, value, "utility_data")
-    return load_records(path)[: policy.evaluation.utility_limit] if path else []
+    if path is None:
+        return []
+    return _without(load_records(path), forget)[: policy.evaluation.utility_limit]
 
 
 def measure(loaded: LoadedModel, records: Sequence[Record], policy: ModelPolicy) -> dict:
     started = time.perf_counter()
-    utility = utility_records(policy)
+    utility = utility_records(policy, records)
     result = leak_rates(loaded, records, policy.evaluation.max_new_tokens)
     result["forget_prob"] = fmean(answer_probs(loaded, records))
     result["utility_prob"] = fmean(answer_probs(loaded, utility)) if utility else None
@@ -94,7 +109,7 @@ def run_robustness_probes(
 ) -> dict:
     """The policy's probes on the new model: per probe its status and leak rates (numbers only)."""
     forget = [r for r in records if isinstance(r, QARecord)]
-    retain = [r for r in utility_records(policy) if isinstance(r, QARecord)]
+    retain = [r for r in utility_records(policy, records) if isinstance(r, QARecord)]
     if not policy.evaluation.probes:
         return {}
     if not forget or not retain:
@@ -140,7 +155,13 @@ class EngineRunner:
         from worker.engine.unlearn import UnlearnConfig, unlearn
 
         plan = policy.unlearning
-        retain_path = require_file(policy, plan.retain_data, "retain_data")
+        retain = retain_records(policy, records)
+        loss = dict(plan.loss)
+        if not retain:
+            # No retain data (e.g. a model without a policy file): the retain term is off; GRUN's
+            # gate still learns to stay shut from its built-in general questions, and the
+            # evaluation holds the result when no utility could be measured.
+            loss["alpha"] = 0.0
         cfg = UnlearnConfig(
             output=str(output),
             model=spec,
@@ -151,17 +172,17 @@ class EngineRunner:
             lr=plan.lr,
             batch_size=plan.batch_size,
             seed=plan.seed,
-            loss=LossSettings(**plan.loss),
+            loss=LossSettings(**loss),
             # Unlearn until it is gone: stop once the probes the publish rule limits pass.
             stop_leak_rate=dict(policy.publish.max_leak_rate),
             stop_neighbours_kept=policy.publish.min_utility_ratio,
             check_every=plan.check_every,
             overwrite=True,  # a retried attempt's leftovers are ours to replace
         )
-        retain = load_records(retain_path) if retain_path else None
         loaded = self._load(spec)
         info = unlearn(
-            cfg, forget=records, retain=retain, on_progress=on_progress, should_stop=should_stop,
+            cfg, forget=records, retain=retain or None, on_progress=on_progress,
+            should_stop=should_stop,
             loaded=loaded,
         )  # fmt: skip
         loaded.spec = str(output)  # what the pipeline names the version to evaluate

@@ -50,7 +50,9 @@ def test_ticket_unlearns_the_tiny_model_with_grun_and_publishes_a_loadable_versi
     monkeypatch.setattr(
         worker.runner, "load_model", lambda spec: loads.append(spec) or load_model(spec)
     )
-    forget, retain = qa_records[:2], qa_records[2:]
+    # The model's retain file holds every customer, the subject too: the ticket's records are
+    # left out of it, not refused.
+    forget, retain = qa_records[:2], qa_records
     service.policy_path("tiny").parent.mkdir(parents=True)
     service.policy_path("tiny").write_text(POLICY)
     (service.policy_path("tiny").parent / "retain.jsonl").write_text(
@@ -80,3 +82,16 @@ def test_ticket_unlearns_the_tiny_model_with_grun_and_publishes_a_loadable_versi
         "ticket.data_key_destroyed",
     ]
     assert service.verify()["ok"]
+
+
+def test_a_model_without_a_policy_file_unlearns_and_is_held_for_lack_of_utility_data(
+    service, tiny_model_dir, qa_records
+):
+    service.register_model("bare", str(tiny_model_dir))
+    ticket_id = service.submit("bare", qa_records[:2], subject_id="customer-0")
+    final = service.run_until_closed(ticket_id)
+    assert final["state"] == "held", final["error"]
+    evaluation = final["evaluation"]
+    assert evaluation["utility"]["ratio"] is None and "direct" in evaluation["leak_rate"]
+    held = [e for e in service.events(ticket_id) if e["event_type"] == "ticket.held"]
+    assert "utility was not measured" in held[0]["data"]["violations"]
