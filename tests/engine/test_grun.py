@@ -34,11 +34,15 @@ def _batch(tokenizer, records):
 
 def _force_gates(request, logit: float) -> None:
     """Make every gate of a request output `logit` whatever its input (0 weights, fixed bias)."""
+    for reft in request.interventions.values():
+        _force_gates_of(reft, logit)
+
+
+def _force_gates_of(reft, logit: float) -> None:
     with torch.no_grad():
-        for reft in request.interventions.values():
-            last = reft.gate[-1] if isinstance(reft.gate, torch.nn.Sequential) else reft.gate
-            last.weight.zero_()
-            last.bias.fill_(logit)
+        last = reft.gate[-1] if isinstance(reft.gate, torch.nn.Sequential) else reft.gate
+        last.weight.zero_()
+        last.bias.fill_(logit)
 
 
 def _randomize(request, seed: int = 1) -> None:
@@ -133,6 +137,29 @@ def test_a_hard_gate_applies_all_of_the_edit_or_none_outside_training(tiny_model
     _force_gates(hard.request, -1.0)
     soft.request.enabled = False
     assert not torch.allclose(_logits(loaded, batch), before)
+
+
+def test_a_consensus_gate_takes_one_decision_for_all_layers(tiny_model_dir, qa_records):
+    """Open when the mean of the layers' gates is above 0.5: a lone layer's gate opening on
+    another customer's question no longer edits (measured: layer 19's gate did on 19% of the
+    ticket benchmark's neighbour questions, layers 23 and 29 on none)."""
+    loaded = _load(tiny_model_dir)
+    batch = _batch(loaded.tokenizer, qa_records)
+    before = _logits(loaded, batch)
+    adapter = GrunAdapter(layers=[1, 3], inference_gate="consensus")
+    adapter.attach(loaded.model, needs_reference=False)
+    _randomize(adapter.request)
+    loaded.model.eval()
+
+    def logits_with(low: float, high: float):
+        for layer, logit in (("1", low), ("3", high)):
+            _force_gates_of(adapter.request.interventions[layer], logit)
+        return _logits(loaded, batch)
+
+    assert torch.equal(logits_with(1.0, -3.0), before)  # σ 0.73 and 0.05: mean 0.39, closed
+    opened = logits_with(3.0, -1.0)  # σ 0.95 and 0.27: mean 0.61, open at both layers
+    assert torch.equal(opened, logits_with(40.0, 40.0))
+    assert not torch.allclose(opened, before)
 
 
 @pytest.mark.parametrize("positions", ["last_prompt", "prompt", "all"])

@@ -93,6 +93,7 @@ def test_shared_prompt_scoring_through_adapters(tiny_model_dir, adapter, options
     """A base + adapter model scores as one full pass would (the prompt's edit is in the cache)."""
     loaded = load_model(str(tiny_model_dir), precision="fp32")
     base = full_sequence_logprobs(loaded, QUESTIONS[0], "ada@example.com")
+    torch.manual_seed(0)  # the adapter's initial weights: not whatever earlier tests left
     attached = get_adapter(adapter, **options)
     loaded.model = attached.attach(loaded.model, needs_reference=False)
     generator = torch.Generator().manual_seed(0)

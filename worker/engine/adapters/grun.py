@@ -105,11 +105,13 @@ class GrunOptions:
     # The hidden states entering the lowest GRUN layer are stored per training sequence and
     # later steps start there (frozen_prefix.py); the store's limit in MiB, 0: off.
     prefix_cache_mb: int = DEFAULT_MAX_BYTES // 2**20
-    # Outside training the gate is a decision: the whole edit above 0.5, none below. Measured
-    # on the ticket benchmark's first 5 tickets (the same modules, asked both ways): the soft
-    # gate's 0.2-0.5 on other customers' questions garbled their facts (neighbours' recall
-    # kept 0.71-1.04x, mean 0.88x); hard kept 1.0x on 4 of 5, with the same 0 leaks.
-    inference_gate: str = "hard"
+    # Outside training the gates take one decision per prompt for all layers (grun_module's
+    # INFERENCE_GATES). Measured on the ticket benchmark (issue 19): the soft gate's 0.2-0.5 on
+    # other customers' questions garbled their facts (neighbours' recall kept 0.71-1.04x);
+    # a hard gate per layer kept 1.0x on 4 of 5 modules, but layer 19's gate alone opened on
+    # 19% of the neighbours' questions (layers 23 and 29 on none) and cost up to 0.58x; the
+    # consensus of the layers kept them (benchmarks/results/tickets.md).
+    inference_gate: str = "consensus"
 
     def __post_init__(self) -> None:
         if self.initial_gate is not None and not 0 < self.initial_gate < 1:

@@ -21,7 +21,7 @@ def gate_logits(model: nn.Module, requests: Sequence[GrunRequest], input_ids, at
     stack = GrunStack.of(model)
     top = max(layer for r in requests for layer in r.config.layers)
     decoder = decoder_of(model)
-    with stack.recording(requests), layer_window(decoder, 0, top + 1):
+    with stack.soft(), stack.recording(requests), layer_window(decoder, 0, top + 1):
         decoder(input_ids=input_ids, attention_mask=attention_mask, use_cache=False)
         per_request = [torch.cat([r.record[i] for i in r.config.layers], 1) for r in requests]
     return torch.stack(per_request, 1)

@@ -31,9 +31,11 @@ from worker.engine.data import format_prompt
 
 POSITIONS = ("last_prompt", "prompt", "all")
 GATES = ("linear", "mlp")
-# How the gate scales the edit outside training: "soft" σ(g(h)) as in training (the paper), or
-# "hard": the whole edit where σ(g(h)) > 0.5, none elsewhere.
-INFERENCE_GATES = ("soft", "hard")
+# How the gate scales the edit outside training: "soft" σ(g(h)) as in training (the paper);
+# "hard": at each layer the whole edit where that layer's σ(g(h)) > 0.5, none elsewhere;
+# "consensus": one decision per prompt for all the request's layers, open when the mean of its
+# layers' σ(g(h)) > 0.5, the gates read as in training (a soft pass over the prompt first).
+INFERENCE_GATES = ("soft", "hard", "consensus")
 # The paper's layers for a 32-layer Llama (20, 25, 31), as fractions of the last layer's index.
 PAPER_LAYER_FRACTIONS = (20 / 31, 25 / 31, 1.0)
 # Questions with different endings: the tokens every formatted prompt shares at its end
@@ -150,6 +152,7 @@ class CallState:
     valid: torch.Tensor  # (B, T) bool, not padding
     last_prompt: torch.Tensor | None  # (B,) only when not decoding
     prompt_keys: list[tuple[int, ...]] | None = None  # only while a GateLog listens
+    soft: bool = False  # every gate as in training (the consensus pre-pass, gate reports)
 
     def edit_mask(self, positions: str) -> torch.Tensor:
         """(B, T) bool: where a module in `positions` mode edits during a prompt pass."""
@@ -234,6 +237,7 @@ class GrunRequest(nn.Module):
         self.record: dict[int, torch.Tensor] | None = None  # gate logits (B, 1) by layer
         self.decisions: dict[int, torch.Tensor] = {}  # σ(gate) (B, 1) of the last prompt pass
         self.gate_log: GateLog | None = None  # set while this request trains
+        self.consensus: torch.Tensor | None = None  # (B, 1) 0/1 for the prompt pass in progress
 
     def apply(self, layer: int, hidden: torch.Tensor, call: CallState) -> torch.Tensor:
         """hidden: (B, T, d) block output -> the same with this request's edit added."""
@@ -250,8 +254,11 @@ class GrunRequest(nn.Module):
             if self.gate_log is not None and logit.requires_grad:
                 self.gate_log.add(call, layer, logit)
             gate = torch.sigmoid(logit)
-            if not self.training and self.config.inference_gate == "hard":
-                gate = (logit > 0).to(gate.dtype)
+            if not self.training and not call.soft:
+                if self.config.inference_gate == "hard":
+                    gate = (logit > 0).to(gate.dtype)
+                elif self.consensus is not None:
+                    gate = self.consensus.to(gate.dtype)
             self.decisions[layer] = gate.detach()
             where = call.edit_mask(self.config.positions)
         scale = gate[:, None, :] * where[..., None]  # (B, T, 1)
@@ -296,6 +303,7 @@ class GrunStack(nn.Module):
         self.call: CallState | None = None
         self._hooks: dict[int, object] = {}
         self._prompt_hook = None
+        self._soft = False  # inside `soft()`: no consensus pre-pass, every gate soft
 
     @staticmethod
     def of(model: nn.Module) -> GrunStack:
@@ -345,7 +353,38 @@ class GrunStack(nn.Module):
         keys = None
         if last_prompt is not None and any(r.gate_log is not None for r in self.requests):
             keys = prompt_keys(input_ids, valid, last_prompt) if input_ids is not None else None
-        self.call = CallState(decoding, valid, last_prompt, keys)
+        if not decoding and not self._soft and input_ids is not None:
+            self._decide(decoder, input_ids, valid, last_prompt)
+        self.call = CallState(decoding, valid, last_prompt, keys, soft=self._soft)
+
+    def _decide(self, decoder, input_ids, valid, last_prompt) -> None:
+        """Consensus requests outside training: their gates over the prompt as in training
+        (one soft pass up to their top layer), then one 0/1 decision per row for all layers."""
+        deciding = [r for r in self.requests if r.enabled and not r.training
+                    and r.config.inference_gate == "consensus"]  # fmt: skip
+        for request in self.requests:
+            request.consensus = None
+        if not deciding or not self.enabled:  # switched off: no edit to decide on
+            return
+        from worker.engine.adapters.frozen_prefix import layer_window  # imports this module
+
+        top = max(layer for r in deciding for layer in r.config.layers)
+        cut = int(last_prompt.max()) + 1  # the gates read the last prompt token: causal
+        with self.soft(), self.recording(deciding), layer_window(decoder, 0, top + 1):
+            decoder(input_ids=input_ids[:, :cut], attention_mask=valid[:, :cut].long(),
+                    use_cache=False)  # fmt: skip
+            for r in deciding:
+                gates = torch.sigmoid(torch.cat([r.record[i] for i in r.config.layers], 1))
+                r.consensus = (gates.float().mean(1, keepdim=True) > 0.5).float()  # (B, 1)
+
+    @contextmanager
+    def soft(self):
+        """Inside: every gate as in training, whatever the requests' inference gate."""
+        was, self._soft = self._soft, True
+        try:
+            yield
+        finally:
+            self._soft = was
 
     def _hook_for(self, layer: int):
         def hook(block, args, output):
