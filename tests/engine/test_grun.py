@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import pytest
 import torch
@@ -158,8 +159,9 @@ def test_a_consensus_gate_takes_one_decision_for_all_layers(tiny_model_dir, qa_r
 
     assert torch.equal(logits_with(1.0, -3.0), before)  # σ 0.73 and 0.05: mean 0.39, closed
     opened = logits_with(3.0, -1.0)  # σ 0.95 and 0.27: mean 0.61, open at both layers
-    assert torch.equal(opened, logits_with(40.0, 40.0))
     assert not torch.allclose(opened, before)
+    adapter.request.config = replace(adapter.request.config, inference_gate="soft")
+    assert torch.equal(opened, _logits(loaded, batch))  # open: the edit as trained
 
 
 @pytest.mark.parametrize("positions", ["last_prompt", "prompt", "all"])

@@ -34,7 +34,8 @@ GATES = ("linear", "mlp")
 # How the gate scales the edit outside training: "soft" σ(g(h)) as in training (the paper);
 # "hard": at each layer the whole edit where that layer's σ(g(h)) > 0.5, none elsewhere;
 # "consensus": one decision per prompt for all the request's layers, open when the mean of its
-# layers' σ(g(h)) > 0.5, the gates read as in training (a soft pass over the prompt first).
+# layers' σ(g(h)) > 0.5 (read as in training, by a soft pass over the prompt first); open, the
+# edit is the trained one (scaled by σ, as in training), closed there is none.
 INFERENCE_GATES = ("soft", "hard", "consensus")
 # The paper's layers for a 32-layer Llama (20, 25, 31), as fractions of the last layer's index.
 PAPER_LAYER_FRACTIONS = (20 / 31, 25 / 31, 1.0)
@@ -258,7 +259,8 @@ class GrunRequest(nn.Module):
                 if self.config.inference_gate == "hard":
                     gate = (logit > 0).to(gate.dtype)
                 elif self.consensus is not None:
-                    gate = self.consensus.to(gate.dtype)
+                    # As trained where open: a whole edit (1, not σ ≈ 0.85) garbled answers.
+                    gate = gate * self.consensus.to(gate.dtype)
             self.decisions[layer] = gate.detach()
             where = call.edit_mask(self.config.positions)
         scale = gate[:, None, :] * where[..., None]  # (B, T, 1)
