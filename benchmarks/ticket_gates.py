@@ -67,7 +67,7 @@ def main() -> None:
         f"Command: `nice python benchmarks/ticket_gates.py {' '.join(sys.argv[1:])}`  ",
         f"Commit: {head_commit()}. The modules of the ticket runs in the cache "
         f"({len(versions)} tickets of `obliviate bench tickets`), each asked with its gates "
-        "read as named; everything else as in benchmarks/results/tickets.md.",
+        "read as named; everything else as in benchmarks/results/tickets_per_layer_gate.md.",
         "",
         "| ticket | gate | direct | paraphrased | unseen | neighbours kept | general unchanged |",
         "|---|---|---|---|---|---|---|",
