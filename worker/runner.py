@@ -15,10 +15,11 @@ import torch
 
 from worker.engine.data import QARecord, Record, collate, encode_record, load_records
 from worker.engine.models import LoadedModel, load_model, saved_model_hash
+from worker.engine.objectives import LossSettings
 from worker.engine.objectives.tokens import sequence_mean_nll, token_logprobs
 from worker.engine.stopping import ask_and_judge, check_probes
 from worker.engine.train import Progress
-from worker.engine.unlearn import record_key
+from worker.engine.unlearn import UnlearnConfig, record_key, unlearn
 from worker.policy import ModelPolicy, require_file
 
 
@@ -151,9 +152,6 @@ class EngineRunner:
         return result
 
     def unlearn(self, spec, records, policy, options, output, on_progress, should_stop) -> dict:
-        from worker.engine.objectives import LossSettings
-        from worker.engine.unlearn import UnlearnConfig, unlearn
-
         plan = policy.unlearning
         retain = retain_records(policy, records)
         loss = dict(plan.loss)

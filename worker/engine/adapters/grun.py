@@ -196,7 +196,6 @@ class GrunAdapter:
         self.request.requires_grad_(True)
         self.request.gate_log = GateLog()
         self.pools["general"] = PromptPool(self.tokenizer, GENERAL_QUESTIONS)
-        self._device = device
         lowest = min(config.layers)
         if self.options.prefix_cache_mb and lowest > 0:
             # Everything below this request's lowest layer is frozen: its output never changes.
@@ -277,9 +276,8 @@ class GrunAdapter:
                  if count and name.removesuffix("_more") in self.pools}  # fmt: skip
         if drawn:  # one gate pass over every drawn prompt
             rows = [row for examples in drawn.values() for row in examples]
-            batch = {
-                k: v.to(self._device) for k, v in collate(rows, self.tokenizer.pad_token_id).items()
-            }
+            device = next(self.request.parameters()).device
+            batch = {k: v.to(device) for k, v in collate(rows, self.tokenizer.pad_token_id).items()}
             logits = self._batch_gate_logits(batch, "drawn").split([len(e) for e in drawn.values()])
             for name, part in zip(drawn, logits, strict=True):
                 (positives if name == "paraphrased" else negatives)[name] = part

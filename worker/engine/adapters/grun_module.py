@@ -27,6 +27,7 @@ import torch
 from torch import nn
 from torch.nn.utils.parametrizations import orthogonal
 
+from worker.engine.adapters.frozen_prefix import layer_window
 from worker.engine.data import format_prompt
 
 POSITIONS = ("last_prompt", "prompt", "all")
@@ -368,8 +369,6 @@ class GrunStack(nn.Module):
             request.consensus = None
         if not deciding or not self.enabled:  # switched off: no edit to decide on
             return
-        from worker.engine.adapters.frozen_prefix import layer_window  # imports this module
-
         top = max(layer for r in deciding for layer in r.config.layers)
         cut = int(last_prompt.max()) + 1  # the gates read the last prompt token: causal
         with self.soft(), self.recording(deciding), layer_window(decoder, 0, top + 1):
