@@ -7,7 +7,9 @@ from typer.testing import CliRunner
 from cli.main import app
 from tests.tofu_files import write_tofu_mini
 from worker.bench import cells as cells_module
+from worker.bench import epochs as epochs_module
 from worker.bench.cells import BenchOptions, Cell, cell_dir, select_cells
+from worker.bench.epochs import selection_score
 from worker.bench.report import target_lines
 from worker.bench.rows import RowStore
 from worker.bench.run import run_tofu_mini
@@ -142,8 +144,10 @@ def test_cli_refuses_bad_options_before_any_work(tmp_path, option, value, named)
 
 def bench_row(method: str, adapter: str, utility: float, fq: float, wall: float) -> dict:
     summary = {"model_utility": utility, "forget_quality": fq}
+    # 10 s of it were per-epoch checks: not training time
+    selection = {"checks": [{"step": 5}], "picked_step": 5, "seconds": 10.0}
     return {"name": f"{method}-{adapter}", "cell": {"method": method, "adapter": adapter},
-            "summary": summary, "cost": {"wall_time_s": wall}}  # fmt: skip
+            "summary": summary, "cost": {"wall_time_s": wall + 10.0}, "selection": selection}  # fmt: skip
 
 
 def test_grun_targets_are_checked_against_the_rows():
@@ -151,15 +155,46 @@ def test_grun_targets_are_checked_against_the_rows():
     rows = [
         bench_row("npo", "full", 0.25, 1e-4, 400.0),
         bench_row("npo", "grun", 0.295, 0.2, 90.0),  # 0.98 × utility, 0.225 × full, 9% retrain
-        bench_row("idk", "grun", 0.20, 1e-3, 30.0),
+        bench_row("idk", "grun", 0.20, 0.3, 130.0),  # forgets, but keeps 0.67 of the utility
     ]
     lines = "\n".join(target_lines(rows, target, retrain_s=1000.0))
-    assert "npo-grun: Model Utility 0.98 × target (aim ≥ 0.97): met" in lines
-    assert "idk-grun: Model Utility 0.67 × target (aim ≥ 0.97): **missed**" in lines
-    assert "npo-grun: wall time 0.23 × npo-full (aim ≤ 0.25): met" in lines
+    assert "npo-grun: Forget Quality 2.00e-01 (aim ≥ 0.05) with Model Utility 0.98" in lines
+    assert "idk-grun: Forget Quality 3.00e-01 (aim ≥ 0.05) with Model Utility 0.67" in lines
+    assert lines.count(": met") == 3 and lines.count("**missed**") == 1
     assert "idk-grun: wall time" not in lines  # no idk-full row to compare with
-    assert "best GRUN cell by Forget Quality, npo-grun: 2.00e-01 (aim ≥ 0.05): met" in lines
-    assert "npo-grun costs 9.0% of retraining (aim ≤ 10%): met" in lines
+    assert "npo-grun: wall time 0.23 × npo-full (aim ≤ 0.25): met" in lines
+    assert "cheapest GRUN cell, npo-grun, costs 9.0% of retraining (aim ≤ 10%): met" in lines
+
+
+def test_a_cell_ends_on_the_epoch_its_rule_picks(tiny_model_dir, bench_options, tmp_path,
+                                                 monkeypatch):  # fmt: skip
+    # Make the rule prefer the first epoch, whatever it measured: the saved model must then be
+    # that epoch's, not the last one trained.
+    scores = iter([3.0, 2.0, 1.0])
+    monkeypatch.setattr(epochs_module, "selection_score", lambda fq, kept: next(scores))
+    recipe = FixtureRecipe(model=str(tiny_model_dir), epochs=1, batch_size=32)
+    cell = Cell("npo", "lora", epochs=3, batch_size=100, lr=1e-2)  # 2 steps per epoch
+    results = tmp_path / "results"
+    table = run_tofu_mini(["forget05"], [cell], bench_options, recipe, results_dir=results)
+
+    row = RowStore(results / "tofu_mini" / "forget05").cell(cell.name)
+    checks = row["selection"]["checks"]
+    assert [c["step"] for c in checks] == [2, 4, 6] and row["selection"]["picked_step"] == 2
+    assert checks[0]["forget_truth_ratio"] != pytest.approx(checks[-1]["forget_truth_ratio"])
+    # The evaluation scored the picked epoch's weights (the same questions, the same metric).
+    assert row["summary"]["forget_truth_ratio"] == pytest.approx(
+        checks[0]["forget_truth_ratio"], rel=1e-3
+    )
+    text = table.read_text()
+    assert first_table(text)[-1]["epoch"] == "1/3"
+    assert f"- {cell.name} (FQ / retain kept, epoch 1 on): " in text
+
+
+def test_the_selection_rule_prefers_forgetting_only_where_retain_utility_is_kept():
+    kept, lost = selection_score(0.01, 0.96), selection_score(0.9, 0.94)
+    assert kept > lost  # a forgetful epoch that lost utility never wins
+    assert selection_score(0.2, 0.95) > selection_score(0.1, 1.2)  # among kept: higher FQ
+    assert selection_score(0.9, 0.5) < selection_score(0.0, 0.9)  # none kept: keeps the most
 
 
 def test_a_sweep_point_is_its_own_cell():

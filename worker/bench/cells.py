@@ -8,17 +8,20 @@ resumes its unlearning from the last checkpoint.
 from __future__ import annotations
 
 import json
+import math
 import shutil
 import subprocess
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from worker.bench.epochs import epoch_check
 from worker.bench.rows import RowStore
 from worker.bench.tofu_mini import FORGET_ROWS, default_tofu_dir, fixtures_dir, tofu_mini_records
 from worker.engine.eval.evaluate import EvalOptions, evaluate
 from worker.engine.eval.probes import ProbeOptions, run_suite_probes
 from worker.engine.eval.report import write_eval
+from worker.engine.eval.suites import tofu_suite
 from worker.engine.models import load_model
 from worker.engine.objectives import LossSettings
 from worker.engine.unlearn import UnlearnConfig, unlearn
@@ -38,7 +41,10 @@ BENCH_PROBES = (
     "direct,paraphrased_question,no_chat,system_prompt,embedded_question,fill_in_blank,"
     "multiple_choice,quantize_int8,adapter_removal,gate_evasion"
 )
-EPOCHS = 2  # passes over the forget set at batch 4 forget + 4 retain (100 steps on forget05)
+# Passes over the forget set at batch 4 forget + 4 retain (500 steps on forget05), measured
+# after each; the cell ends on the epoch `epochs.py`'s rule picks. 10: OpenUnlearning's NPO
+# budget on TOFU (the earlier table's 2 left GRUN's truth ratios where the target had them).
+EPOCHS = 10
 BATCH_SIZE = 4
 
 
@@ -52,6 +58,7 @@ class Cell:
     batch_size: int = BATCH_SIZE
     loss: LossSettings = field(default_factory=LossSettings)
     adapter_options: dict = field(default_factory=dict)
+    select_epoch: bool = True  # evaluate every epoch and end on the rule's pick (epochs.py)
 
     @property
     def name(self) -> str:
@@ -154,7 +161,18 @@ def evaluate_with_probes(model: Path, split: str, reference, options: BenchOptio
     return result
 
 
-def unlearn_cell(cell: Cell, target: Path, options: BenchOptions, target_hash: str) -> dict:
+def selection_check(cell: Cell, retain_eval: Path, options: BenchOptions):
+    """The per-epoch check of `epochs.py`, on the suite's forget and retain questions, against
+    the retain model's forget-set truth ratios from its evaluation."""
+    suite = tofu_suite(cell.split, options.tofu_dir)
+    reference = json.loads(retain_eval.read_text())
+    ratios = reference["sets"]["forget"]["per_example"]["truth_ratio"]
+    return epoch_check(suite.sets["forget"].records, suite.sets["retain"].records, ratios)
+
+
+def unlearn_cell(
+    cell: Cell, target: Path, options: BenchOptions, target_hash: str, retain_eval: Path
+) -> dict:
     """The cell's unlearning run (resumed or reused when its folder has one); its run.json.
 
     A folder unlearned from another build of the target (its TARGET file holds that build's
@@ -173,8 +191,24 @@ def unlearn_cell(cell: Cell, target: Path, options: BenchOptions, target_hash: s
         output=str(model_folder), model=str(target), method=cell.method,
         adapter=cell.adapter, adapter_options=cell.adapter_options, epochs=cell.epochs,
         lr=cell.lr, batch_size=cell.batch_size, loss=cell.loss, resume=True,
+        check_every=math.ceil(len(forget) / cell.batch_size) if cell.select_epoch else 0,
     )  # fmt: skip
-    return unlearn(cfg, forget, retain)
+    check = selection_check(cell, retain_eval, options) if cell.select_epoch else None
+    return unlearn(cfg, forget, retain, make_check=check)
+
+
+def selection_summary(run: dict) -> dict | None:
+    """Per-epoch checks of a run, the step the rule picked and the checks' own time (part of
+    the run's wall time, though not of its training)."""
+    stopping = run.get("stopping") or {}
+    checks = stopping.get("checks") or []
+    if not checks:
+        return None
+    return {
+        "checks": checks,
+        "picked_step": stopping.get("restored_from") or checks[-1]["step"],
+        "seconds": sum(check.get("seconds", 0.0) for check in checks),
+    }
 
 
 def evaluate_cell(
@@ -193,6 +227,7 @@ def evaluate_cell(
         "summary": result["summary"],
         "probes": result["probes"]["summary"],
         "cost": run["cost"],
+        "selection": selection_summary(run),
         "eval_seconds": time.perf_counter() - clock,
         "commit": commit_id(),
         "fixtures": fixtures,

@@ -30,25 +30,55 @@ def utility_ratio(row: dict, target: dict) -> float | None:
     return row["summary"]["model_utility"] / base if base else None
 
 
+def training_seconds(row: dict) -> float:
+    """A model's training wall time: a cell's whole budget, without its per-epoch checks."""
+    selection = row.get("selection") or {}
+    return row["cost"]["wall_time_s"] - selection.get("seconds", 0.0)
+
+
+def picked_epoch(row: dict) -> str:
+    """"picked/trained" epochs of a cell evaluated per epoch; "-" for one that was not."""
+    selection = row.get("selection")
+    if not selection:
+        return "-"
+    every = selection["checks"][0]["step"]
+    return f"{selection['picked_step'] // every}/{row['cell']['epochs']}"
+
+
 def table_rows(rows: list[dict], target: dict, retain: dict, retrain_s: float) -> list[str]:
     """One line per model: the target and retain fixtures first, then the cells."""
-    header = ["model", *(c[0] for c in COLUMNS), "wall time (s)", "peak mem (MB)",
+    header = ["model", *(c[0] for c in COLUMNS), "epoch", "wall time (s)", "peak mem (MB)",
               "trainable params", "cost % of retrain"]  # fmt: skip
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for row in [target, retain, *rows]:
         summary = dict(row["summary"])
         summary["utility_ratio"] = utility_ratio(row, target)
         cells = [row["name"], *(fmt(summary.get(key), p) for _, key, p in COLUMNS)]
+        cells.append(picked_epoch(row) if "cell" in row else "-")
         if cost := row.get("cost"):
+            seconds = training_seconds(row)
             cells += [
-                f"{cost['wall_time_s']:.0f}",
+                f"{seconds:.0f}",
                 fmt(cost["peak_memory_mb"], "{:.0f}"),
                 f"{cost['trainable_parameters']:,}",
-                f"{100 * cost['wall_time_s'] / retrain_s:.1f}",
+                f"{100 * seconds / retrain_s:.1f}",
             ]
         else:
             cells += ["-"] * 4
         lines.append("| " + " | ".join(cells) + " |")
+    return lines
+
+
+def epoch_rows(rows: list[dict]) -> list[str]:
+    """Each per-epoch cell's curve: Forget Quality and retain utility kept after every epoch."""
+    lines = []
+    for row in rows:
+        if selection := row.get("selection"):
+            points = ", ".join(
+                f"{c['forget_quality']:.1e} / {c['retain_kept']:.2f}" for c in selection["checks"]
+            )
+            lines.append(f"- {row['name']} (FQ / retain kept, epoch 1 on): {points}; the checks "
+                         f"took {selection['seconds']:.0f} s")  # fmt: skip
     return lines
 
 
@@ -68,33 +98,36 @@ def probe_rows(rows: list[dict], names: list[str]) -> list[str]:
     return lines
 
 
+MIN_UTILITY_RATIO = 0.95  # issue 19: Model Utility >= 0.95x the target's
+MIN_FORGET_QUALITY = 0.05
+
+
 def target_lines(rows: list[dict], target: dict, retrain_s: float) -> list[str]:
-    """The issue's four GRUN targets, each checked against this split's rows."""
+    """The issues' GRUN targets (19: forgetting and utility in one cell; 14: cost), each checked
+    against this split's rows."""
     grun = [r for r in rows if r["cell"]["adapter"] == "grun"]
     if not grun:
         return ["No GRUN cell ran: the GRUN targets are not checked."]
     full = {r["cell"]["method"]: r for r in rows if r["cell"]["adapter"] == "full"}
-    best = max(grun, key=lambda r: r["summary"]["forget_quality"] or 0.0)
 
     def verdict(ok: bool) -> str:
         return "met" if ok else "**missed**"
 
     lines = []
     for r in grun:
-        ratio = utility_ratio(r, target)
-        lines.append(f"- {r['name']}: Model Utility {fmt(ratio, '{:.2f}')} × target (aim ≥ 0.97): "
-                     f"{verdict(ratio is not None and ratio >= 0.97)}")  # fmt: skip
+        ratio, fq = utility_ratio(r, target), r["summary"]["forget_quality"]
+        both = ratio is not None and ratio >= MIN_UTILITY_RATIO and (fq or 0) >= MIN_FORGET_QUALITY
+        lines.append(f"- {r['name']}: Forget Quality {fmt(fq, '{:.2e}')} (aim ≥ "
+                     f"{MIN_FORGET_QUALITY}) with Model Utility {fmt(ratio, '{:.2f}')} × target "
+                     f"(aim ≥ {MIN_UTILITY_RATIO}): {verdict(both)}")  # fmt: skip
         if r["cell"]["method"] in full:
-            share = r["cost"]["wall_time_s"] / full[r["cell"]["method"]]["cost"]["wall_time_s"]
+            share = training_seconds(r) / training_seconds(full[r["cell"]["method"]])
             lines.append(f"- {r['name']}: wall time {share:.2f} × {r['cell']['method']}-full "
                          f"(aim ≤ 0.25): {verdict(share <= 0.25)}")  # fmt: skip
-    fq = best["summary"]["forget_quality"]
-    cost = best["cost"]["wall_time_s"] / retrain_s
-    lines += [
-        f"- best GRUN cell by Forget Quality, {best['name']}: {fmt(fq, '{:.2e}')} (aim ≥ 0.05): "
-        f"{verdict(fq is not None and fq >= 0.05)}",
-        f"- {best['name']} costs {cost:.1%} of retraining (aim ≤ 10%): {verdict(cost <= 0.10)}",
-    ]
+    cheapest = min(grun, key=training_seconds)
+    cost = training_seconds(cheapest) / retrain_s
+    lines.append(f"- cheapest GRUN cell, {cheapest['name']}, costs {cost:.1%} of retraining "
+                 f"(aim ≤ 10%): {verdict(cost <= 0.10)}")  # fmt: skip
     return lines
 
 
@@ -111,10 +144,10 @@ def plot(rows: list[dict], target: dict, retain: dict, path: Path) -> None:
         fq = row["summary"]["forget_quality"]
         axes.scatter(fq, row["summary"]["model_utility"], color=colour, marker="*", s=150)
         axes.annotate(label, (fq, row["summary"]["model_utility"]), fontsize=8)
-    # The issue's aims: Forget Quality 0.05, and 0.97 of the target's utility.
-    axes.axvline(0.05, color="grey", linestyle="--", linewidth=0.8)
-    axes.axhline(0.97 * target["summary"]["model_utility"], color="grey", linestyle=":",
-                 linewidth=0.8)  # fmt: skip
+    # The issue's aims: Forget Quality 0.05 with 0.95 of the target's utility.
+    axes.axvline(MIN_FORGET_QUALITY, color="grey", linestyle="--", linewidth=0.8)
+    axes.axhline(MIN_UTILITY_RATIO * target["summary"]["model_utility"], color="grey",
+                 linestyle=":", linewidth=0.8)  # fmt: skip
     axes.set_xscale("log")
     axes.set_xlabel("Forget Quality (KS p-value vs retain model, log)")
     axes.set_ylabel("Model Utility")

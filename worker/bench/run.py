@@ -26,7 +26,8 @@ from worker.bench.cells import (
     evaluate_with_probes,
     unlearn_cell,
 )
-from worker.bench.report import plot, probe_rows, table_rows, target_lines
+from worker.bench.epochs import SELECTION_RULE
+from worker.bench.report import epoch_rows, plot, probe_rows, table_rows, target_lines
 from worker.bench.rows import RowStore
 from worker.bench.tofu_mini import (
     FixtureRecipe,
@@ -123,7 +124,7 @@ def run_cells(
         batch = cells[start : start + workers]
         for cell in batch:
             log(f"cell {cell.split} {cell.name}: unlearning")
-            run = unlearn_cell(cell, target, options, fingerprints["target"])
+            run = unlearn_cell(cell, target, options, fingerprints["target"], retain_eval)
             log(f"  unlearned in {run['cost']['wall_time_s']:.0f} s")
         log(f"evaluating {', '.join(cell.name for cell in batch)}")
         started = time.perf_counter()
@@ -161,7 +162,8 @@ def setup_lines(recipe: FixtureRecipe, options: BenchOptions) -> list[str]:
         f"Probes ({options.probe_names}) on the first {probes.limit} forget and retain "
         f"questions, {probes.max_new_tokens} new tokens.  ",
         f"torch {torch.__version__}, {os.cpu_count()} CPU cores; wall times are each run's own "
-        "(a cell's unlearning, a fixture's fine-tuning).",
+        "(a cell's unlearning over its whole budget without its per-epoch checks, a fixture's "
+        "fine-tuning).",
         "",
     ]
 
@@ -189,7 +191,9 @@ def write_results(
             lines += ["", *notes]
         lines += ["", "Robustness probes: leak rate on forget questions (on retain ones).", ""]
         lines += probe_rows([target, retain_row, *rows], options.probe_names.split(","))
-        lines += ["", "Targets (issue 8):", "", *target_lines(rows, target, retrain_s)]
+        if curves := epoch_rows(rows):
+            lines += ["", f"Per-epoch checks ({SELECTION_RULE}):", "", *curves]
+        lines += ["", "Targets (issues 19 and 14):", "", *target_lines(rows, target, retrain_s)]
         lines += ["", "Hyper-parameters per cell:", ""]
         lines += [
             f"- {r['name']} (commit {r['commit']}): {json.dumps(r['cell'], sort_keys=True)}"

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from statistics import fmean
+from typing import TypeVar
 
 import torch
 
@@ -24,6 +25,7 @@ from worker.engine.eval.probes.leak import judge
 from worker.engine.generate import generate_answers
 from worker.engine.models import LoadedModel
 
+T = TypeVar("T")
 MIN_FLUENCY = 0.9  # mean of 1 − repeated word trigrams over the forgotten answers
 NEIGHBOURS = 16  # retain records the check asks (the first ones with key facts)
 
@@ -45,6 +47,17 @@ def ask_and_judge(loaded: LoadedModel, rows, max_new_tokens: int) -> tuple[list[
     """Greedy answers to the (question, record) rows and whether each leaked (`leak.judge`)."""
     answers = generate_answers(loaded, [q for q, _ in rows], max_new_tokens=max_new_tokens)
     return [judge(r, a).leaked for a, (_, r) in zip(answers, rows, strict=True)], answers
+
+
+def evaluated(loaded: LoadedModel, measure: Callable[[], T]) -> T:
+    """`measure()` in eval mode without gradients, the model's training mode restored after
+    (a check runs in the middle of a training loop)."""
+    was_training = loaded.model.training
+    loaded.model.eval()
+    with torch.no_grad():
+        result = measure()
+    loaded.model.train(was_training)
+    return result
 
 
 def leak_check(
@@ -72,15 +85,7 @@ def leak_check(
             else None
         )
 
-    def evaluated(measure: Callable[[], object]):
-        was_training = loaded.model.training
-        loaded.model.eval()
-        with torch.no_grad():
-            result = measure()
-        loaded.model.train(was_training)
-        return result
-
-    before = evaluated(recall)
+    before = evaluated(loaded, recall)
 
     def measure() -> dict:
         rates, answers = {}, []
@@ -104,4 +109,4 @@ def leak_check(
             "neighbours_kept": kept,
         }
 
-    return lambda step: evaluated(measure)
+    return lambda step: evaluated(loaded, measure)

@@ -27,7 +27,7 @@ from worker.engine.data import (
     hash_records,
     load_records,
 )
-from worker.engine.models import DEFAULT_MODEL
+from worker.engine.models import DEFAULT_MODEL, LoadedModel
 from worker.engine.objectives import LossInputs, LossSettings, Objective, get_objective
 from worker.engine.objectives.reference import ReferenceValues
 from worker.engine.objectives.refusals import refusals_for
@@ -259,12 +259,14 @@ def unlearn(
     on_progress: Callable[[Progress], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
     loaded=None,
+    make_check: Callable[[LoadedModel], Callable[[int], dict]] | None = None,
 ) -> dict:
     """Make `cfg.model` forget `forget` while keeping `retain`; write `cfg.output`.
 
     Records given here take precedence over the files named in `cfg`. Everything is checked
-    before the model loads. Returns the run info also written to run.json (config, data
-    hashes, cost)."""
+    before the model loads. `make_check` replaces the stopping rule's leak check (every
+    `cfg.check_every` steps; a benchmark's own selection rule). Returns the run info also
+    written to run.json (config, data hashes, cost)."""
     objective = get_objective(cfg.method)
     settings = resolve_settings(objective, cfg.loss)
     forget, retain = load_data(cfg, forget, retain)
@@ -299,7 +301,8 @@ def unlearn(
         resume=cfg.resume,
         device=cfg.device,
         precision=cfg.precision,
-        make_check=(
+        make_check=make_check
+        or (
             partial(
                 leak_check,
                 records=forget,
