@@ -147,7 +147,8 @@ def bench_row(method: str, adapter: str, utility: float, fq: float, wall: float)
     # 10 s of it were per-epoch checks: not training time
     selection = {"checks": [{"step": 5}], "picked_step": 5, "seconds": 10.0}
     return {"name": f"{method}-{adapter}", "cell": {"method": method, "adapter": adapter},
-            "summary": summary, "cost": {"wall_time_s": wall + 10.0}, "selection": selection}  # fmt: skip
+            "summary": summary, "cost": {"wall_time_s": wall + 10.0},
+            "selection": selection}  # fmt: skip
 
 
 def test_grun_targets_are_checked_against_the_rows():
