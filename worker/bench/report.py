@@ -37,7 +37,7 @@ def training_seconds(row: dict) -> float:
 
 
 def picked_epoch(row: dict) -> str:
-    """"picked/trained" epochs of a cell evaluated per epoch; "-" for one that was not."""
+    """ "picked/trained" epochs of a cell evaluated per epoch; "-" for one that was not."""
     selection = row.get("selection")
     if not selection:
         return "-"
