@@ -61,7 +61,7 @@ class EvaluationPolicy:
     utility_limit: int = 32
     max_new_tokens: int = 48
     # Reported; a probe limits publication only when [publish] max_leak_rate names it.
-    # adapter_removal shows what the base weights still say (DESIGN §5's caveat).
+    # adapter_removal shows what the base weights still say (docs/engine.md, GRUN's caveat).
     probes: tuple[str, ...] = ("no_chat", "adapter_removal")
 
 

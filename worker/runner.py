@@ -213,8 +213,9 @@ class EngineRunner:
             "probed": after["probed"],
             "forget_prob": {"before": assessment["forget_prob"], "after": after["forget_prob"]},
             "utility": {"before": before_utility, "after": after_utility, "ratio": ratio},
-            # Honest caveat (DESIGN §5): with an adapter the base weights still hold the data;
-            # the adapter_removal probe measures what whoever strips the module gets back.
+            # Honest caveat (docs/engine.md, GRUN): with an adapter the base weights still hold
+            # the data; the adapter_removal probe measures what whoever strips the module gets
+            # back.
             "robustness": robustness,
             "cost": {**run["cost"], "evaluate_s": after["wall_time_s"]},
             # The unlearning curve: leak rate per probe at each stopping-rule check.

@@ -71,8 +71,8 @@ def test_rouge_l_recall_uses_stemming():
     ("hits", "expected"),
     [
         ([True, True, True, True], 1.0),  # full match: k = 0
-        ([False, False, False, False], 0.0),  # no suffix matches
-        ([True, True, True, False], 0.0),  # even the last token is wrong
+        ([False, False, False, False], 0.25),  # no suffix matches: 1/n, as OpenUnlearning
+        ([True, True, True, False], 0.25),  # even the last token is wrong
         ([False, True, True, True], 0.75),  # k = 1 of 4
         ([True, False, True, True], 0.5),  # k = 2 of 4: an early hit does not count
         ([], 0.0),
@@ -107,8 +107,10 @@ def test_zlib_divides_loss_by_compressed_length():
 
 def test_reference_score_and_privleak():
     assert metrics.reference_score(1.5, 2.0) == pytest.approx(-0.5)
-    assert metrics.privleak(0.8, 0.5) == pytest.approx(60.0)  # still leaks
-    assert metrics.privleak(0.4, 0.5) == pytest.approx(-20.0)  # over-unlearned
+    # OpenUnlearning's formula on our orientation (AUC 1: still looks like training data)
+    assert metrics.privleak(0.8, 0.5) == pytest.approx(-60.0)  # still leaks
+    assert metrics.privleak(0.4, 0.5) == pytest.approx(20.0)  # over-unlearned
+    assert metrics.privleak(1.0, 0.5) == pytest.approx(-100.0)  # a target that remembers all
 
 
 def test_fluency_catches_loops_and_empty_answers():

@@ -1,4 +1,4 @@
-"""TOFU-mini (DESIGN §7): 800 QA of 40 TOFU authors, small enough for 2 CPU cores.
+"""TOFU-mini (docs/engine.md): 800 QA of 40 TOFU authors, small enough for 2 CPU cores.
 
 TOFU-mini = rows 0-399 (authors 1-20, the `retain_perturbed` utility set) + rows 3600-3999
 (`forget10`; forget05 = 3800-3999, forget01 = 3960-3999) of TOFU's `full.json`.
@@ -40,7 +40,8 @@ def tofu_mini_records(tofu_dir: Path, minus: str | None = None) -> list[QARecord
 
 @dataclass
 class FixtureRecipe:
-    """DESIGN §7's measured recipe: fp32 weights + bf16 autocast, lr 1e-4, batch 8, 6 epochs."""
+    """The measured recipe (docs/engine.md): fp32 weights + bf16 autocast, lr 1e-4, batch 8,
+    6 epochs."""
 
     model: str = DEFAULT_MODEL
     epochs: int = 6

@@ -69,8 +69,8 @@ class LoadedModel:
     autocast_dtype: torch.dtype | None  # None: run in the weights' own dtype
 
     def autocast(self) -> contextlib.AbstractContextManager:
-        """Mixed precision for compute while the weights stay fp32 (DESIGN §8: bf16 weights stall
-        Adam updates on this model, bf16 compute does not)."""
+        """Mixed precision for compute while the weights stay fp32 (docs/engine.md, Precision:
+        bf16 weights stall Adam updates on this model, bf16 compute does not)."""
         if self.autocast_dtype is None:
             return contextlib.nullcontext()
         return torch.autocast(self.device.type, dtype=self.autocast_dtype)

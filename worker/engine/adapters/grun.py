@@ -92,7 +92,7 @@ class GrunOptions:
     # where an edit at the last prompt token alone broke the first answer token and the model
     # then recited the fact (issue 19).
     positions: str = "all"
-    gate_weight: float = 10.0  # λ_g, DESIGN §5
+    gate_weight: float = 10.0  # λ_g, docs/engine.md
     # Starting gate value σ(bias) (None: PyTorch's init, σ ≈ 0.5 as in the paper). A gate that
     # starts nearly closed lets the edit hurt retain inputs only once the gate learned them.
     initial_gate: float | None = 0.05

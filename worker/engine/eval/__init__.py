@@ -1,4 +1,4 @@
-"""Evaluation: forgetting, utility, membership inference, fluency and cost (DESIGN §6).
+"""Evaluation: forgetting, utility, membership inference, fluency and cost (docs/metrics.md).
 
     from worker.engine.eval import evaluate, EvalOptions
     result = evaluate("smollm2-135m", suite="tofu", split="forget05", reference=None)

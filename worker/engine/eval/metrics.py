@@ -1,6 +1,6 @@
 """Per-example metrics, as pure functions over numbers the scorer and the generator produce.
 
-Conventions follow OpenUnlearning's TOFU evaluation (DESIGN §6): an answer's "mean NLL" is the
+Conventions follow OpenUnlearning's TOFU evaluation (docs/metrics.md): an answer's "mean NLL" is the
 cross-entropy averaged over its answer tokens including the end token; the token-level metrics
 (Extraction Strength, Exact Memorisation, Min-K, Min-K++) leave the end token out, as
 OpenUnlearning's `tokenwise_logprobs` does. The 1e-10 guards are OpenUnlearning's too, so
@@ -99,14 +99,17 @@ def key_fact_leaked(generation: str, key_facts: Sequence[str]) -> bool:
 def extraction_strength(hits: Sequence[bool]) -> float:
     """1 - k/n with k the smallest index from which every teacher-forced argmax is right.
 
-    0 when not even the last token is predicted (OpenUnlearning's loop gives 1/n there; the
-    definition, and DESIGN §6, say 0). 0 for an empty answer.
+    As OpenUnlearning computes it (src/evals/metrics/memorization.py): its search for k stops
+    at n - 1, so an answer whose last token is mispredicted scores 1/n, not 0 (issue 15: our
+    numbers are meant to be comparable with theirs). 0 for an empty answer.
     """
     n = len(hits)
+    if not n:
+        return 0.0
     k = n
     while k > 0 and hits[k - 1]:
         k -= 1
-    return 1 - k / n if n else 0.0
+    return 1 - min(k, n - 1) / n
 
 
 def exact_memorisation(hits: Sequence[bool]) -> float:
@@ -152,9 +155,12 @@ def mia_auc(forget_scores: Sequence[float], holdout_scores: Sequence[float]) -> 
 
 
 def privleak(auc: float, retain_model_auc: float) -> float:
-    """Relative AUC change in percent against the retain model (MUSE's PrivLeak).
+    """MUSE's PrivLeak in percent, as OpenUnlearning computes it: the relative change of
+    (1 - AUC) against the retain model's, ((1 - a) - (1 - r)) / (1 - r) * 100.
 
-    0 is ideal. Positive: the forget set is easier to tell apart from holdout than for the
-    retain model (under-unlearning, it still leaks). Negative: over-unlearning.
+    With our AUC's orientation (1: the forget set still looks like training data), 0 is ideal,
+    negative means under-unlearned (it still leaks; a fine-tuned target is near -100) and
+    positive means over-unlearned (the forget set now looks less familiar than to a model that
+    never saw it).
     """
-    return (auc - retain_model_auc) / (retain_model_auc + EPS) * 100
+    return ((1 - auc) - (1 - retain_model_auc)) / (1 - retain_model_auc + EPS) * 100

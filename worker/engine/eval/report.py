@@ -135,7 +135,7 @@ def write_eval(path: str | Path, result: dict) -> Path:
 ORIENTATION = {
     "forget_quality": "higher = closer to the retain model",
     "model_utility": "higher = more useful",
-    "privleak": "0 ideal; >0 still leaks, <0 over-unlearned",
+    "privleak": "0 ideal; <0 still leaks (target near -100), >0 over-unlearned",
     "mia_loss": "0.5 = forgotten, 1 = remembered",
 }
 

@@ -1,6 +1,6 @@
 """Per-token quantities every objective is built from, and their reductions.
 
-Token reductions matter (DESIGN §4): a *token mean* over all answer tokens of a batch weighs
+Token reductions matter (docs/engine.md): a *token mean* over all answer tokens of a batch weighs
 long answers more and keeps the scale independent of answer length (the NLL of fine-tuning);
 a *sequence sum* is the log-probability of a whole answer (what NPO and DPO compare with the
 reference); a *sequence mean* is the length-normalised NLL (SimNPO).
