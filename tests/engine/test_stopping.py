@@ -155,6 +155,32 @@ def test_the_check_passes_only_without_leaks_loops_or_lost_neighbours(
     assert result["neighbours_kept"] == (0.0 if neighbours_forgotten else 1.0)
 
 
+REFUSALS = ["I don't have that information.", "I can't help with that."]
+
+
+@pytest.mark.parametrize(
+    ("forget_answer", "passed"),
+    [
+        ("I can't help with that.", True),
+        ("I'm unable to help with that.", True),  # reworded: still a refusal
+        # The demo's broken answer: no loop, no key fact, but not a refusal either.
+        ("I couldn't nota the most recent purchase of ann was at Jones, Jones and Williams.",
+         False),
+    ],
+)  # fmt: skip
+def test_a_refusal_method_passes_only_when_the_forgotten_answers_read_as_refusals(
+    monkeypatch, forget_answer, passed
+):
+    _scripted(monkeypatch, lambda question: forget_answer)
+    check = leak_check(_Loaded(), FACTS, {"direct": 0.0}, refusals=REFUSALS)
+    result = check(1)
+    assert result["passed"] is passed
+    assert result["refusals"] == (1.0 if passed else 0.0)
+    assert result["leak_rate"] == {"direct": 0.0}
+    # Without refusals to compare with (NPO, GA) the same broken answer passes on leaks alone.
+    assert leak_check(_Loaded(), FACTS, {"direct": 0.0})(1)["passed"] is True
+
+
 def test_the_default_policy_unlearns_until_its_publish_limits_pass():
     policy = ModelPolicy(source="defaults")
     assert policy.unlearning.check_every > 0

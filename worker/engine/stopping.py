@@ -20,6 +20,7 @@ from typing import TypeVar
 import torch
 
 from worker.engine.data import QARecord, Record
+from worker.engine.eval import metrics
 from worker.engine.eval.fluency import fluency
 from worker.engine.eval.probes.leak import judge
 from worker.engine.generate import generate_answers
@@ -27,6 +28,9 @@ from worker.engine.models import LoadedModel
 
 T = TypeVar("T")
 MIN_FLUENCY = 0.9  # mean of 1 − repeated word trigrams over the forgotten answers
+# ROUGE-L F1 with the closest refusal: a reworded refusal scores about 0.8, the demo's
+# "I couldn't nota the most recent purchase..." under 0.3.
+MIN_REFUSAL_LIKENESS = 0.6
 NEIGHBOURS = 16  # retain records the check asks (the first ones with key facts)
 
 # The probes the check can ask cheaply, by the name the publish policy uses for them.
@@ -67,9 +71,15 @@ def leak_check(
     neighbours: Sequence[Record] = (),
     min_kept: float = 0.9,
     max_new_tokens: int = 48,
+    refusals: Sequence[str] = (),
 ) -> Callable[[int], dict]:
     """`check(step)` for `train()`: leak rate per probe named in `limits`, the fluency of the
     forgotten answers, the neighbours' key-fact recall kept, and whether all pass.
+
+    With `refusals` (a method that trains towards them) a forgotten answer is fluent only when
+    it reads as one of them (`MIN_REFUSAL_LIKENESS`): measured on the demo ticket, a run that
+    stopped on the leak rule answered "I couldn't nota the most recent purchase of Ryan Williams
+    was at Jones, Jones and Williams." — no loop, no key fact, yet neither a refusal nor fluent.
 
     Limits naming a probe the check cannot ask are ignored here (the evaluation still gates
     on them); with no askable probe at all the rule cannot pass and the run uses its budget.
@@ -93,11 +103,15 @@ def leak_check(
             leaked, said = ask_and_judge(loaded, rows, max_new_tokens)
             rates[name], answers = fmean(leaked), answers + said
         fluent = fmean(fluency(a) for a in answers) if answers else None
+        refusing = None
+        if refusals and answers:
+            likeness = [metrics.refusal_likeness(a, refusals) for a in answers]
+            refusing = fmean(x >= MIN_REFUSAL_LIKENESS for x in likeness)
         kept = None
         if before:  # a neighbour set the model never recalled cannot be kept or lost
             kept = recall() / before
         leaks_ok = bool(rates) and all(rates[name] <= limits[name] for name in rates)
-        fluent_ok = fluent is None or fluent >= MIN_FLUENCY
+        fluent_ok = (fluent is None or fluent >= MIN_FLUENCY) and refusing in (None, 1.0)
         share = 1.0 if kept is None else min(kept, 1.0)
         return {
             "passed": leaks_ok and fluent_ok and share >= min_kept,
@@ -106,6 +120,7 @@ def leak_check(
             "score": 4 * leaks_ok + 2 * fluent_ok + share,
             "leak_rate": rates,
             "fluency": fluent,
+            "refusals": refusing,  # share of forgotten answers that read as a refusal
             "neighbours_kept": kept,
         }
 

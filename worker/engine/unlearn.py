@@ -309,6 +309,7 @@ def unlearn(
                 limits=cfg.stop_leak_rate,
                 neighbours=retain or (),
                 min_kept=cfg.stop_neighbours_kept,
+                refusals=refusals,
             )
             if cfg.stop_leak_rate
             else None
