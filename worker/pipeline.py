@@ -44,14 +44,13 @@ from api.requests.service import decrypt_records
 from api.settings import Settings
 from models import DeletionRequest, Job, utcnow
 from worker import registry
-from worker.engine.data import DataError
-from worker.engine.models import ModelError
+from worker.engine.errors import UserError
 from worker.engine.train import Cancelled, Progress
-from worker.policy import PolicyError, load_policy, violations
+from worker.policy import load_policy, violations
 from worker.runner import Runner
 
 log = logging.getLogger(__name__)
-PERMANENT_ERRORS = (DataError, ModelError, PolicyError, Conflict)  # retrying cannot help
+PERMANENT_ERRORS = (UserError, Conflict)  # retrying cannot help
 PROGRESS_EVERY_S = 2.0
 
 

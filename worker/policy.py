@@ -33,9 +33,10 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 from worker.engine.data import DataError
+from worker.engine.errors import UserError
 
 
-class PolicyError(ValueError):
+class PolicyError(UserError):
     """A policy file that cannot be used; the message names the file and the key."""
 
 

@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from api.requests.deadlines import LegalBasis
+from domain.choices import ADAPTERS, METHODS
 
 
 class StrictBody(BaseModel):
@@ -19,8 +20,9 @@ class StrictBody(BaseModel):
 class TicketOptions(StrictBody):
     """Operators may choose the unlearning method and adapter for one ticket."""
 
-    method: str | None = Field(None, max_length=40)
-    adapter: str | None = Field(None, max_length=40)
+    # Literal: an unknown name is a 422 naming the choices, not a job that fails in a worker.
+    method: Literal[METHODS] | None = None  # type: ignore[valid-type]
+    adapter: Literal[ADAPTERS] | None = None  # type: ignore[valid-type]
 
 
 class TicketMetadata(StrictBody):

@@ -9,6 +9,7 @@ from safetensors.torch import load_file
 from typer.testing import CliRunner
 
 from cli.main import app
+from domain import choices
 from tests.engine.memorized import (
     FORGET,
     RETAIN,
@@ -18,7 +19,7 @@ from tests.engine.memorized import (
 from worker.engine.adapters import ADAPTERS, FullAdapter
 from worker.engine.data import DataError, QARecord, TextRecord
 from worker.engine.models import load_model
-from worker.engine.objectives import LossSettings
+from worker.engine.objectives import OBJECTIVES, LossSettings
 from worker.engine.train import Cancelled
 from worker.engine.unlearn import UnlearnConfig, unlearn
 
@@ -213,3 +214,8 @@ def test_cli_unlearns_and_reports_errors(memorised_dir, tmp_path):
     )
     unwrapped = " ".join(clash.output.split())  # rich wraps long lines
     assert clash.exit_code == 2 and "also appears in the retain set" in unwrapped
+
+
+def test_the_names_the_api_accepts_are_the_engine_registries():
+    assert sorted(choices.METHODS) == sorted(OBJECTIVES)
+    assert sorted(choices.ADAPTERS) == sorted(ADAPTERS)

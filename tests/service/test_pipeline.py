@@ -9,6 +9,8 @@ from api.audit.service import verify_chain
 from api.jobs.service import claim_job
 from models import Job, ModelVersion, utcnow
 from tests.service.conftest import auth, ticket_body
+from tests.service.fake_engine import FakeRunner
+from worker.engine.errors import OptionError
 from worker.inprocess import run_pending_jobs
 
 pytestmark = pytest.mark.service
@@ -106,6 +108,23 @@ def test_transient_failure_is_retried_and_publishes_once(api, settings, monkeypa
     assert "job.retry_scheduled" in _events(api, ticket_id)
     staging = settings.artifacts_dir / "tiny" / ".staging"  # failed attempt: nothing left
     assert not staging.exists() or list(staging.iterdir()) == []
+
+
+def test_a_user_error_fails_the_ticket_at_once_instead_of_burning_retries(
+    api, settings, monkeypatch
+):
+    def refuse(*args, **kwargs):
+        raise OptionError("lr must be positive, got -1.0")  # an engine-level user error
+
+    monkeypatch.setattr(FakeRunner, "unlearn", refuse)
+    ticket_id = _submit(api)
+    outcomes = [outcome for _, outcome in run_pending_jobs(settings, api.database)]
+    assert outcomes == ["assessed", "failed"]
+    ticket = _ticket(api, ticket_id)
+    unlearn_job = next(j for j in ticket["jobs"] if j["kind"] == "unlearn")
+    assert unlearn_job["attempt"] == 1 and unlearn_job["status"] == "failed"
+    assert ticket["state"] == "failed" and "lr must be positive" in ticket["error"]
+    assert "job.retry_scheduled" not in _events(api, ticket_id)
 
 
 def test_expired_lease_is_reclaimed_and_the_stale_worker_cannot_write(api, settings):

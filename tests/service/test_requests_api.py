@@ -62,6 +62,9 @@ def test_invalid_record_is_422_naming_record_and_field(api):
         (ticket_body(records=[{"question": "q", "answer": "a", "secret": 1}]), "secret"),
         (ticket_body(model="nope"), "unknown model"),
         (ticket_body(legal_basis="because"), "legal_basis"),
+        # Unknown engine names are refused at the door with the choices, not in a worker.
+        (ticket_body(options={"method": "sgd"}), "'graddiff'"),
+        (ticket_body(options={"adapter": "qlora"}), "'grun'"),
     ],
 )
 def test_bad_bodies_are_rejected_with_a_reason(api, body, problem):

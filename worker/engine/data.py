@@ -14,10 +14,12 @@ from pathlib import Path
 
 import torch
 
+from worker.engine.errors import UserError
+
 IGNORE_INDEX = -100  # label value the cross-entropy skips (prompt and padding tokens)
 
 
-class DataError(ValueError):
+class DataError(UserError):
     """Bad input data; str() reads `source: record N: field 'x': problem`."""
 
     def __init__(

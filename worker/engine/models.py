@@ -22,11 +22,12 @@ import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel
 
 from worker.engine.artifacts import MANIFEST, read_manifest
+from worker.engine.errors import UserError
 
 GGUF_MAGIC = b"GGUF"
 
 
-class ModelError(ValueError):
+class ModelError(UserError):
     """A model spec that cannot be resolved or loaded; the message says what to do instead."""
 
 

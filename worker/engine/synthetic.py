@@ -18,6 +18,7 @@ from pathlib import Path
 from faker import Faker
 
 from worker.engine.data import QARecord
+from worker.engine.errors import OptionError
 
 SYNTHETIC_VERSION = 2  # bumped when the same seed makes other records (2: varied wordings)
 N_PERTURBED = 3
@@ -166,7 +167,7 @@ class SyntheticData:
         """train = all trained customers; forget = the last n_forget of them; retain = the rest."""
         trained = self.trained_ids
         if not 0 < n_forget < len(trained):
-            raise ValueError(f"n_forget must be between 1 and {len(trained) - 1}, got {n_forget}")
+            raise OptionError(f"n_forget must be between 1 and {len(trained) - 1}, got {n_forget}")
         return {
             "train": self.qa(trained),
             "forget": self.qa(trained[-n_forget:]),
@@ -177,7 +178,7 @@ class SyntheticData:
 
 def synthetic_dataset(n_customers: int = 20, n_holdout: int = 5, seed: int = 0) -> SyntheticData:
     if n_customers <= n_holdout + 1:
-        raise ValueError("need more customers than holdout customers + 1")
+        raise OptionError("need more customers than holdout customers + 1")
     fake = Faker("en_US")
     fake.seed_instance(seed)
     customers = [fake_customer(fake, i) for i in range(n_customers)]

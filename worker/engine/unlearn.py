@@ -27,6 +27,7 @@ from worker.engine.data import (
     hash_records,
     load_records,
 )
+from worker.engine.errors import OptionError
 from worker.engine.models import DEFAULT_MODEL, LoadedModel
 from worker.engine.objectives import LossInputs, LossSettings, Objective, get_objective
 from worker.engine.objectives.reference import ReferenceValues
@@ -83,13 +84,13 @@ class UnlearnConfig:
             self.loss = LossSettings(**self.loss)
         for name in ("epochs", "batch_size", "max_length"):
             if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+                raise OptionError(f"{name} must be at least 1, got {getattr(self, name)}")
         if self.steps is not None and self.steps < 1:
-            raise ValueError(f"steps must be at least 1, got {self.steps}")
+            raise OptionError(f"steps must be at least 1, got {self.steps}")
         if self.lr <= 0:
-            raise ValueError(f"lr must be positive, got {self.lr}")
+            raise OptionError(f"lr must be positive, got {self.lr}")
         if self.reference_cache_mb < 0:
-            raise ValueError(f"reference_cache_mb must not be negative: {self.reference_cache_mb}")
+            raise OptionError(f"reference_cache_mb must not be negative: {self.reference_cache_mb}")
 
 
 def record_key(record: Record) -> tuple[str, ...]:
@@ -272,7 +273,7 @@ def unlearn(
     forget, retain = load_data(cfg, forget, retain)
     check_data(objective, settings, forget, retain)
     if objective.name == "rmu" and cfg.adapter == "grun" and settings.rmu_layer is None:
-        raise ValueError(
+        raise OptionError(
             "rmu with the grun adapter needs rmu_layer set at or above a GRUN layer: RMU's "
             "default layer (a quarter deep) lies below GRUN's layers, which cannot change it"
         )

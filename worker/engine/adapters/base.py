@@ -8,6 +8,8 @@ from typing import Protocol
 
 from torch import nn
 
+from worker.engine.errors import OptionError
+
 ADAPTERS: dict[str, type[Adapter]] = {}
 
 
@@ -34,7 +36,7 @@ def register_adapter(cls: type) -> type:
 
 def get_adapter(name: str, **options) -> Adapter:
     if name not in ADAPTERS:
-        raise ValueError(f"unknown adapter {name!r}; choose one of {', '.join(sorted(ADAPTERS))}")
+        raise OptionError(f"unknown adapter {name!r}; choose one of {', '.join(sorted(ADAPTERS))}")
     return ADAPTERS[name](**options)
 
 

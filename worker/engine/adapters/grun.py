@@ -53,6 +53,7 @@ from worker.engine.adapters.grun_module import (
     prompt_markers,
 )
 from worker.engine.data import IGNORE_INDEX, Example, collate, format_prompt
+from worker.engine.errors import OptionError
 
 WEIGHTS = "grun.safetensors"
 CONFIG = "grun.json"
@@ -115,11 +116,11 @@ class GrunOptions:
 
     def __post_init__(self) -> None:
         if self.initial_gate is not None and not 0 < self.initial_gate < 1:
-            raise ValueError(f"initial_gate must be in (0, 1), got {self.initial_gate}")
+            raise OptionError(f"initial_gate must be in (0, 1), got {self.initial_gate}")
         counts = (self.gate_weight, self.general_negatives, self.retain_negatives,
                   self.paraphrase_positives, self.prefix_cache_mb)  # fmt: skip
         if min(counts) < 0:
-            raise ValueError(
+            raise OptionError(
                 "gate_weight, general_negatives, retain_negatives, paraphrase_positives and "
                 "prefix_cache_mb must not be negative"
             )

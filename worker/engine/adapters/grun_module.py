@@ -29,6 +29,7 @@ from torch.nn.utils.parametrizations import orthogonal
 
 from worker.engine.adapters.frozen_prefix import layer_window
 from worker.engine.data import format_prompt
+from worker.engine.errors import OptionError
 
 POSITIONS = ("last_prompt", "prompt", "all")
 GATES = ("linear", "mlp")
@@ -57,17 +58,17 @@ class GrunConfig:
 
     def __post_init__(self) -> None:
         if self.positions not in POSITIONS:
-            raise ValueError(f"positions must be one of {POSITIONS}, got {self.positions!r}")
+            raise OptionError(f"positions must be one of {POSITIONS}, got {self.positions!r}")
         if self.inference_gate not in INFERENCE_GATES:
-            raise ValueError(
+            raise OptionError(
                 f"inference_gate must be one of {INFERENCE_GATES}, got {self.inference_gate!r}"
             )
         if self.gate not in GATES:
-            raise ValueError(f"gate must be one of {GATES}, got {self.gate!r}")
+            raise OptionError(f"gate must be one of {GATES}, got {self.gate!r}")
         if self.rank < 1 or self.rank > self.hidden_size:
-            raise ValueError(f"rank must be in 1..{self.hidden_size}, got {self.rank}")
+            raise OptionError(f"rank must be in 1..{self.hidden_size}, got {self.rank}")
         if not self.layers:
-            raise ValueError("GRUN needs at least one layer")
+            raise OptionError("GRUN needs at least one layer")
 
     def to_dict(self) -> dict:
         row = asdict(self)
@@ -324,7 +325,7 @@ class GrunStack(nn.Module):
         layers = decoder_of(model).layers
         for layer in request.config.layers:
             if not 0 <= layer < len(layers):
-                raise ValueError(f"GRUN layer {layer} is outside 0..{len(layers) - 1}")
+                raise OptionError(f"GRUN layer {layer} is outside 0..{len(layers) - 1}")
             if layer not in self._hooks:
                 self._hooks[layer] = layers[layer].register_forward_hook(self._hook_for(layer))
         self.requests.append(request)

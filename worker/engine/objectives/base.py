@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
+from worker.engine.errors import OptionError
 from worker.engine.objectives.reference import ReferenceValues
 
 Batch = dict[str, torch.Tensor]  # input_ids, attention_mask, labels, each (B, T)
@@ -38,11 +39,11 @@ class LossSettings:
 
     def __post_init__(self) -> None:
         if self.retain_loss not in RETAIN_LOSSES:
-            raise ValueError(
+            raise OptionError(
                 f"unknown retain loss {self.retain_loss!r}; use {' or '.join(RETAIN_LOSSES)}"
             )
         if self.beta is not None and self.beta <= 0:
-            raise ValueError(f"beta must be positive, got {self.beta}")
+            raise OptionError(f"beta must be positive, got {self.beta}")
 
 
 @dataclass
@@ -119,5 +120,5 @@ def objective(
 
 def get_objective(name: str) -> Objective:
     if name not in OBJECTIVES:
-        raise ValueError(f"unknown method {name!r}; choose one of {', '.join(sorted(OBJECTIVES))}")
+        raise OptionError(f"unknown method {name!r}; choose one of {', '.join(sorted(OBJECTIVES))}")
     return OBJECTIVES[name]

@@ -12,6 +12,7 @@ import torch
 from torch import nn
 
 from worker.engine.data import IGNORE_INDEX
+from worker.engine.errors import OptionError
 from worker.engine.objectives.base import Batch, LossInputs, LossOutput, objective
 
 
@@ -41,7 +42,7 @@ def hidden_at(model: nn.Module, layer: int, batch: Batch) -> torch.Tensor:
     """Output of decoder block `layer` (after any hooks already on it, e.g. GRUN's): (B, T, D)."""
     blocks = decoder_layers(model)
     if not 0 <= layer < len(blocks):
-        raise ValueError(f"RMU layer {layer} is outside the model's {len(blocks)} decoder layers")
+        raise OptionError(f"RMU layer {layer} is outside the model's {len(blocks)} decoder layers")
 
     def capture(module, args, output):
         raise _Captured(output[0] if isinstance(output, tuple) else output)
