@@ -262,6 +262,7 @@ def _unlearn(context: Context, claim: Claim, lease: Lease) -> str:
     }
     evaluation["stage_s"] = stages
     evaluation["cost"] = {**evaluation.get("cost", {}), "total_s": sum(stages.values())}
+    evaluation["policy"] = policy.fingerprint()
     return _publish_or_hold(context, claim, parent_id, output, run, evaluation, policy)
 
 
@@ -297,6 +298,7 @@ def _publish_or_hold(context, claim, parent_id, output, run, evaluation, policy)
             "version": version.number,
             "leak_rate": evaluation.get("leak_rate", {}),
             "utility_ratio": evaluation.get("utility", {}).get("ratio"),
+            "policy_sha256": evaluation["policy"]["sha256"],
         }
         if problems:
             transition(

@@ -28,8 +28,10 @@ what to evaluate on, and what a result must meet to be published without a human
 
 from __future__ import annotations
 
+import hashlib
+import json
 import tomllib
-from dataclasses import dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 from worker.engine.data import DataError
@@ -73,12 +75,23 @@ class PublishPolicy:
     max_cost_s: float = 6 * 3600
 
 
+POLICY_SECTIONS = ("unlearning", "evaluation", "publish")
+
+
 @dataclass(frozen=True)
 class ModelPolicy:
     source: str  # the file it came from, or "defaults"
     unlearning: UnlearningPolicy = field(default_factory=UnlearningPolicy)
     evaluation: EvaluationPolicy = field(default_factory=EvaluationPolicy)
     publish: PublishPolicy = field(default_factory=PublishPolicy)
+
+    def fingerprint(self) -> dict:
+        """What decided a ticket: the effective settings (the file's values and the defaults it
+        left out) and their sha256. Stored with the evaluation and named in the published /
+        held audit event, so a later change of the file cannot rewrite why a ticket passed."""
+        content = {name: asdict(getattr(self, name)) for name in POLICY_SECTIONS}
+        digest = hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()
+        return {"source": self.source, "sha256": digest, "content": content}
 
     def data_path(self, value: str | None) -> Path | None:
         """Data files are relative to the policy file's folder."""
@@ -107,11 +120,8 @@ def parse_policy(text: str, source: str) -> ModelPolicy:
         document = tomllib.loads(text)
     except tomllib.TOMLDecodeError as error:
         raise PolicyError(f"{source}: not valid TOML: {error}") from error
-    sections = {
-        "unlearning": UnlearningPolicy,
-        "evaluation": EvaluationPolicy,
-        "publish": PublishPolicy,
-    }
+    classes = (UnlearningPolicy, EvaluationPolicy, PublishPolicy)
+    sections = dict(zip(POLICY_SECTIONS, classes, strict=True))
     unknown = sorted(set(document) - set(sections))
     if unknown:
         raise PolicyError(f"{source}: unknown section [{unknown[0]}]; known: {', '.join(sections)}")

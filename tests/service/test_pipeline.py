@@ -12,6 +12,7 @@ from tests.service.conftest import auth, ticket_body
 from tests.service.fake_engine import FakeRunner
 from worker.engine.errors import OptionError
 from worker.inprocess import run_pending_jobs
+from worker.policy import ModelPolicy
 
 pytestmark = pytest.mark.service
 
@@ -51,6 +52,30 @@ def test_ticket_runs_to_a_published_version(api, settings):
     production = api.get("/v1/models", headers=auth(api, "auditor")).json()["data"][0]
     assert production["production"]["number"] == 2
     assert api.get("/v1/audit/verify", headers=auth(api, "auditor")).json()["ok"]
+
+
+def test_the_policy_that_decided_a_ticket_is_recorded_with_it(api, settings):
+    def decided(ticket_id) -> tuple[dict, dict]:
+        run_pending_jobs(settings, api.database)
+        events = api.get(f"/v1/deletion-requests/{ticket_id}/events",
+                         headers=auth(api, "auditor")).json()["data"]  # fmt: skip
+        published = next(e for e in events if e["event_type"] == "ticket.published")
+        return _ticket(api, ticket_id)["evaluation"]["policy"], published["data"]
+
+    policy, event = decided(_submit(api))
+    assert policy["source"] == "defaults"
+    assert (
+        event["policy_sha256"]
+        == policy["sha256"]
+        == ModelPolicy("defaults").fingerprint()["sha256"]
+    )
+    assert policy["content"]["publish"]["min_utility_ratio"] == 0.9
+    # The file changes: the next ticket names the new content; the first keeps its own.
+    settings.policies_dir.mkdir(parents=True, exist_ok=True)
+    (settings.policies_dir / "tiny.toml").write_text("[publish]\nmin_utility_ratio = 0.5\n")
+    changed, event = decided(_submit(api, subject_id="someone-else"))
+    assert changed["source"].endswith("tiny.toml") and event["policy_sha256"] != policy["sha256"]
+    assert changed["content"]["publish"]["min_utility_ratio"] == 0.5
 
 
 def test_policy_miss_holds_for_review_then_operator_approves(api, settings, monkeypatch):
