@@ -16,7 +16,7 @@ from tests.engine.memorized import (
     mean_nll,
     one_thread,  # noqa: F401  (fixture)
 )
-from worker.engine.adapters import ADAPTERS, FullAdapter
+from worker.engine.adapters import ADAPTERS, FullAdapter, LoraAdapter
 from worker.engine.data import DataError, QARecord, TextRecord
 from worker.engine.models import load_model
 from worker.engine.objectives import OBJECTIVES, LossSettings
@@ -79,6 +79,30 @@ def test_lora_leaves_the_base_weights_untouched(memorised_dir, tmp_path):
     base_only = load_model(str(memorised_dir), precision="fp32")
     forget_before = mean_nll(base_only.model, base_only.tokenizer, FORGET)
     assert mean_nll(after.model, after.tokenizer, FORGET) > forget_before + 0.15
+
+
+def test_a_second_lora_version_trains_against_its_parent_not_the_base(memorised_dir, tmp_path):
+    first = config(memorised_dir, tmp_path / "v2", adapter="lora", adapter_options={"rank": 4},
+                   lr=1e-2)  # fmt: skip
+    unlearn(first, FORGET, RETAIN)
+    parent = load_model(str(tmp_path / "v2"), precision="fp32")
+    base = load_model(str(memorised_dir), precision="fp32")
+    parent_nll = mean_nll(parent.model, parent.tokenizer, FORGET)
+    assert parent_nll > mean_nll(base.model, base.tokenizer, FORGET) + 0.15
+
+    loaded = load_model(str(tmp_path / "v2"), precision="fp32")
+    adapter = LoraAdapter(rank=4)
+    model = adapter.attach(loaded.model, needs_reference=True)
+    with adapter.reference() as reference:
+        # The reference (what NPO compares against) is version 2, not the base model.
+        assert mean_nll(reference, loaded.tokenizer, FORGET) == pytest.approx(parent_nll, rel=1e-4)
+    assert mean_nll(model, loaded.tokenizer, FORGET) == pytest.approx(parent_nll, rel=1e-4)
+
+    # Version 3 on top of version 2 loads as version 2 plus its own adapter.
+    unlearn(config(tmp_path / "v2", tmp_path / "v3", adapter="lora",
+                   adapter_options={"rank": 4}, lr=1e-2), FORGET, RETAIN)  # fmt: skip
+    third = load_model(str(tmp_path / "v3"), precision="fp32")
+    assert mean_nll(third.model, third.tokenizer, FORGET) > parent_nll
 
 
 @pytest.mark.parametrize(

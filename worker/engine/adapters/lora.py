@@ -31,6 +31,7 @@ class LoraAdapter:
         self.model: PeftModel | None = None
 
     def attach(self, model: nn.Module, *, needs_reference: bool) -> nn.Module:
+        model = fold_parent(model)
         config = LoraConfig(
             r=self.options.rank,
             lora_alpha=self.options.alpha,
@@ -59,5 +60,17 @@ class LoraAdapter:
 
     @staticmethod
     def load(model: nn.Module, folder: Path) -> nn.Module:
-        """Base model + a saved (unmerged) LoRA folder, for generation and evaluation."""
-        return PeftModel.from_pretrained(model, folder).eval()
+        """Base model + a saved (unmerged) LoRA folder, for generation and evaluation. A parent
+        LoRA version is folded in first, as it was when this adapter was trained on it."""
+        return PeftModel.from_pretrained(fold_parent(model), folder).eval()
+
+
+def fold_parent(model: nn.Module) -> nn.Module:
+    """A parent LoRA version merged into the in-memory weights (the files stay as they are).
+
+    The new adapter is then the only one: `disable_adapter()` gives the parent version, which
+    is what a second version must train against (NPO's reference, KL, RMU) and what adapter
+    removal reveals. Without this, disabling switched the parent's LoRA off too, and the
+    reference was the base model (issue 15: forget NLL 0.14 = base instead of the parent's
+    4.6)."""
+    return model.merge_and_unload() if isinstance(model, PeftModel) else model
