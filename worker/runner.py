@@ -64,11 +64,12 @@ def answer_probs(
 
 
 def leak_rates(loaded: LoadedModel, records: Sequence[Record], max_new_tokens: int) -> dict:
-    """Share of QA records with key facts whose greedy answer contains one, per probe
-    (the question as filed; its paraphrase where the record has one)."""
-    with_facts = [r for r in records if isinstance(r, QARecord) and r.key_facts]
+    """Share of QA records whose greedy answer leaks, per probe (the question as filed; its
+    paraphrase where the record has one), by the evaluation's one rule (`leak.judge`: key
+    facts where the record has them, else ROUGE-L against the answer). Text records have no
+    question to ask: they are measured by `forget_prob` only."""
     rates, counts = {}, {}
-    for probe, pairs in check_probes(with_facts).items():
+    for probe, pairs in check_probes(records).items():
         leaked, _ = ask_and_judge(loaded, pairs, max_new_tokens)
         rates[probe], counts[probe] = fmean(leaked), len(pairs)
     return {"leak_rate": rates, "probed": counts}
