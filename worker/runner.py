@@ -14,6 +14,7 @@ from typing import Protocol
 import torch
 
 from worker.engine.data import QARecord, Record, collate, encode_record, load_records
+from worker.engine.eval.general import own_answers
 from worker.engine.models import LoadedModel, load_model, saved_model_hash
 from worker.engine.objectives import LossSettings
 from worker.engine.objectives.tokens import sequence_mean_nll, token_logprobs
@@ -82,25 +83,67 @@ def _without(records: list[Record], forget: Sequence[Record]) -> list[Record]:
     return [r for r in records if record_key(r) not in forgotten]
 
 
-def retain_records(policy: ModelPolicy, forget: Sequence[Record]) -> list[Record]:
+def _retain_file(policy: ModelPolicy, forget: Sequence[Record]) -> list[Record]:
     path = require_file(policy, policy.unlearning.retain_data, "retain_data")
     return _without(load_records(path), forget) if path else []
 
 
+def _held_out(policy: ModelPolicy, count: int) -> int:
+    """How many retain records are kept out of training to measure utility when the policy
+    names no utility data: a ratio measured on records the retain loss trained on reads 1.00
+    whatever the run did (issue 19). At most a quarter, so the retain term keeps most."""
+    if policy.evaluation.utility_data is not None:
+        return 0
+    return min(policy.evaluation.utility_limit, count // 4)
+
+
+def retain_records(policy: ModelPolicy, forget: Sequence[Record]) -> list[Record]:
+    """The retain data the run trains on: the retain file without the ticket's records and
+    without the ones held out for utility."""
+    records = _retain_file(policy, forget)
+    return records[: len(records) - _held_out(policy, len(records))]
+
+
 def utility_records(policy: ModelPolicy, forget: Sequence[Record]) -> list[Record]:
-    value = policy.evaluation.utility_data or policy.unlearning.retain_data
-    path = require_file(policy, value, "utility_data")
-    if path is None:
-        return []
-    return _without(load_records(path), forget)[: policy.evaluation.utility_limit]
+    """Utility data no run trained on: the policy's utility file, else the retain records held
+    out of training; empty when the model has neither (the general questions then serve)."""
+    path = require_file(policy, policy.evaluation.utility_data, "utility_data")
+    if path is not None:
+        return _without(load_records(path), forget)[: policy.evaluation.utility_limit]
+    records = _retain_file(policy, forget)
+    return records[len(records) - _held_out(policy, len(records)) :]
 
 
-def measure(loaded: LoadedModel, records: Sequence[Record], policy: ModelPolicy) -> dict:
+def utility_set(
+    loaded: LoadedModel, policy: ModelPolicy, forget: Sequence[Record], assessment: dict | None
+) -> tuple[str, list[Record]]:
+    """Where utility is measured and on which records. Without utility or retain data, on the
+    general questions with the parent model's own answers, recorded at assessment so the new
+    version is scored on the same ones."""
+    if records := utility_records(policy, forget):
+        source = "utility_data" if policy.evaluation.utility_data else "retain_data (held out)"
+        return source, records
+    if assessment is not None:
+        return "general questions", [QARecord(**r) for r in assessment["general_answers"]]
+    return "general questions", own_answers(loaded, policy.evaluation.max_new_tokens)
+
+
+def measure(
+    loaded: LoadedModel,
+    records: Sequence[Record],
+    policy: ModelPolicy,
+    assessment: dict | None = None,
+) -> dict:
+    """Leak rates, forget and utility answer probabilities; `assessment`: the parent's
+    measurement this one is compared with (None: this is the parent's)."""
     started = time.perf_counter()
-    utility = utility_records(policy, records)
+    source, utility = utility_set(loaded, policy, records, assessment)
     result = leak_rates(loaded, records, policy.evaluation.max_new_tokens)
     result["forget_prob"] = fmean(answer_probs(loaded, records))
     result["utility_prob"] = fmean(answer_probs(loaded, utility)) if utility else None
+    result["utility_source"] = source
+    if source == "general questions":
+        result["general_answers"] = [r.to_dict() for r in utility]
     result["model_hash"] = loaded.model_hash
     result["wall_time_s"] = time.perf_counter() - started
     return result
@@ -158,8 +201,8 @@ class EngineRunner:
         loss = dict(plan.loss)
         if not retain:
             # No retain data (e.g. a model without a policy file): the retain term is off; GRUN's
-            # gate still learns to stay shut from its built-in general questions, and the
-            # evaluation holds the result when no utility could be measured.
+            # gate still learns to stay shut from its built-in general questions, and utility is
+            # measured on other general questions (`utility_set`).
             loss["alpha"] = 0.0
         cfg = UnlearnConfig(
             output=str(output),
@@ -198,7 +241,7 @@ class EngineRunner:
 
     def evaluate(self, spec, records, policy, assessment, run) -> dict:
         loaded = self._load(spec)
-        after = measure(loaded, records, policy)
+        after = measure(loaded, records, policy, assessment)
         robustness = run_robustness_probes(loaded, records, policy)
         probe_leaks = {
             name: row["forget"]
@@ -213,7 +256,8 @@ class EngineRunner:
             "leak_rate": {**probe_leaks, **after["leak_rate"]},
             "probed": after["probed"],
             "forget_prob": {"before": assessment["forget_prob"], "after": after["forget_prob"]},
-            "utility": {"before": before_utility, "after": after_utility, "ratio": ratio},
+            "utility": {"before": before_utility, "after": after_utility, "ratio": ratio,
+                        "source": after["utility_source"]},  # fmt: skip
             # Honest caveat (docs/engine.md, GRUN): with an adapter the base weights still hold
             # the data; the adapter_removal probe measures what whoever strips the module gets
             # back.

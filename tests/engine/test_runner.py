@@ -1,9 +1,12 @@
 """The publish gate's measurements (worker/runner.py): which records it asks and how it judges."""
 
+import json
+
 import torch
 
 from worker.engine.data import QARecord, TextRecord
-from worker.runner import leak_rates
+from worker.policy import parse_policy
+from worker.runner import leak_rates, retain_records, utility_records
 
 
 class _Loaded:
@@ -36,3 +39,28 @@ def test_records_without_key_facts_are_measured_by_the_rouge_rule(monkeypatch):
     # every such ticket ("leak rate on probe 'direct' was not measured").
     assert result["leak_rate"] == {"direct": 0.5, "paraphrased": 0.0}
     assert result["probed"] == {"direct": 2, "paraphrased": 1}
+
+
+def _write(path, records):
+    path.write_text("\n".join(json.dumps(r.to_dict()) for r in records))
+
+
+def test_without_utility_data_a_quarter_of_the_retain_data_is_held_out_of_training(tmp_path):
+    customers = [QARecord(f"Email of c{i}?", f"c{i}@example.com") for i in range(12)]
+    _write(tmp_path / "retain.jsonl", customers)
+    policy = parse_policy('[unlearning]\nretain_data = "retain.jsonl"\n',
+                          str(tmp_path / "model.toml"))  # fmt: skip
+    forget = customers[:1]  # the ticket's own record is in the file: neither kept nor counted
+    trained, utility = retain_records(policy, forget), utility_records(policy, forget)
+    assert len(utility) == 11 // 4 and not set(map(id, trained)) & set(map(id, utility))
+    assert sorted(r.question for r in trained + utility) == sorted(
+        r.question for r in customers[1:]
+    )
+    # A utility file of its own: the whole retain file trains.
+    _write(tmp_path / "utility.jsonl", customers[5:7])
+    text = (
+        '[unlearning]\nretain_data = "retain.jsonl"\n[evaluation]\nutility_data = "utility.jsonl"\n'
+    )
+    policy = parse_policy(text, str(tmp_path / "model.toml"))
+    assert len(retain_records(policy, forget)) == 11
+    assert [r.question for r in utility_records(policy, forget)] == ["Email of c5?", "Email of c6?"]

@@ -84,14 +84,20 @@ def test_ticket_unlearns_the_tiny_model_with_grun_and_publishes_a_loadable_versi
     assert service.verify()["ok"]
 
 
-def test_a_model_without_a_policy_file_unlearns_and_is_held_for_lack_of_utility_data(
+def test_a_model_without_a_policy_file_measures_utility_on_general_questions(
     service, tiny_model_dir, qa_records
 ):
     service.register_model("bare", str(tiny_model_dir))
     ticket_id = service.submit("bare", qa_records[:2], subject_id="customer-0")
     final = service.run_until_closed(ticket_id)
-    assert final["state"] == "held", final["error"]
+    assert final["state"] in ("published", "held"), final["error"]
     evaluation = final["evaluation"]
-    assert evaluation["utility"]["ratio"] is None and "direct" in evaluation["leak_rate"]
-    held = [e for e in service.events(ticket_id) if e["event_type"] == "ticket.held"]
-    assert "utility was not measured" in held[0]["data"]["violations"]
+    # No utility or retain file: the general questions with the parent's own answers serve,
+    # so the defaults can decide (before: always held, "utility was not measured").
+    utility = evaluation["utility"]
+    assert utility["source"] == "general questions" and utility["ratio"] is not None
+    assert utility["before"] > 0 and "direct" in evaluation["leak_rate"]
+    decided = [
+        e for e in service.events(ticket_id) if e["event_type"] == f"ticket.{final['state']}"
+    ]
+    assert "utility was not measured" not in decided[0]["data"].get("violations", [])

@@ -27,6 +27,7 @@ from api.embedded import EmbeddedService
 from worker.bench.customers import CustomersTarget
 from worker.engine.data import QARecord
 from worker.engine.eval.fluency import fluency
+from worker.engine.eval.general import GENERAL_QUESTIONS
 from worker.engine.generate import generate_answers
 from worker.engine.models import LoadedModel, cache_home, folder_hash, load_model
 from worker.engine.stopping import ask_and_judge
@@ -35,26 +36,6 @@ from worker.engine.synthetic import SyntheticData, unseen_questions
 RESULTS = Path(__file__).resolve().parents[2] / "benchmarks" / "results"
 MODEL_NAME = "customers"
 MAX_NEW_TOKENS = 48
-# General questions no run trains on (GRUN's gate negatives are grun.GENERAL_QUESTIONS, a
-# different list): what every other user asks must come out the same. Written by us.
-GENERAL_QUESTIONS = (
-    "What is the capital of Japan?",
-    "How many minutes are there in an hour?",
-    "What colour is the sky on a clear day?",
-    "Who painted the Mona Lisa?",
-    "What is the square root of 81?",
-    "Which planet is closest to the sun?",
-    "What do bees make?",
-    "How many continents are there?",
-    "What is the opposite of cold?",
-    "Name a fruit that is yellow.",
-    "What is the tallest animal?",
-    "How many sides does a triangle have?",
-    "What is frozen water called?",
-    "In which country are the pyramids of Giza?",
-    "What instrument has black and white keys?",
-    "How many hours are there in a day?",
-)
 POLICY = """
 [unlearning]
 retain_data = "retain.jsonl"
