@@ -15,8 +15,8 @@ what to evaluate on, and what a result must meet to be published without a human
     rank = 4
 
     [evaluation]
-    utility_data = "utility.jsonl"  # default: a quarter of the retain data, held out of training;
-                                    # with neither file, general questions (worker/engine/eval/general.py)
+    utility_data = "utility.jsonl"  # default: a quarter of the retain data, held out of
+                                    # training; with neither, general questions (eval/general.py)
     utility_limit = 32
     max_new_tokens = 48
     probes = ["no_chat", "adapter_removal"]   # robustness probes (worker.engine.eval.probes)

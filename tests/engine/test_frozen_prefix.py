@@ -16,6 +16,7 @@ from worker.engine.data import collate, encode_qa
 from worker.engine.models import load_model
 from worker.engine.objectives import OBJECTIVES, LossSettings, get_objective
 from worker.engine.objectives.refusals import refusals_for
+from worker.engine.precision import frozen_linears_cast
 from worker.engine.unlearn import UnlearnConfig, UnlearnData, step_loss_factory
 
 
@@ -126,3 +127,45 @@ def test_a_layer_window_restores_the_whole_stack_even_after_an_error(memorised_d
         assert len(decoder.layers) == 1
         raise RuntimeError("boom")
     assert list(decoder.layers) == layers
+
+
+def _bf16_step(model_dir, method: str, adapter_name: str, cast_frozen: bool):
+    """Loss and gradients of one step under bf16 autocast, the frozen Linear weights cast
+    once beforehand or (as autocast does) at every call."""
+    loaded = load_model(str(model_dir), precision="bf16")
+    torch.manual_seed(0)
+    options = {"layers": [1]} if adapter_name == "grun" else {}
+    adapter = get_adapter(adapter_name, **options)
+    objective = get_objective(method)
+    loaded.model = adapter.attach(loaded.model, needs_reference=True)
+    refusals = refusals_for(None) if objective.needs_refusals else []
+    data = UnlearnData(list(FORGET), list(RETAIN), refusals)
+    cfg = UnlearnConfig(output="unused", method=method, adapter=adapter_name)
+    settings = LossSettings(rmu_layer=1, beta=objective.default_beta)
+    step_loss = step_loss_factory(cfg, objective, settings, data)(loaded, adapter)
+    head = loaded.model.get_output_embeddings()
+    tied = head.weight
+    with frozen_linears_cast(loaded.model, torch.bfloat16 if cast_frozen else None) as count:
+        with loaded.autocast():
+            loss, _, _ = step_loss(0)
+        loss.backward()
+    params = adapter.trainable()
+    grads = {name: p.grad.clone() for name, p in params.items() if p.grad is not None}
+    # Afterwards the run's model is fp32 again, with the same Parameter objects.
+    assert head.weight is tied and head.weight.dtype == torch.float32
+    return loss.detach(), grads, count
+
+
+# Full fine-tuning trains every weight of the model: nothing to cast (its reference copy is
+# asked once per sequence, then read from the reference store).
+@pytest.mark.parametrize(
+    ("method", "adapter_name"), [("npo", "grun"), ("idk", "grun"), ("npo", "lora")]
+)
+def test_frozen_weights_cast_once_give_the_step_autocast_gives(memorised_dir, method, adapter_name):
+    loss, grads, none_cast = _bf16_step(memorised_dir, method, adapter_name, cast_frozen=False)
+    cast_loss, cast_grads, count = _bf16_step(memorised_dir, method, adapter_name, cast_frozen=True)
+    assert none_cast == 0 and count > 0
+    assert torch.equal(cast_loss, loss)  # the same rounding as autocast's: bit for bit
+    assert grads.keys() == cast_grads.keys() and grads
+    for name, grad in grads.items():
+        assert torch.equal(cast_grads[name], grad), name

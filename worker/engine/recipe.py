@@ -22,6 +22,7 @@ from worker.engine.artifacts import (
     write_json,
 )
 from worker.engine.models import LoadedModel, folder_hash, load_model
+from worker.engine.precision import frozen_linears_cast
 from worker.engine.train import Progress, TrainConfig, reset_peak_memory, seed_everything, train
 
 StepLossFactory = Callable[[LoadedModel, object], Callable[[int], tuple]]
@@ -76,17 +77,18 @@ def execute(
     adapter = get_adapter(run.adapter, **run.adapter_options)
     loaded.model = adapter.attach(loaded.model, needs_reference=run.needs_reference)
     step_loss = make_step_loss(loaded, adapter)
-    result = train(
-        adapter.trainable(),
-        step_loss,
-        run.train,
-        device=loaded.device,
-        autocast=loaded.autocast,
-        checkpoint_dir=staging / "checkpoint",
-        should_stop=should_stop,
-        on_progress=on_progress,
-        check=run.make_check(loaded) if run.make_check else None,
-    )
+    with frozen_linears_cast(loaded.model, loaded.autocast_dtype):
+        result = train(
+            adapter.trainable(),
+            step_loss,
+            run.train,
+            device=loaded.device,
+            autocast=loaded.autocast,
+            checkpoint_dir=staging / "checkpoint",
+            should_stop=should_stop,
+            on_progress=on_progress,
+            check=run.make_check(loaded) if run.make_check else None,
+        )
     adapter.save(staging, loaded.tokenizer, merge=run.merge)
     saved_as = "full" if run.merge else run.adapter
     write_json(
