@@ -17,6 +17,7 @@ from api.models.endpoints import router as models_router
 from api.models.serving import LoadedModels
 from api.requests.endpoints import router as requests_router
 from api.settings import Settings, get_settings
+from api.validation import RejectNul
 
 
 def default_dispatcher(settings: Settings, database: Database) -> Dispatcher:
@@ -55,6 +56,7 @@ def create_app(settings: Settings | None = None, dispatcher: Dispatcher | None =
     app.state.settings, app.state.database = settings, database
     app.state.dispatcher, app.state.models = dispatcher, LoadedModels()
     install_error_handler(app)
+    app.add_middleware(RejectNul)
     for router in (
         health_router,
         requests_router,

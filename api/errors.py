@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 
@@ -38,7 +39,17 @@ class PayloadTooLarge(ServiceError):
     status_code = 413
 
 
+def validation_details(error: RequestValidationError) -> list[dict]:
+    """Where and why, without pydantic's `input` and `ctx`: they echo what was sent (a
+    person's data in a record, or a NaN that JSON cannot even carry back)."""
+    return [{"loc": list(e["loc"]), "msg": e["msg"], "type": e["type"]} for e in error.errors()]
+
+
 def install_error_handler(app: FastAPI) -> None:
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(_request: Request, error: RequestValidationError) -> JSONResponse:
+        return JSONResponse({"detail": validation_details(error)}, status_code=422)
+
     @app.exception_handler(ServiceError)
     async def _render(_request: Request, error: ServiceError) -> JSONResponse:
         headers = {"WWW-Authenticate": "ApiKey"} if isinstance(error, Unauthorized) else None

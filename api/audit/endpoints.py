@@ -4,17 +4,18 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
-from datetime import datetime
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query
 from fastapi.responses import StreamingResponse
+from pydantic import AwareDatetime
 
 from api.audit import repository
 from api.audit.schemas import EventsPublic, VerifyPublic, csv_lines, event_page, jsonl_lines
 from api.audit.service import verify_chain
 from api.db import Database
 from api.deps import Auditor, DatabaseDep, SessionDep
+from api.validation import Offset
 
 router = APIRouter(prefix="/v1/audit", tags=["audit"])
 MEDIA = {"jsonl": "application/x-ndjson", "csv": "text/csv"}
@@ -32,13 +33,13 @@ def list_events(
     session: SessionDep,
     database: DatabaseDep,
     _: Auditor,
-    since: datetime | None = None,
-    until: datetime | None = None,
+    since: AwareDatetime | None = None,
+    until: AwareDatetime | None = None,
     event_type: str | None = None,
     request_id: uuid.UUID | None = None,
     format: Literal["json", "jsonl", "csv"] = "json",
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Offset = 0,
 ):
     """Events in chain order within [since, until). `format=jsonl|csv` streams all of them."""
     query = repository.events_query(

@@ -10,6 +10,7 @@ from pydantic import BaseModel
 from api.deps import Operator, SessionDep
 from api.jobs import repository
 from api.requests.schemas import JobPublic
+from api.validation import Offset
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
 
@@ -25,7 +26,7 @@ def list_jobs(
     _: Operator,
     status: str | None = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Offset = 0,
 ) -> JobsPublic:
     jobs, total = repository.list_jobs(session, status, limit, offset)
     return JobsPublic(data=[JobPublic.model_validate(j) for j in jobs], count=total)

@@ -8,7 +8,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-from api.requests.schemas import StrictBody
+from api.validation import StrictBody
 
 
 class KeyCreate(StrictBody):

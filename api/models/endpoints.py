@@ -16,6 +16,7 @@ from api.models.schemas import (
     VersionPublic,
     VersionsPublic,
 )
+from api.validation import VersionNumber
 from worker.registry import base_artifact_hash
 
 router = APIRouter(prefix="/v1/models", tags=["models"])
@@ -49,7 +50,7 @@ def list_versions(name: str, session: SessionDep, _: Staff) -> VersionsPublic:
 
 
 @router.get("/{name}/versions/{number}", response_model=VersionPublic)
-def get_version(name: str, number: int, session: SessionDep, _: Staff) -> VersionPublic:
+def get_version(name: str, number: VersionNumber, session: SessionDep, _: Staff) -> VersionPublic:
     return VersionPublic.model_validate(service.get_version(session, name, number))
 
 
@@ -63,7 +64,12 @@ def rollback(name: str, body: Rollback, session: SessionDep, principal: Operator
 
 @router.post("/{name}/versions/{number}/generate", response_model=Answers)
 def generate(
-    name: str, number: int, body: GenerateBody, request: Request, database: DatabaseDep, _: Staff
+    name: str,
+    number: VersionNumber,
+    body: GenerateBody,
+    request: Request,
+    database: DatabaseDep,
+    _: Staff,
 ) -> Answers:
     """Greedy answers of one version, so an auditor can spot-check what it says. The lookup
     commits before generating: no transaction (or SQLite write lock) is held meanwhile."""

@@ -7,7 +7,7 @@ from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from api.requests.schemas import StrictBody
+from api.validation import DB_INT_MAX, StrictBody
 
 
 class ModelRegister(StrictBody):
@@ -16,7 +16,9 @@ class ModelRegister(StrictBody):
 
 
 class Rollback(StrictBody):
-    to_version: int | None = Field(None, ge=1, description="default: the serving version's parent")
+    to_version: int | None = Field(
+        None, ge=1, le=DB_INT_MAX, description="default: the serving version's parent"
+    )
     reason: str = Field(min_length=1, max_length=2000)
 
 

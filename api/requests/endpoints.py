@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import json
 import uuid
-from datetime import datetime
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, File, Form, Header, Query, Response, UploadFile, status
-from pydantic import ValidationError
+from pydantic import AwareDatetime, ValidationError
 
 from api.audit.schemas import EventsPublic, event_page
 from api.audit.service import events_for_request
@@ -28,6 +27,7 @@ from api.requests.schemas import (
     TicketPublic,
     TicketsPublic,
 )
+from api.validation import Offset
 
 router = APIRouter(prefix="/v1/deletion-requests", tags=["deletion requests"])
 IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key", max_length=200)]
@@ -103,10 +103,10 @@ def list_requests(
     principal: AnyRole,
     state: Literal[STATES] | None = None,  # type: ignore[valid-type]
     model: str | None = None,
-    since: datetime | None = None,
-    until: datetime | None = None,
+    since: AwareDatetime | None = None,
+    until: AwareDatetime | None = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Offset = 0,
 ) -> TicketsPublic:
     where = TicketFilter(state=state, model=model, since=since, until=until)
     tickets, total = service.list_tickets(session, principal, where, limit, offset)

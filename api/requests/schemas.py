@@ -10,11 +10,8 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from api.requests.deadlines import LegalBasis
+from api.validation import PastDatetime, StrictBody
 from domain.choices import ADAPTERS, METHODS
-
-
-class StrictBody(BaseModel):
-    model_config = ConfigDict(extra="forbid")
 
 
 class TicketOptions(StrictBody):
@@ -45,7 +42,7 @@ class TicketCreate(TicketMetadata):
 
 class TicketExtend(StrictBody):
     reason: str = Field(min_length=1, max_length=2000)
-    notice_sent_at: datetime
+    notice_sent_at: PastDatetime
 
 
 class Decision(StrictBody):

@@ -1,0 +1,66 @@
+"""Input the database cannot hold is a 4xx with a reason, never a 500 (issue 18, found by
+schemathesis and by hand): NUL characters, numbers beyond the integer range, NaN/Infinity,
+datetimes without a time zone, a notice dated in the future."""
+
+import json
+
+import pytest
+
+from tests.service.conftest import auth, ticket_body
+
+pytestmark = pytest.mark.service
+
+
+def _post_raw(api, path: str, text: str, role: str = "requester"):
+    headers = {**auth(api, role), "content-type": "application/json"}
+    return api.post(path, content=text.encode(), headers=headers)
+
+
+@pytest.mark.parametrize(
+    ("body", "named"),
+    [
+        (json.dumps(ticket_body(reason="erasure\u0000request")), "NUL"),
+        (json.dumps(ticket_body(records=[{"question": "Q\u0000?", "answer": "a"}])), "NUL"),
+        # Python's json writes NaN / Infinity, as a hostile client may: JSON cannot carry them.
+        (json.dumps(ticket_body(records=[{"question": "q?", "answer": "a", "x": float("nan")}])),
+         "nan"),
+        (json.dumps(ticket_body()).replace('"EU"', "Infinity"), "jurisdiction"),
+        (json.dumps(ticket_body(records=[{"question": "q?", "answer": "a", "n": 2**70}])),
+         "64-bit"),
+    ],
+)  # fmt: skip
+def test_bodies_the_database_cannot_hold_are_422(api, body, named):
+    response = _post_raw(api, "/v1/deletion-requests", body)
+    assert response.status_code == 422, response.text
+    assert named in response.text
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/v1/deletion-requests?offset=9223372036854775808",
+        "/v1/audit/events?offset=9223372036854775808",
+        "/v1/jobs?offset=2147483648",
+        "/v1/models/tiny/versions/2147483648",
+        "/v1/deletion-requests?since=2026-01-01T00:00:00",  # no time zone
+        "/v1/audit/events?since=2026-01-01T00:00:00",
+        "/v1/deletion-requests?model=ti%00ny",
+        "/v1/models/ti%00ny/versions",
+    ],
+)
+def test_parameters_the_database_cannot_take_are_422(api, path):
+    response = api.get(path, headers=auth(api, "admin"))
+    assert response.status_code == 422, response.text
+    assert response.json()["detail"]
+
+
+@pytest.mark.parametrize(
+    ("notice", "named"),
+    [("2026-01-05T10:00:00", "timezone"), ("9999-01-05T10:00:00Z", "future")],
+)
+def test_an_extension_notice_needs_a_time_zone_and_a_past_date(api, notice, named):
+    ticket = api.post("/v1/deletion-requests", json=ticket_body(), headers=auth(api, "requester"))
+    path = f"/v1/deletion-requests/{ticket.json()['id']}/extend"
+    body = {"reason": "complex request", "notice_sent_at": notice}
+    response = api.post(path, json=body, headers=auth(api, "operator"))
+    assert response.status_code == 422 and named in response.text
