@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import ValidationError
 
 
 class ServiceError(Exception):
@@ -39,7 +40,7 @@ class PayloadTooLarge(ServiceError):
     status_code = 413
 
 
-def validation_details(error: RequestValidationError) -> list[dict]:
+def validation_details(error: RequestValidationError | ValidationError) -> list[dict]:
     """Where and why, without pydantic's `input` and `ctx`: they echo what was sent (a
     person's data in a record, or a NaN that JSON cannot even carry back)."""
     return [{"loc": list(e["loc"]), "msg": e["msg"], "type": e["type"]} for e in error.errors()]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import uuid
 from typing import Annotated, Literal
 
@@ -12,7 +11,7 @@ from pydantic import AwareDatetime, ValidationError
 from api.audit.schemas import EventsPublic, event_page
 from api.audit.service import events_for_request
 from api.deps import AnyRole, Canceller, Operator, Requester, SessionDep, SettingsDep
-from api.errors import InvalidInput, PayloadTooLarge
+from api.errors import InvalidInput, PayloadTooLarge, validation_details
 from api.jobs import repository as jobs_repository
 from api.keys.service import Principal
 from api.requests import service
@@ -27,6 +26,7 @@ from api.requests.schemas import (
     TicketPublic,
     TicketsPublic,
 )
+from api.requests.uploads import at_line, read_records
 from api.validation import Offset
 
 router = APIRouter(prefix="/v1/deletion-requests", tags=["deletion requests"])
@@ -69,32 +69,28 @@ def submit_upload(
     settings: SettingsDep,
     principal: Requester,
     metadata: Annotated[str, Form(description="the TicketMetadata fields as JSON")],
-    records: Annotated[UploadFile, File(description="JSON Lines: one record per line")],
+    records: Annotated[
+        UploadFile, File(description="JSON Lines (one record per line) or one JSON array, UTF-8")
+    ],
     idempotency_key: IdempotencyKey = None,
 ):
-    """File a deletion request whose records come as an uploaded JSONL file."""
+    """File a deletion request whose records come as an uploaded file; errors name its line."""
     raw = records.file.read(settings.max_upload_bytes + 1)
     if len(raw) > settings.max_upload_bytes:
         raise PayloadTooLarge(f"the file is over {settings.max_upload_bytes} bytes")
-    rows = []
-    for line_number, line in enumerate(raw.decode("utf-8", errors="replace").splitlines(), 1):
-        if line.strip():
-            try:
-                rows.append(json.loads(line))
-            except json.JSONDecodeError as error:
-                raise InvalidInput(
-                    f"{records.filename}: line {line_number}: not JSON ({error.msg})",
-                    line=line_number,
-                ) from error
+    rows, lines = read_records(raw, records.filename)
     try:
         payload = TicketCreate(
             **TicketMetadata.model_validate_json(metadata).model_dump(), records=rows
         )
     except ValidationError as error:
         raise InvalidInput(
-            "invalid metadata or records", errors=json.loads(error.json(include_url=False))
+            "invalid metadata or records", errors=validation_details(error)
         ) from error
-    return _submit(session, settings, principal, payload, idempotency_key, response)
+    try:
+        return _submit(session, settings, principal, payload, idempotency_key, response)
+    except InvalidInput as error:
+        raise at_line(error, records.filename, lines) from error
 
 
 @router.get("", response_model=TicketsPublic)

@@ -64,3 +64,41 @@ def test_an_extension_notice_needs_a_time_zone_and_a_past_date(api, notice, name
     body = {"reason": "complex request", "notice_sent_at": notice}
     response = api.post(path, json=body, headers=auth(api, "operator"))
     assert response.status_code == 422 and named in response.text
+
+
+def _upload(api, content: bytes, filename: str = "forget.jsonl"):
+    metadata = {k: v for k, v in ticket_body().items() if k != "records"}
+    return api.post(
+        "/v1/deletion-requests/upload",
+        data={"metadata": json.dumps(metadata)},
+        files={"records": (filename, content, "application/jsonl")},
+        headers=auth(api, "requester"),
+    )
+
+
+RECORD = {"question": "Where does Zoë live?", "answer": "Zoë lives in Köln.", "key_facts": ["Köln"]}
+
+
+def test_a_file_that_is_not_utf8_is_refused_naming_its_line(api):
+    lines = [json.dumps(RECORD, ensure_ascii=False)] * 2
+    latin1 = "\n".join(lines).encode("latin-1")  # before: stored as U+FFFD, answered 201
+    response = _upload(api, latin1)
+    assert response.status_code == 422 and "line 1: not UTF-8" in response.json()["detail"]
+
+
+def test_a_utf8_file_with_a_bom_or_as_a_json_array_is_accepted(api):
+    bom = ("\ufeff" + json.dumps(RECORD, ensure_ascii=False)).encode()
+    assert _upload(api, bom).status_code == 201
+    array = json.dumps([RECORD, RECORD], ensure_ascii=False).encode()
+    response = _upload(api, array, "forget.json")
+    assert response.status_code == 201 and response.json()["record_count"] == 2
+
+
+def test_a_bad_record_is_named_by_its_line_in_the_file(api):
+    content = "\n".join(
+        [json.dumps(RECORD), "", json.dumps({"question": "Where?", "answer": ""})]
+    ).encode()  # the bad record is the second one, on line 3
+    response = _upload(api, content)
+    assert response.status_code == 422
+    assert response.json()["detail"].startswith("forget.jsonl: line 3")
+    assert response.json()["line"] == 3
