@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from models import ApiKey, Organisation
@@ -25,6 +25,11 @@ def key_by_prefix(session: Session, prefix: str) -> ApiKey | None:
 
 def key_by_id(session: Session, key_id: uuid.UUID) -> ApiKey | None:
     return session.get(ApiKey, key_id)
+
+
+def active_admin_count(session: Session) -> int:
+    query = select(func.count()).where(ApiKey.role == "admin", ApiKey.revoked_at.is_(None))
+    return session.scalar(query.select_from(ApiKey)) or 0
 
 
 def list_keys(session: Session) -> list[ApiKey]:

@@ -87,6 +87,9 @@ def revoke_key(session: Session, key_id: uuid.UUID, actor: str) -> tuple[ApiKey,
         raise NotFound(f"no API key {key_id}")
     if key.revoked_at is not None:
         raise Conflict(f"API key {key_id} is already revoked")
+    if key.role == "admin" and repository.active_admin_count(session) <= 1:
+        # Nobody could create keys any more, nor revoke a leaked one.
+        raise Conflict("this is the last active admin key; create another admin key first")
     key.revoked_at = utcnow()
     record_event(
         session,

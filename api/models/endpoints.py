@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request, status
 
-from api.deps import Admin, DatabaseDep, Operator, SessionDep, Staff
+from api.deps import Admin, AnyRole, DatabaseDep, Operator, SessionDep, Staff
 from api.models import service
 from api.models.schemas import (
     Answers,
     GenerateBody,
+    ModelName,
+    ModelNamesPublic,
     ModelPublic,
     ModelRegister,
     ModelsPublic,
@@ -22,11 +24,15 @@ from worker.registry import base_artifact_hash
 router = APIRouter(prefix="/v1/models", tags=["models"])
 
 
-@router.get("", response_model=ModelsPublic)
-def list_models(session: SessionDep, _: Staff) -> ModelsPublic:
+@router.get("", response_model=ModelsPublic | ModelNamesPublic)
+def list_models(session: SessionDep, principal: AnyRole) -> ModelsPublic | ModelNamesPublic:
+    """Staff see each model's serving version; requesters the names they may file against."""
+    models = service.list_models(session)
+    if principal.role == "requester":
+        names = [ModelName(name=name, production_version=v.number) for name, v in models]
+        return ModelNamesPublic(data=names, count=len(names))
     rows = [
-        ModelPublic(name=name, production=VersionPublic.model_validate(v))
-        for name, v in service.list_models(session)
+        ModelPublic(name=name, production=VersionPublic.model_validate(v)) for name, v in models
     ]
     return ModelsPublic(data=rows, count=len(rows))
 

@@ -55,6 +55,18 @@ class ModelsPublic(BaseModel):
     count: int
 
 
+class ModelName(BaseModel):
+    """What a requester sees of a model: the name to file tickets against."""
+
+    name: str
+    production_version: int
+
+
+class ModelNamesPublic(BaseModel):
+    data: list[ModelName]
+    count: int
+
+
 class VersionsPublic(BaseModel):
     data: list[VersionPublic]
     count: int

@@ -87,8 +87,9 @@ def submit_ticket(
             if existing.body_hash != body_hash:
                 raise Conflict("this Idempotency-Key was used with a different request body")
             return existing, False
-    if payload.options and principal.role not in ("operator", "admin"):
-        raise Forbidden("only operators choose the method or adapter of a ticket")
+    if payload.options and principal.role != "admin":
+        # Requesters file against the model's policy; operators do not file tickets.
+        raise Forbidden("only an admin may choose the method or adapter of a ticket")
     registry_service.require_model(session, payload.model)
     records = validate_records(payload.records, settings.max_records)
     wrapped_key = new_wrapped_key(settings.data_key.get_secret_value())
