@@ -18,6 +18,7 @@ from api.settings import Settings, get_settings
 QUEUE = "unlearning"
 RUN_JOB = "obliviate.run_job"
 SWEEP = "obliviate.sweep"
+QUICK = {"max_retries": 2, "interval_start": 0, "interval_step": 0.2, "interval_max": 0.2}
 
 
 def make_celery(settings: Settings) -> Celery:
@@ -51,8 +52,19 @@ class CeleryDispatcher:
         self.app = make_celery(settings)
 
     def wake(self, job_ids: list[uuid.UUID]) -> None:
+        # Two quick retries, not Celery's default backoff: a request must not hang on a broker
+        # that is down; the sweep sends what could not be sent.
         for job_id in job_ids:
-            self.app.send_task(RUN_JOB, args=[str(job_id)], queue=QUEUE)
+            self.app.send_task(RUN_JOB, args=[str(job_id)], queue=QUEUE, retry_policy=QUICK)
+
+    def ping(self) -> bool:
+        """Can the broker be reached now? (readiness reports it)"""
+        try:
+            with self.app.connection_for_write() as connection:
+                connection.ensure_connection(max_retries=1, timeout=2)
+        except Exception:  # kombu's connection errors differ per transport
+            return False
+        return True
 
 
 app = make_celery(get_settings())

@@ -256,8 +256,12 @@ class EngineRunner:
             "leak_rate": {**probe_leaks, **after["leak_rate"]},
             "probed": after["probed"],
             "forget_prob": {"before": assessment["forget_prob"], "after": after["forget_prob"]},
-            "utility": {"before": before_utility, "after": after_utility, "ratio": ratio,
-                        "source": after["utility_source"]},  # fmt: skip
+            "utility": {
+                "before": before_utility,
+                "after": after_utility,
+                "ratio": ratio,
+                "source": after["utility_source"],
+            },  # fmt: skip
             # Honest caveat (docs/engine.md, GRUN): with an adapter the base weights still hold
             # the data; the adapter_removal probe measures what whoever strips the module gets
             # back.

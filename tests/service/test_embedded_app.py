@@ -42,5 +42,6 @@ def test_embedded_app_runs_a_ticket_with_its_own_worker_thread(tmp_path, tiny_mo
         assert client.get("/health/ready").json() == {
             "status": "ready",
             "database": "sqlite",
+            "broker": "none (in-process worker)",
             "embedded": True,
         }

@@ -102,3 +102,29 @@ def test_a_bad_record_is_named_by_its_line_in_the_file(api):
     assert response.status_code == 422
     assert response.json()["detail"].startswith("forget.jsonl: line 3")
     assert response.json()["line"] == 3
+
+
+def test_with_the_broker_down_a_ticket_is_still_filed_and_readiness_says_so(
+    settings, database, tiny_model_dir
+):
+    from fastapi.testclient import TestClient
+
+    from api.app import create_app
+    from api.models.service import register_model
+    from tests.service.conftest import make_keys
+    from worker.celery_app import CeleryDispatcher
+
+    keys = make_keys(database, settings)
+    with database.transaction() as session:
+        register_model(session, "tiny", str(tiny_model_dir), actor="test", artifact_hash=None)
+    down = settings.model_copy(update={"broker_url": "redis://127.0.0.1:1/0"})  # nothing there
+    app = create_app(settings, dispatcher=CeleryDispatcher(down))
+    with TestClient(app) as client:
+        headers = {"X-API-Key": keys["requester"]}
+        response = client.post("/v1/deletion-requests", json=ticket_body(), headers=headers)
+        # Before: a 500 although the ticket was saved; the sweep sends the wake-up later.
+        assert response.status_code == 201, response.text
+        ticket = client.get(f"/v1/deletion-requests/{response.json()['id']}", headers=headers)
+        assert ticket.json()["state"] == "received"
+        ready = client.get("/health/ready").json()
+        assert ready["status"] == "degraded" and ready["broker"] == "unreachable"
