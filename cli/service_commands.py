@@ -13,10 +13,16 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from sqlalchemy import make_url
 
 console = Console()
 keys_app = typer.Typer(help="API keys (admins): create and list.", no_args_is_help=True)
 models_app = typer.Typer(help="The model registry: register a base model.", no_args_is_help=True)
+
+
+def shown(database_url: str) -> str:
+    """The database URL without its password, for the console (issue 18: it was printed)."""
+    return make_url(database_url).render_as_string(hide_password=True)
 
 
 def _settings():
@@ -69,7 +75,7 @@ def serve_command(
         raise typer.BadParameter("embedded mode runs one process; set OBLIVIATE_BROKER_URL")
     mode = "embedded (in-process worker)" if settings.embedded else f"broker {settings.broker_url}"
     console.print(
-        f"obliviate API on http://{host}:{port}  database: {settings.database_url}  {mode}"
+        f"obliviate API on http://{host}:{port}  database: {shown(settings.database_url)}  {mode}"
     )
     uvicorn.run("api.app:create_app", factory=True, host=host, port=port, workers=workers)
 
@@ -105,7 +111,8 @@ def migrate_command(
     settings = _settings()
     (downgrade_database if down else upgrade_database)(settings.database_url, revision)
     console.print(
-        f"database at {'revision ' + revision if down else revision}: {settings.database_url}"
+        f"database at {'revision ' + revision if down else revision}: "
+        f"{shown(settings.database_url)}"
     )
 
 

@@ -89,3 +89,16 @@ def test_sqlite_refuses_to_change_audit_rows(tmp_path):
         with pytest.raises(Exception, match="append-only"), engine.begin() as connection:
             connection.execute(text(statement))
     engine.dispose()
+
+
+def test_migrate_does_not_print_the_database_password(pg_url, monkeypatch):
+    from sqlalchemy import make_url
+    from typer.testing import CliRunner
+
+    from cli.main import app
+
+    url = make_url(pg_url).set(password="s3cret-pass")  # trust auth here: any password works
+    monkeypatch.setenv("OBLIVIATE_DATABASE_URL", url.render_as_string(hide_password=False))
+    result = CliRunner().invoke(app, ["migrate"])
+    assert result.exit_code == 0, result.output
+    assert "s3cret-pass" not in result.output and "***" in result.output
