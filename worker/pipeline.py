@@ -230,9 +230,9 @@ def _unlearn(context: Context, claim: Claim, lease: Lease) -> str:
         parent_id, parent_spec = parent.id, parent.spec
         options, assessment = dict(ticket.options), dict(ticket.assessment or {})
     policy = load_policy(context.settings.policies_dir, ticket.model_name)
-    output = registry.staging_folder(
-        context.settings.artifacts_dir, ticket.model_name, str(claim.job_id), claim.fence
-    )
+    where = (context.settings.artifacts_dir, ticket.model_name, str(claim.job_id))
+    registry.discard_earlier_attempts(*where, claim.fence)
+    output = registry.staging_folder(*where, claim.fence)
     try:
         started = time.perf_counter()
         run = context.runner.unlearn(

@@ -55,3 +55,10 @@ def store_version(
 def discard(folder: Path) -> None:
     shutil.rmtree(folder, ignore_errors=True)
     shutil.rmtree(folder.with_name(folder.name + ".partial"), ignore_errors=True)
+
+
+def discard_earlier_attempts(artifacts_dir: Path, model_name: str, job_id: str, attempt: int):
+    """Remove what killed attempts of this job left (a `.partial` checkpoint holds weights
+    trained on the forget data: issue 18). A clean failure removes its own; kill -9 cannot."""
+    for earlier in range(1, attempt):
+        discard(staging_folder(artifacts_dir, model_name, job_id, earlier))

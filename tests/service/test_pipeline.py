@@ -10,6 +10,7 @@ from api.jobs.service import claim_job
 from models import Job, ModelVersion, utcnow
 from tests.service.conftest import auth, ticket_body
 from tests.service.fake_engine import FakeRunner
+from worker import registry
 from worker.engine.errors import OptionError
 from worker.inprocess import run_pending_jobs
 from worker.policy import ModelPolicy
@@ -133,6 +134,26 @@ def test_transient_failure_is_retried_and_publishes_once(api, settings, monkeypa
     assert "job.retry_scheduled" in _events(api, ticket_id)
     staging = settings.artifacts_dir / "tiny" / ".staging"  # failed attempt: nothing left
     assert not staging.exists() or list(staging.iterdir()) == []
+
+
+def test_a_killed_attempts_leftovers_are_removed_by_the_next_attempt(
+    api, settings, monkeypatch, tmp_path
+):
+    real_discard, calls = registry.discard, []
+
+    def discard_unless_killed(folder):
+        calls.append(folder)
+        if len(calls) > 1:  # the first attempt's own cleanup never ran, as after kill -9
+            real_discard(folder)
+
+    monkeypatch.setattr(registry, "discard", discard_unless_killed)
+    monkeypatch.setenv("FAKE_FAIL_ONCE", str(tmp_path / "failed-once"))
+    ticket_id = _submit(api)
+    outcomes = [outcome for _, outcome in run_pending_jobs(settings, api.database)]
+    assert outcomes == ["assessed", "retry", "published"]
+    first = calls[0]
+    assert first.name.endswith("-a1") and not first.exists()  # weights trained on the data
+    assert _ticket(api, ticket_id)["state"] == "published"
 
 
 def test_a_user_error_fails_the_ticket_at_once_instead_of_burning_retries(
