@@ -13,6 +13,7 @@ from api.errors import install_error_handler
 from api.health.endpoints import router as health_router
 from api.jobs.endpoints import router as jobs_router
 from api.keys.endpoints import router as keys_router
+from api.limits import RequestLimits
 from api.models.endpoints import router as models_router
 from api.models.serving import LoadedModels
 from api.requests.endpoints import router as requests_router
@@ -57,6 +58,8 @@ def create_app(settings: Settings | None = None, dispatcher: Dispatcher | None =
     app.state.dispatcher, app.state.models = dispatcher, LoadedModels()
     install_error_handler(app)
     app.add_middleware(RejectNul)
+    app.add_middleware(RequestLimits, max_json_bytes=settings.max_json_bytes,
+                       max_upload_bytes=settings.max_upload_bytes)  # fmt: skip
     for router in (
         health_router,
         requests_router,

@@ -44,6 +44,7 @@ class Settings(BaseSettings):
     job_hard_time_limit_s: int = 6 * 3600 + 600
     max_records: int = 10_000
     max_upload_bytes: int = 20 * 1024 * 1024
+    max_json_bytes: int = 8 * 1024 * 1024  # an inline request body (tickets with records)
 
     @model_validator(mode="after")
     def _fill_defaults_and_refuse_dev_secrets(self) -> Settings:

@@ -128,3 +128,27 @@ def test_with_the_broker_down_a_ticket_is_still_filed_and_readiness_says_so(
         assert ticket.json()["state"] == "received"
         ready = client.get("/health/ready").json()
         assert ready["status"] == "degraded" and ready["broker"] == "unreachable"
+
+
+def test_an_oversize_body_is_refused_before_it_is_read(api, settings):
+    big = json.dumps(ticket_body(reason="x" * 2000, records=[
+        {"question": f"Q{i}?", "answer": "a" * 500} for i in range(20_000)
+    ]))  # fmt: skip
+    assert len(big) > settings.max_json_bytes
+    response = _post_raw(api, "/v1/deletion-requests", big)
+    assert response.status_code == 413 and "over" in response.json()["detail"]
+
+    def chunks():  # no Content-Length: the limit applies as the body streams in
+        for start in range(0, len(big), 1 << 20):
+            yield big[start : start + (1 << 20)].encode()
+
+    headers = {**auth(api, "requester"), "content-type": "application/json"}
+    streamed = api.post("/v1/deletion-requests", content=chunks(), headers=headers)
+    assert streamed.status_code == 413
+
+
+def test_a_request_without_a_key_is_401_before_its_body_is_read(api):
+    huge = b"{" + b" " * (20 * 1024 * 1024)  # never parsed: no key, so no reading
+    response = api.post("/v1/deletion-requests", content=huge,
+                        headers={"content-type": "application/json"})  # fmt: skip
+    assert response.status_code == 401
