@@ -10,6 +10,8 @@ from sqlalchemy.orm import Session
 from api.audit.service import record_event
 from api.errors import Conflict, InvalidInput, NotFound
 from api.models import repository
+from api.requests import repository as requests_repository
+from api.requests.lifecycle import transition
 from models import ModelAlias, ModelVersion, utcnow
 
 PRODUCTION = "production"
@@ -202,7 +204,21 @@ def rollback(
         reason=reason,
         data={"rollback": True, "tickets_undone": undone},
     )
+    for ticket in requests_repository.by_ids(session, [uuid.UUID(t) for t in undone]):
+        if ticket.state == "published":
+            ticket.decision_reason = (
+                f"version {ticket_version(session, ticket)} of {name!r}, which served this "
+                f"deletion, was rolled back to version {target.number}: the data may be answered "
+                "again; file the request again"
+            )
+            transition(session, ticket, "undone", actor=actor,
+                       data={"rolled_back_to": target.number})  # fmt: skip
     return target
+
+
+def ticket_version(session: Session, ticket) -> int | None:
+    version = repository.version(session, ticket.version_id) if ticket.version_id else None
+    return version.number if version else None
 
 
 def list_models(session: Session) -> list[tuple[str, ModelVersion]]:

@@ -6,6 +6,8 @@ received → assessing → queued → unlearning → evaluating → published
                                                                ↘ rejected
 cancelled (requesters: before unlearning; operators: any time before evaluation ends), failed.
 A retried job re-enters its stage (assessing → assessing, unlearning/evaluating → unlearning).
+published → undone: a rollback took production back past the version that served the deletion;
+the records are gone with the data key, so the ticket cannot run again: it must be filed anew.
 """
 
 from __future__ import annotations
@@ -24,13 +26,15 @@ TRANSITIONS: dict[str, frozenset[str]] = {
     "evaluating": frozenset({"unlearning", "published", "held", "cancelled", "failed"}),
     "held": frozenset({"approved", "rejected"}),
     "approved": frozenset({"published"}),
-    "published": frozenset(),
+    "published": frozenset({"undone"}),
     "rejected": frozenset(),
     "cancelled": frozenset(),
     "failed": frozenset(),
+    "undone": frozenset(),
 }
 STATES = tuple(TRANSITIONS)
-CLOSED = frozenset(state for state, targets in TRANSITIONS.items() if not targets)
+# Closed: the data key is destroyed. A published ticket stays closed when a rollback undoes it.
+CLOSED = frozenset({"published", "rejected", "cancelled", "failed", "undone"})
 REQUESTER_CANCELLABLE = frozenset({"received", "assessing", "queued"})
 OPERATOR_CANCELLABLE = REQUESTER_CANCELLABLE | {"unlearning", "evaluating"}
 
@@ -79,7 +83,7 @@ def transition(
 
 def close(session: Session, ticket: DeletionRequest, *, actor: str) -> None:
     """Destroy the per-ticket data key: the encrypted records become unreadable for good."""
-    ticket.closed_at = utcnow()
+    ticket.closed_at = ticket.closed_at or utcnow()  # an undone ticket closed when published
     ticket.progress = {**ticket.progress, "stage": ticket.state}
     if ticket.wrapped_key is not None:
         ticket.wrapped_key = None

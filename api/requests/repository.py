@@ -35,6 +35,14 @@ def get(
     return session.scalars(query).first()
 
 
+def by_ids(session: Session, ticket_ids: list[uuid.UUID]) -> list[DeletionRequest]:
+    """These tickets, locked for update, in id order (a stable lock order)."""
+    if not ticket_ids:
+        return []
+    query = select(DeletionRequest).where(DeletionRequest.id.in_(ticket_ids))
+    return list(session.scalars(query.order_by(DeletionRequest.id).with_for_update()))
+
+
 def by_idempotency_key(
     session: Session, organisation_id: uuid.UUID, key: str
 ) -> DeletionRequest | None:

@@ -121,6 +121,11 @@ def test_rollback_moves_production_back_and_names_the_undone_tickets(api, settin
     ).json()
     last = events["data"][-1]["data"]
     assert last["rollback"] and last["tickets_undone"] == [ticket_id] and last["to_version"] == 1
+    # The ticket itself says its deletion is no longer served (before: still "published").
+    ticket = _ticket(api, ticket_id)
+    assert ticket["state"] == "undone" and "rolled back to version 1" in ticket["decision_reason"]
+    assert _events(api, ticket_id)[-1] == "ticket.undone"
+    assert ticket["data_key_destroyed"]  # closed already: it cannot run again, only be refiled
 
 
 def test_transient_failure_is_retried_and_publishes_once(api, settings, monkeypatch, tmp_path):
