@@ -301,6 +301,8 @@ def _publish_or_hold(context, claim, parent_id, output, run, evaluation, policy)
             "policy_sha256": evaluation["policy"]["sha256"],
         }
         if problems:
+            # The requester sees why (before: only the operator view and the events did).
+            ticket.decision_reason = "held for review: " + "; ".join(problems)
             transition(
                 session, ticket, "held", actor=actor, data={**summary, "violations": problems}
             )

@@ -210,7 +210,7 @@ class EngineRunner:
             method=options.get("method", plan.method),
             adapter=options.get("adapter", plan.adapter),
             adapter_options=dict(plan.adapter_options),
-            steps=plan.steps,
+            steps=options.get("steps", plan.steps),  # an operator's re-run may raise it
             lr=plan.lr,
             batch_size=plan.batch_size,
             seed=plan.seed,

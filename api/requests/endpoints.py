@@ -19,6 +19,7 @@ from api.requests.lifecycle import STATES
 from api.requests.repository import TicketFilter
 from api.requests.schemas import (
     Decision,
+    Rerun,
     TicketCreate,
     TicketDetail,
     TicketExtend,
@@ -139,6 +140,16 @@ def extend(ticket_id: uuid.UUID, body: TicketExtend, session: SessionDep, princi
 def approve(ticket_id: uuid.UUID, body: Decision, session: SessionDep, principal: Operator):
     """Publish a held result although the policy was not met."""
     return present(session, principal, service.approve_ticket(session, principal, ticket_id, body))
+
+
+@router.post("/{ticket_id}/rerun", response_model=TicketPublic | TicketDetail)
+def rerun(
+    ticket_id: uuid.UUID, body: Rerun, session: SessionDep, settings: SettingsDep,
+    principal: Operator,
+):  # fmt: skip
+    """Unlearn a held ticket again with a larger budget or another method/adapter."""
+    ticket = service.rerun_ticket(session, settings, principal, ticket_id, body)
+    return present(session, principal, ticket)
 
 
 @router.post("/{ticket_id}/reject", response_model=TicketPublic | TicketDetail)

@@ -4,6 +4,7 @@ caller's transaction; reaching a closed state destroys the ticket's data key.
 received → assessing → queued → unlearning → evaluating → published
                                                         ↘ held → approved → published
                                                                ↘ rejected
+                                                               ↘ queued (re-run: new budget)
 cancelled (requesters: before unlearning; operators: any time before evaluation ends), failed.
 A retried job re-enters its stage (assessing → assessing, unlearning/evaluating → unlearning).
 published → undone: a rollback took production back past the version that served the deletion;
@@ -24,7 +25,7 @@ TRANSITIONS: dict[str, frozenset[str]] = {
     "queued": frozenset({"unlearning", "cancelled", "failed"}),
     "unlearning": frozenset({"unlearning", "evaluating", "cancelled", "failed"}),
     "evaluating": frozenset({"unlearning", "published", "held", "cancelled", "failed"}),
-    "held": frozenset({"approved", "rejected"}),
+    "held": frozenset({"approved", "rejected", "queued"}),
     "approved": frozenset({"published"}),
     "published": frozenset({"undone"}),
     "rejected": frozenset(),

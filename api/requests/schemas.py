@@ -49,6 +49,15 @@ class Decision(StrictBody):
     reason: str = Field(min_length=1, max_length=2000)
 
 
+class Rerun(StrictBody):
+    """Unlearn a held ticket again, with what the operator changes; the data stays."""
+
+    reason: str = Field(min_length=1, max_length=2000)
+    steps: int | None = Field(None, ge=1, le=100_000, description="a larger step budget")
+    method: Literal[METHODS] | None = None  # type: ignore[valid-type]
+    adapter: Literal[ADAPTERS] | None = None  # type: ignore[valid-type]
+
+
 class Progress(BaseModel):
     stage: str | None = None
     step: int | None = None

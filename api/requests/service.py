@@ -24,7 +24,7 @@ from api.requests.lifecycle import (
     record_ticket_event,
     transition,
 )
-from api.requests.schemas import Decision, TicketCreate, TicketExtend
+from api.requests.schemas import Decision, Rerun, TicketCreate, TicketExtend
 from api.settings import Settings
 from models import DeletionRequest, RequestItem, utcnow
 
@@ -276,6 +276,24 @@ def reject_ticket(
     ticket = _decide(session, principal, ticket_id, "rejected", body)
     if ticket.version_id is not None:
         registry_service.reject_candidate(session, ticket.version_id, actor=principal.actor)
+    return ticket
+
+
+def rerun_ticket(
+    session: Session, settings: Settings, principal: Principal, ticket_id: uuid.UUID, body: Rerun
+) -> DeletionRequest:
+    """Unlearn a held ticket again with a changed budget, method or adapter: its candidate
+    version is rejected, its data (still encrypted, its key alive) is kept, and it queues."""
+    ticket = visible_ticket(session, principal, ticket_id, for_update=True)
+    changes = body.model_dump(exclude={"reason"}, exclude_none=True)
+    data = {"rerun": True, "changes": changes, "rejected_version_id": str(ticket.version_id)}
+    transition(session, ticket, "queued", actor=principal.actor, data=data)
+    if ticket.version_id is not None:
+        registry_service.reject_candidate(session, ticket.version_id, actor=principal.actor)
+    ticket.version_id, ticket.evaluation = None, None
+    ticket.options = {**ticket.options, **changes}
+    ticket.decision_reason = f"re-run: {body.reason}"
+    create_job(session, ticket.id, ticket.model_name, "unlearn", settings.max_attempts)
     return ticket
 
 

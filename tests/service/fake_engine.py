@@ -26,7 +26,8 @@ class FakeRunner:
         if marker and not Path(marker).exists():
             Path(marker).write_text("failed once")
             raise RuntimeError("simulated crash")
-        steps, seconds = 10, float(os.environ.get("FAKE_UNLEARN_S", "0"))
+        steps = options.get("steps", 10)
+        seconds = float(os.environ.get("FAKE_UNLEARN_S", "0"))
         started = time.perf_counter()
         for step in range(1, steps + 1):
             if should_stop():

@@ -96,6 +96,30 @@ def test_policy_miss_holds_for_review_then_operator_approves(api, settings, monk
     assert models[0]["production"]["number"] == 2
 
 
+def test_a_held_ticket_tells_the_requester_why_and_reruns_with_a_larger_budget(
+    api, settings, monkeypatch
+):
+    monkeypatch.setenv("FAKE_LEAK_AFTER", "0.5")
+    ticket_id = _submit(api)
+    run_pending_jobs(settings, api.database)
+    seen = api.get(f"/v1/deletion-requests/{ticket_id}", headers=auth(api, "requester")).json()
+    assert seen["state"] == "held"
+    assert "leak rate on 'direct' is 0.500 > 0.0" in seen["decision_reason"]  # before: null
+
+    path, body = f"/v1/deletion-requests/{ticket_id}/rerun", {"reason": "more", "steps": 96}
+    rerun = api.post(path, json=body, headers=auth(api, "operator"))
+    assert rerun.status_code == 200 and rerun.json()["state"] == "queued"
+    monkeypatch.setenv("FAKE_LEAK_AFTER", "0")
+    outcomes = [outcome for _, outcome in run_pending_jobs(settings, api.database)]
+    assert outcomes == ["published"]  # the data was kept: no new ticket, no new assessment
+    events = api.get(f"/v1/deletion-requests/{ticket_id}/events",
+                     headers=auth(api, "auditor")).json()["data"]  # fmt: skip
+    evaluating = [e["data"] for e in events if e["event_type"] == "ticket.evaluating"]
+    assert [e["steps"] for e in evaluating] == [10, 96]  # the budget the operator raised
+    versions = api.get("/v1/models/tiny/versions", headers=auth(api, "operator")).json()["data"]
+    assert [v["status"] for v in versions] == ["published", "rejected", "published"]
+
+
 def test_held_ticket_rejected_leaves_production_alone(api, settings, monkeypatch):
     monkeypatch.setenv("FAKE_LEAK_AFTER", "0.5")
     ticket_id = _submit(api)

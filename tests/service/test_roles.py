@@ -18,6 +18,7 @@ ENDPOINTS = [
      {"reason": "r", "notice_sent_at": "2026-01-01T00:00:00Z"}, {"operator", "admin"}),
     ("POST", "/v1/deletion-requests/{ticket}/approve", {"reason": "ok"}, {"operator", "admin"}),
     ("POST", "/v1/deletion-requests/{ticket}/reject", {"reason": "no"}, {"operator", "admin"}),
+    ("POST", "/v1/deletion-requests/{ticket}/rerun", {"reason": "r"}, {"operator", "admin"}),
     ("POST", "/v1/deletion-requests/{ticket}/cancel", None, {"requester", "operator", "admin"}),
     ("GET", "/v1/models", None, ALL),  # requesters: the names only
     ("POST", "/v1/models", {"name": "other", "spec": "/nonexistent"}, {"admin"}),
