@@ -49,7 +49,8 @@ class DeletionRequest(UUIDKey, CreatedAt, Base):
 
 
 class RequestItem(UUIDKey, Base):
-    """One record to forget, as Fernet ciphertext of its JSON; record_hash is of the plaintext."""
+    """One record to forget, as Fernet ciphertext of its JSON; record_hash is a keyed hash
+    (HMAC with the service secret) of the plaintext."""
 
     __tablename__ = "request_items"
     __table_args__ = (UniqueConstraint("request_id", "position"),)

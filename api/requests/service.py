@@ -3,7 +3,6 @@ approve or reject a held result. Services flush; the caller owns the transaction
 
 from __future__ import annotations
 
-import hashlib
 import json
 import uuid
 
@@ -41,8 +40,10 @@ RECORD_FIELDS = frozenset(
 )
 
 
-def _sha256_json(value) -> str:
-    return hashlib.sha256(json.dumps(value, sort_keys=True, default=str).encode()).hexdigest()
+def _record_hash(secret: str, record) -> str:
+    """Keyed: a plain SHA-256 kept forever let anyone with the database confirm a guessed
+    record offline (issue 18); with the service's secret it identifies the record, no more."""
+    return keyed_hash(secret, "record", json.dumps(record.to_dict(), sort_keys=True, default=str))
 
 
 def validate_records(rows: list[dict], max_records: int, source: str = "records") -> list:
@@ -96,7 +97,7 @@ def submit_ticket(
     from worker.engine.data import hash_records  # beside parse_records, which loaded torch
 
     cipher = ticket_cipher(settings.data_key.get_secret_value(), wrapped_key)
-    record_hashes = [_sha256_json(record.to_dict()) for record in records]
+    record_hashes = [_record_hash(secret, record) for record in records]
     kinds = {"qa" if hasattr(r, "question") else "text" for r in records}
     received_at = utcnow()
     ticket = DeletionRequest(

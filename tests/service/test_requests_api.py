@@ -26,6 +26,24 @@ def test_subject_id_is_stored_only_as_a_keyed_hash(api):
     assert len(detail["subject_hash"]) == 64 and "customer-42" not in str(detail)
 
 
+def test_each_record_is_stored_with_a_keyed_hash_not_a_plain_one(api):
+    import hashlib
+    import json
+
+    from sqlalchemy import select
+
+    from models import RequestItem
+
+    body = ticket_body()
+    api.post("/v1/deletion-requests", json=body, headers=auth(api, "requester"))
+    record = parse_records(body["records"], "records")[0].to_dict()
+    plain = hashlib.sha256(json.dumps(record, sort_keys=True, default=str).encode()).hexdigest()
+    with api.database.transaction() as session:
+        stored = session.scalars(select(RequestItem.record_hash)).all()
+    # A guessed record cannot be confirmed offline from a database copy.
+    assert len(stored) == 1 and len(stored[0]) == 64 and stored[0] != plain
+
+
 def test_records_hash_is_the_hash_the_unlearning_run_records(api):
     body = ticket_body()
     ticket = api.post("/v1/deletion-requests", json=body, headers=auth(api, "requester")).json()
