@@ -13,13 +13,12 @@ from typing import Literal
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from domain.paths import cache_home
+
 DEV_SECRET = "dev-secret-change-me"
 
 
 def _service_home() -> Path:
-    # Imported here: the engine package pulls in torch, which the API process does not need.
-    from worker.engine.models import cache_home
-
     return cache_home() / "service"
 
 

@@ -10,8 +10,8 @@ import typer
 from rich.console import Console
 
 from cli.progress import training_progress
+from domain.records import DataError, load_records
 from worker.engine.artifacts import OutputExistsError
-from worker.engine.data import DataError, load_records
 from worker.engine.finetune import FinetuneConfig, finetune
 from worker.engine.generate import generate_answers
 from worker.engine.models import DEFAULT_MODEL, ModelError, load_model

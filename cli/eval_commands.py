@@ -64,7 +64,7 @@ def eval_command(
     """Evaluate forgetting, utility, membership inference and fluency; write eval.json."""
     import torch  # imported here so other commands start without the engine
 
-    from worker.engine.data import DataError
+    from domain.records import DataError
     from worker.engine.eval import EvalOptions, evaluate, format_summary, write_eval
     from worker.engine.eval.probes import ProbeError, ProbeOptions, run_suite_probes
     from worker.engine.models import ModelError

@@ -90,8 +90,8 @@ def worker_command(
     if settings.embedded:
         console.print("[red]error:[/red] set OBLIVIATE_BROKER_URL (e.g. redis://localhost:6379/0)")
         raise typer.Exit(2)
+    from domain.paths import cache_home
     from worker.celery_app import QUEUE, app
-    from worker.engine.models import cache_home
 
     argv = ["worker", f"--loglevel={loglevel}", f"--concurrency={concurrency}", "-Q", QUEUE]
     if beat:

@@ -112,8 +112,9 @@ def ticket_story(
     """Run the whole ticket story and print it. Returns {"ticket": the final ticket (state,
     assessment, evaluation with leak rates, utility, seconds per stage, cost), "events": its
     audit events, "versions": the model's versions, "run_folder": where it all lives}."""
+    from domain.paths import cache_home
     from worker.engine.generate import generate_answers
-    from worker.engine.models import cache_home, load_model
+    from worker.engine.models import load_model
 
     console = console or Console()
     service = _open_run(retain, utility, home or cache_home() / "demo" / "service")

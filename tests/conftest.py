@@ -4,8 +4,8 @@ from pathlib import Path
 import pytest
 import torch
 
+from domain.records import QARecord
 from tests.tiny import save_tiny
-from worker.engine.data import QARecord
 
 
 @pytest.fixture(autouse=True)

@@ -42,9 +42,9 @@ from api.requests import repository as tickets_repository
 from api.requests.lifecycle import CLOSED, record_ticket_event, transition
 from api.requests.service import decrypt_records
 from api.settings import Settings
+from domain.errors import UserError
 from models import DeletionRequest, Job, utcnow
 from worker import registry
-from worker.engine.errors import UserError
 from worker.engine.train import Cancelled, Progress
 from worker.policy import load_policy, violations
 from worker.runner import Runner

@@ -35,8 +35,8 @@ import tomllib
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
-from worker.engine.data import DataError
-from worker.engine.errors import UserError
+from domain.errors import UserError
+from domain.records import DataError
 
 
 class PolicyError(UserError):

@@ -13,7 +13,8 @@ from typing import Protocol
 
 import torch
 
-from worker.engine.data import QARecord, Record, collate, encode_record, load_records
+from domain.records import QARecord, Record, load_records
+from worker.engine.data import collate, encode_record
 from worker.engine.eval.general import own_answers
 from worker.engine.models import LoadedModel, load_model, saved_model_hash
 from worker.engine.objectives import LossSettings

@@ -25,6 +25,7 @@ from api.requests.lifecycle import (
 )
 from api.requests.schemas import Decision, Rerun, TicketCreate, TicketExtend
 from api.settings import Settings
+from domain.records import DataError, hash_records, parse_records
 from models import DeletionRequest, RequestItem, utcnow
 
 RECORD_FIELDS = frozenset(
@@ -47,9 +48,8 @@ def _record_hash(secret: str, record) -> str:
 
 
 def validate_records(rows: list[dict], max_records: int, source: str = "records") -> list:
-    """The engine's validation, plus unknown fields refused; errors name record and field."""
-    from worker.engine.data import DataError, parse_records  # torch: only when records come
-
+    """The records' validation (`domain.records`), plus unknown fields refused; errors name
+    record and field."""
     if len(rows) > max_records:
         raise InvalidInput(f"{len(rows)} records; at most {max_records} per ticket")
     for index, row in enumerate(rows):
@@ -94,8 +94,6 @@ def submit_ticket(
     registry_service.require_model(session, payload.model)
     records = validate_records(payload.records, settings.max_records)
     wrapped_key = new_wrapped_key(settings.data_key.get_secret_value())
-    from worker.engine.data import hash_records  # beside parse_records, which loaded torch
-
     cipher = ticket_cipher(settings.data_key.get_secret_value(), wrapped_key)
     record_hashes = [_record_hash(secret, record) for record in records]
     kinds = {"qa" if hasattr(r, "question") else "text" for r in records}
@@ -300,7 +298,6 @@ def rerun_ticket(
 
 def decrypt_records(session: Session, settings: Settings, ticket: DeletionRequest) -> list:
     """The ticket's records in clear, for the worker; impossible once the ticket is closed."""
-    from worker.engine.data import parse_records
 
     if ticket.wrapped_key is None:
         raise Conflict(f"ticket {ticket.id} is closed: its data key was destroyed")

@@ -7,8 +7,9 @@ from pathlib import Path
 import pytest
 import torch
 
+from domain.records import QARecord
 from tests.tiny import make_model, make_tokenizer
-from worker.engine.data import QARecord, collate, encode_record
+from worker.engine.data import collate, encode_record
 from worker.engine.objectives.tokens import answer_nll
 
 # Forget and retain facts share the customers but not the kind of fact, so a method that

@@ -2,18 +2,9 @@ import json
 
 import pytest
 
+from domain.records import DataError, QARecord, TextRecord, load_records, load_refusals
 from tests.tiny import make_tokenizer
-from worker.engine.data import (
-    IGNORE_INDEX,
-    DataError,
-    QARecord,
-    TextRecord,
-    collate,
-    encode_qa,
-    format_prompt,
-    load_records,
-    load_refusals,
-)
+from worker.engine.data import IGNORE_INDEX, collate, encode_qa, format_prompt
 
 
 def write(path, text):

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from worker.engine.data import QARecord
+from domain.records import QARecord
 from worker.engine.eval import metrics
 from worker.engine.eval.mia import mia_block
 from worker.engine.eval.scoring import AnswerScore, token_stats

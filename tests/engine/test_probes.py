@@ -18,10 +18,11 @@ from peft import LoraConfig, get_peft_model
 from typer.testing import CliRunner
 
 from cli.main import app
+from domain.records import QARecord, TextRecord
 from tests.tiny import make_model, make_tokenizer
 from worker.engine.adapters.grun import GrunAdapter
 from worker.engine.adapters.grun_gates import switched_off
-from worker.engine.data import QARecord, TextRecord, collate, encode_qa
+from worker.engine.data import collate, encode_qa
 from worker.engine.eval.probes import (
     PROBES,
     ProbeError,

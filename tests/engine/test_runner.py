@@ -4,7 +4,7 @@ import json
 
 import torch
 
-from worker.engine.data import QARecord, TextRecord
+from domain.records import QARecord, TextRecord
 from worker.policy import parse_policy
 from worker.runner import leak_rates, retain_records, utility_records
 

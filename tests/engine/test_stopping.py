@@ -6,6 +6,7 @@ import json
 import pytest
 import torch
 
+from domain.records import QARecord
 from tests.engine.memorized import (
     FORGET,
     RETAIN,
@@ -13,7 +14,6 @@ from tests.engine.memorized import (
     one_thread,  # noqa: F401  (fixture)
 )
 from worker.engine.adapters.grun import GrunAdapter
-from worker.engine.data import QARecord
 from worker.engine.models import load_model
 from worker.engine.stopping import check_probes, leak_check
 from worker.engine.train import TrainConfig, train

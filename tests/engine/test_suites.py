@@ -7,8 +7,8 @@ from typer.testing import CliRunner
 
 from cli.eval_commands import DEFAULT_MODEL as CLI_DEFAULT_MODEL
 from cli.main import app
+from domain.records import DataError
 from tests.tofu_files import perturbed, qa, write_tofu
-from worker.engine.data import DataError
 from worker.engine.eval import EvalOptions, evaluate, write_eval
 from worker.engine.eval.suites import TOFU_DIR_ENV, tofu_suite
 from worker.engine.models import DEFAULT_MODEL, load_model

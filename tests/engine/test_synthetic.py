@@ -1,4 +1,4 @@
-from worker.engine.data import load_qa_records
+from domain.records import load_qa_records
 from worker.engine.synthetic import (
     QA_PER_CUSTOMER,
     synthetic_dataset,

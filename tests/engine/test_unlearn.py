@@ -10,6 +10,7 @@ from typer.testing import CliRunner
 
 from cli.main import app
 from domain import choices
+from domain.records import DataError, QARecord, TextRecord
 from tests.engine.memorized import (
     FORGET,
     RETAIN,
@@ -17,7 +18,6 @@ from tests.engine.memorized import (
     one_thread,  # noqa: F401  (fixture)
 )
 from worker.engine.adapters import ADAPTERS, FullAdapter, LoraAdapter
-from worker.engine.data import DataError, QARecord, TextRecord
 from worker.engine.models import load_model
 from worker.engine.objectives import OBJECTIVES, LossSettings
 from worker.engine.train import Cancelled

@@ -2,8 +2,8 @@ import uuid
 
 import pytest
 
+from domain.records import hash_records, parse_records
 from tests.service.conftest import auth, ticket_body
-from worker.engine.data import hash_records, parse_records
 
 pytestmark = pytest.mark.service
 

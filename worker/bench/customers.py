@@ -9,8 +9,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from domain.paths import cache_home
 from worker.engine.finetune import FinetuneConfig, finetune
-from worker.engine.models import cache_home
 from worker.engine.synthetic import SYNTHETIC_VERSION, SyntheticData, synthetic_dataset
 from worker.engine.train import Progress
 

@@ -22,7 +22,7 @@ import time
 from collections.abc import Callable, Sequence
 from statistics import fmean
 
-from worker.engine.data import QARecord
+from domain.records import QARecord
 from worker.engine.eval import metrics
 from worker.engine.eval.scoring import ScoreRequest, score_requests
 from worker.engine.models import LoadedModel

@@ -24,12 +24,13 @@ from pathlib import Path
 from statistics import fmean
 
 from api.embedded import EmbeddedService
+from domain.paths import cache_home
+from domain.records import QARecord
 from worker.bench.customers import CustomersTarget
-from worker.engine.data import QARecord
 from worker.engine.eval.fluency import fluency
 from worker.engine.eval.general import GENERAL_QUESTIONS
 from worker.engine.generate import generate_answers
-from worker.engine.models import LoadedModel, cache_home, folder_hash, load_model
+from worker.engine.models import LoadedModel, folder_hash, load_model
 from worker.engine.stopping import ask_and_judge
 from worker.engine.synthetic import SyntheticData, unseen_questions
 

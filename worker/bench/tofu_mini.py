@@ -13,9 +13,10 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from worker.engine.data import QARecord, load_qa_records
+from domain.paths import cache_home
+from domain.records import QARecord, load_qa_records
 from worker.engine.finetune import FinetuneConfig, finetune
-from worker.engine.models import DEFAULT_MODEL, cache_home, remember_hash
+from worker.engine.models import DEFAULT_MODEL, remember_hash
 
 FORGET_ROWS = {"forget01": 40, "forget05": 200, "forget10": 400}  # the last N rows of full
 UTILITY_ROWS = 400  # rows 0-399 = retain_perturbed

@@ -4,7 +4,7 @@ notebooks all call. It imports neither Celery nor SQLAlchemy.
     from worker.engine import load_model, finetune, FinetuneConfig, generate_answers
 """
 
-from worker.engine.data import (
+from domain.records import (
     DataError,
     QARecord,
     TextRecord,

@@ -1,11 +1,6 @@
-"""Errors the user can fix. Every input the engine refuses (data, options, a model spec, a
-policy) raises a `UserError` whose message says what to change; the service treats the class
-as permanent: a job that fails with one is failed at once, its retries would fail the same way.
-"""
+"""The engine's own user errors (see `domain.errors.UserError`: never retried)."""
 
-
-class UserError(ValueError):
-    """Something the user gave cannot work as given."""
+from domain.errors import UserError
 
 
 class OptionError(UserError):

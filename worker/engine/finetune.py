@@ -7,7 +7,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from worker.engine.data import Record, encode_record, hash_records, load_records
+from domain.records import Record, hash_records, load_records
+from worker.engine.data import encode_record
 from worker.engine.models import DEFAULT_MODEL
 from worker.engine.objectives.tokens import answer_nll
 from worker.engine.recipe import RunSpec, execute

@@ -21,8 +21,9 @@ from urllib.parse import urlparse
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel
 
+from domain.errors import UserError
+from domain.paths import cache_home
 from worker.engine.artifacts import MANIFEST, read_manifest
-from worker.engine.errors import UserError
 
 GGUF_MAGIC = b"GGUF"
 
@@ -75,14 +76,6 @@ class LoadedModel:
         if self.autocast_dtype is None:
             return contextlib.nullcontext()
         return torch.autocast(self.device.type, dtype=self.autocast_dtype)
-
-
-def cache_home() -> Path:
-    """Where dequantized built-ins and other caches live; OBLIVIATE_HOME overrides."""
-    if env := os.environ.get("OBLIVIATE_HOME"):
-        return Path(env)
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "obliviate"
 
 
 def pick_device(requested: str | None = None) -> torch.device:

@@ -19,7 +19,7 @@ from typing import TypeVar
 
 import torch
 
-from worker.engine.data import QARecord, Record
+from domain.records import QARecord, Record
 from worker.engine.eval import metrics
 from worker.engine.eval.fluency import fluency
 from worker.engine.eval.probes.leak import judge

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from faker import Faker
 
-from worker.engine.data import QARecord
+from domain.records import QARecord
 from worker.engine.errors import OptionError
 
 SYNTHETIC_VERSION = 2  # bumped when the same seed makes other records (2: varied wordings)

@@ -17,16 +17,8 @@ from pathlib import Path
 
 import torch
 
-from worker.engine.data import (
-    DataError,
-    Example,
-    QARecord,
-    Record,
-    encode_qa,
-    encode_record,
-    hash_records,
-    load_records,
-)
+from domain.records import DataError, QARecord, Record, hash_records, load_records
+from worker.engine.data import Example, encode_qa, encode_record
 from worker.engine.errors import OptionError
 from worker.engine.models import DEFAULT_MODEL, LoadedModel
 from worker.engine.objectives import LossInputs, LossSettings, Objective, get_objective

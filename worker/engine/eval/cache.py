@@ -12,7 +12,7 @@ import json
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from worker.engine.models import cache_home
+from domain.paths import cache_home
 
 
 def _digest(*parts: str) -> str:

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from worker.engine.data import hash_records
+from domain.records import hash_records
 from worker.engine.eval import metrics
 from worker.engine.eval.cache import ResultCache
 from worker.engine.eval.fluency import fluency, generation_perplexity

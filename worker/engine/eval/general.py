@@ -9,7 +9,7 @@ version still finds them). Written by us.
 
 from __future__ import annotations
 
-from worker.engine.data import QARecord
+from domain.records import QARecord
 from worker.engine.generate import generate_answers
 from worker.engine.models import LoadedModel
 

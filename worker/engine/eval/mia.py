@@ -8,7 +8,7 @@ The Reference attack needs the retain model's per-example NLL, read from its eva
 
 from __future__ import annotations
 
-from worker.engine.data import QARecord
+from domain.records import QARecord
 from worker.engine.eval import metrics
 from worker.engine.eval.scoring import AnswerScore
 from worker.engine.eval.suites import Suite

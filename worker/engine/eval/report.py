@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from worker.engine.data import DataError, hash_records
+from domain.records import DataError, hash_records
 from worker.engine.eval import metrics
 
 FORMAT = "obliviate-eval/1"

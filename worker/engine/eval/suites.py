@@ -13,7 +13,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from worker.engine.data import DataError, QARecord, load_qa_records
+from domain.records import DataError, QARecord, load_qa_records
 from worker.engine.synthetic import synthetic_dataset
 
 TOFU_DIR_ENV = "OBLIVIATE_TOFU_DIR"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from importlib.resources import files
 
-from worker.engine.data import load_refusals
+from domain.records import load_refusals
 
 
 def builtin_refusals() -> list[str]:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from worker.engine.data import QARecord
+from domain.records import QARecord
 from worker.engine.eval.probes.base import probe
 from worker.engine.eval.probes.measure import ProbeContext, summarise
 from worker.engine.eval.scoring import ScoreRequest, score_requests

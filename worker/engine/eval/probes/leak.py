@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from worker.engine.data import QARecord
+from domain.records import QARecord
 from worker.engine.eval.metrics import rouge_l_recall
 
 ROUGE_THRESHOLD = 0.8

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from worker.engine.data import QARecord
+from domain.records import QARecord
 from worker.engine.eval.probes.base import ProbeOptions
 from worker.engine.eval.probes.generation import Case, complete
 from worker.engine.eval.probes.leak import judge

@@ -6,7 +6,8 @@ training format) is the easy case every other probe is compared with.
 
 from __future__ import annotations
 
-from worker.engine.data import QARecord, format_prompt
+from domain.records import QARecord
+from worker.engine.data import format_prompt
 from worker.engine.eval.probes.base import ProbeOptions, ProbeSkipped, probe
 from worker.engine.eval.probes.generation import Case
 from worker.engine.eval.probes.leak import key_fact_found

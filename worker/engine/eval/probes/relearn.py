@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from worker.engine.data import QARecord, encode_record
+from domain.records import QARecord
+from worker.engine.data import encode_record
 from worker.engine.eval.probes.base import ProbeOptions, ProbeSkipped, probe
 from worker.engine.eval.probes.copying import copy_loaded
 from worker.engine.eval.probes.measure import ProbeContext

@@ -6,7 +6,7 @@ import time
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict
 
-from worker.engine.data import QARecord
+from domain.records import QARecord
 from worker.engine.eval.probes.base import ProbeError, ProbeOptions, ProbeSkipped, resolve_probes
 from worker.engine.eval.probes.leak import RULE
 from worker.engine.eval.probes.measure import ProbeContext

@@ -1,0 +1,168 @@
+"""Records: the two kinds a ticket or a dataset holds, their validation, loading and content
+hash. Free of torch: the API validates a ticket's records with this module alone.
+
+QA pairs carry the optional fields the evaluation metrics need; plain text is a passage. Every
+validation error names the source, the record index and the field.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from domain.errors import UserError
+
+
+class DataError(UserError):
+    """Bad input data; str() reads `source: record N: field 'x': problem`."""
+
+    def __init__(
+        self, source: str, problem: str, index: int | None = None, field: str | None = None
+    ):
+        self.source, self.index, self.field, self.problem = source, index, field, problem
+        where = [source]
+        if index is not None:
+            where.append(f"record {index}")
+        if field is not None:
+            where.append(f"field {field!r}")
+        super().__init__(": ".join([*where, problem]))
+
+
+@dataclass(frozen=True)
+class QARecord:
+    question: str
+    answer: str
+    paraphrased_answer: str | None = None
+    perturbed_answer: tuple[str, ...] = ()
+    paraphrased_question: str | None = None
+    # Spans whose appearance in an answer means the fact leaked (a name, a date, an email...).
+    key_facts: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict:
+        row = asdict(self)
+        row["perturbed_answer"] = list(self.perturbed_answer)
+        row["key_facts"] = list(self.key_facts)
+        return {k: v for k, v in row.items() if v not in (None, [], ())}
+
+
+@dataclass(frozen=True)
+class TextRecord:
+    text: str
+
+    def to_dict(self) -> dict:
+        return {"text": self.text}
+
+
+Record = QARecord | TextRecord
+_QA_OPTIONAL_STR = ("paraphrased_answer", "paraphrased_question")
+_QA_LISTS = ("perturbed_answer", "key_facts")
+
+
+def _text_field(row: dict, field: str, source: str, index: int, required: bool) -> str | None:
+    value = row.get(field)
+    if value is None:
+        if required:
+            raise DataError(source, "missing", index, field)
+        return None
+    if not isinstance(value, str):
+        raise DataError(source, f"must be a string, got {type(value).__name__}", index, field)
+    if required and not value.strip():
+        raise DataError(source, "is empty", index, field)
+    return value
+
+
+def _list_field(row: dict, field: str, source: str, index: int) -> tuple[str, ...]:
+    value = row.get(field)
+    if value is None:
+        return ()
+    if not isinstance(value, list):
+        raise DataError(
+            source, f"must be a list of strings, got {type(value).__name__}", index, field
+        )
+    for item in value:
+        if not isinstance(item, str):
+            raise DataError(source, f"must hold only strings, found {item!r}", index, field)
+    return tuple(value)
+
+
+def parse_record(row: object, source: str, index: int) -> Record:
+    if not isinstance(row, dict):
+        raise DataError(source, f"must be a JSON object, got {type(row).__name__}", index)
+    if "question" not in row and "answer" not in row and "text" in row:
+        return TextRecord(_text_field(row, "text", source, index, required=True))
+    if "question" not in row and "answer" not in row:
+        raise DataError(source, "needs 'question' and 'answer' (QA) or 'text'", index, "question")
+    return QARecord(
+        question=_text_field(row, "question", source, index, required=True),
+        answer=_text_field(row, "answer", source, index, required=True),
+        **{f: _text_field(row, f, source, index, required=False) for f in _QA_OPTIONAL_STR},
+        **{f: _list_field(row, f, source, index) for f in _QA_LISTS},
+    )
+
+
+def parse_records(rows: Sequence[object], source: str = "inline") -> list[Record]:
+    """Validate raw rows (e.g. inline JSON from the API); an empty list is an error."""
+    if not rows:
+        raise DataError(source, "holds no records")
+    return [parse_record(row, source, index) for index, row in enumerate(rows)]
+
+
+def _read_rows(path: Path) -> list[object]:
+    """JSON array, JSON Lines, or the Hugging Face `to_json` batch layout (one array per line)."""
+    text = path.read_text(encoding="utf-8")
+    stripped = text.strip()
+    if not stripped:
+        return []
+    try:
+        whole = json.loads(stripped)
+        return whole if isinstance(whole, list) else [whole]
+    except json.JSONDecodeError:
+        pass
+    rows: list[object] = []
+    for line_number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            item = json.loads(line)
+        except json.JSONDecodeError as error:
+            raise DataError(
+                str(path), f"line {line_number} is not valid JSON ({error.msg})"
+            ) from None
+        rows.extend(item if isinstance(item, list) else [item])
+    return rows
+
+
+def load_records(path: str | Path) -> list[Record]:
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(str(path), "file not found")
+    return parse_records(_read_rows(path), str(path))
+
+
+def load_qa_records(path: str | Path) -> list[QARecord]:
+    records = load_records(path)
+    for index, record in enumerate(records):
+        if not isinstance(record, QARecord):
+            raise DataError(str(path), "expected a QA record (question, answer)", index, "question")
+    return records
+
+
+def load_refusals(path: str | Path) -> list[str]:
+    """A plain list of refusal answers, one per line (TOFU's idontknow.jsonl is this format)."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(str(path), "file not found")
+    lines = [line.strip() for line in path.read_text(encoding="utf-8").splitlines()]
+    refusals = [line for line in lines if line]
+    if not refusals:
+        raise DataError(str(path), "holds no refusal lines")
+    return refusals
+
+
+def hash_records(records: Iterable[Record]) -> str:
+    """Content hash of a dataset, independent of the file format it came in."""
+    payload = json.dumps([r.to_dict() for r in records], sort_keys=True, ensure_ascii=False)
+    return hashlib.sha256(payload.encode()).hexdigest()
