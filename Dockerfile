@@ -22,6 +22,7 @@ RUN pip install --extra-index-url "$TORCH_INDEX" "torch>=2.4" \
 COPY alembic.ini ./
 COPY api api
 COPY cli cli
+COPY domain domain
 COPY models models
 COPY migrations migrations
 COPY worker worker

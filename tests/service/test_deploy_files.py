@@ -2,6 +2,7 @@
 set is a real setting, the commands exist, and the image copies every package it installs."""
 
 import re
+import tomllib
 from pathlib import Path
 
 import yaml
@@ -44,7 +45,10 @@ def test_compose_and_dockerfile_commands_exist_in_the_cli():
 def test_dockerfile_copies_every_installed_package():
     dockerfile = (ROOT / "Dockerfile").read_text()
     copied = set(re.findall(r"^COPY (\w+) \1$", dockerfile, re.M))
-    assert copied == {"api", "cli", "models", "migrations", "worker"}
+    # Every package pyproject installs (a new top-level package must be copied too).
+    pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    included = pyproject["tool"]["setuptools"]["packages"]["find"]["include"]
+    assert copied == {pattern.rstrip("*") for pattern in included}
     env_names = set(re.findall(r"(OBLIVIATE_\w+)=", dockerfile))
     assert env_names <= {f"OBLIVIATE_{name.upper()}" for name in Settings.model_fields} | {
         "OBLIVIATE_HOME"
