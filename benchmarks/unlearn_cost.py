@@ -5,7 +5,8 @@ target (the built-in model fine-tuned on 4 synthetic customers, `obliviate demo`
 target): forget = one customer's 8 QA, retain = two others' 16 QA, batch 4 + 4.
 - "everything": reference values recomputed at every step, GRUN from the embedding up;
 - "once": reference values stored per sequence (objectives/reference.py), GRUN started at its
-  lowest layer from stored hidden states (adapters/frozen_prefix.py): today's defaults.
+  lowest layer from stored hidden states (adapters/frozen_prefix.py), frozen Linear weights
+  cast to bf16 once (precision.py): today's defaults.
 Each run first takes one epoch of every stream (4 steps: every sequence seen once, the stores
 filled), then `--steps` timed steps of the real loop (`train()`); s/step is their median.
 Peak memory is the run's own (VmHWM reset at its start), the loaded model included.
@@ -32,17 +33,18 @@ from worker.engine.adapters import get_adapter
 from worker.engine.models import DEFAULT_MODEL, load_model
 from worker.engine.objectives import LossSettings, get_objective
 from worker.engine.objectives.refusals import refusals_for
+from worker.engine.precision import frozen_linears_cast
 from worker.engine.train import TrainConfig, peak_memory_mb, reset_peak_memory, train
 from worker.engine.unlearn import UnlearnConfig, UnlearnData, resolve_settings, step_loss_factory
 
 RESULTS = Path(__file__).parent / "results" / "unlearn_cost.md"
 WARMUP = 4  # one epoch of the longest stream (16 retain QA / 4, 16 general questions / 4)
 LR = {"full": 1e-5, "lora": 1e-4, "grun": 4e-3}
-MODES = {"everything": 0, "once": 1024}  # MiB of every store
+MODES = {"everything": (0, False), "once": (1024, True)}  # MiB of every store; cast frozen
 
 
 def time_run(target: str, data: UnlearnData, method: str, adapter_name: str, store_mb: int,
-             steps: int) -> dict:  # fmt: skip
+             cast_frozen: bool, steps: int) -> dict:  # fmt: skip
     loaded = load_model(target)
     reset_peak_memory(loaded.device)
     objective = get_objective(method)
@@ -54,11 +56,13 @@ def time_run(target: str, data: UnlearnData, method: str, adapter_name: str, sto
                         reference_cache_mb=store_mb)  # fmt: skip
     step_loss = step_loss_factory(cfg, objective, settings, data)(loaded, adapter)
     ends = []
-    result = train(
-        adapter.trainable(), step_loss, TrainConfig(steps=WARMUP + steps, lr=LR[adapter_name]),
-        device=loaded.device, autocast=loaded.autocast,
-        on_progress=lambda progress: ends.append(time.perf_counter()),
-    )  # fmt: skip
+    dtype = loaded.autocast_dtype if cast_frozen else None
+    with frozen_linears_cast(loaded.model, dtype):
+        result = train(
+            adapter.trainable(), step_loss, TrainConfig(steps=WARMUP + steps, lr=LR[adapter_name]),
+            device=loaded.device, autocast=loaded.autocast,
+            on_progress=lambda progress: ends.append(time.perf_counter()),
+        )  # fmt: skip
     timed = [b - a for a, b in itertools.pairwise(ends[WARMUP - 1 :])]
     return {
         "step_s": statistics.median(timed),
@@ -92,7 +96,8 @@ def table(args, rows: list[dict]) -> str:
         "steers layer 23. s/step: median of "
         f"{args.steps} steps after a {WARMUP}-step warm-up epoch; peak: the run's peak RSS, "
         'model included. "everything": reference values and (GRUN) the frozen layers '
-        'recomputed at every step; "once": stored per sequence (the default).',
+        "recomputed at every step, frozen weights cast by autocast at every call; "
+        '"once": stored per sequence and cast once per run (the default).',
         "",
         "| method | adapter | trainable | s/step everything | s/step once | speed-up "
         "| vs full (once) | peak MB everything | peak MB once |",
@@ -121,8 +126,8 @@ def main() -> None:
         data = UnlearnData(forget, retain, refusals)
         for adapter in args.adapters.split(","):
             row = {"method": method, "adapter": adapter}
-            for mode, store_mb in MODES.items():
-                row[mode] = time_run(target, data, method, adapter, store_mb, args.steps)
+            for mode, (store_mb, cast) in MODES.items():
+                row[mode] = time_run(target, data, method, adapter, store_mb, cast, args.steps)
             rows.append(row)
             print(row, flush=True)
     args.output.parent.mkdir(parents=True, exist_ok=True)
