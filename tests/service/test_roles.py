@@ -20,6 +20,7 @@ ENDPOINTS = [
     ("POST", "/v1/deletion-requests/{ticket}/reject", {"reason": "no"}, {"operator", "admin"}),
     ("POST", "/v1/deletion-requests/{ticket}/rerun", {"reason": "r"}, {"operator", "admin"}),
     ("POST", "/v1/deletion-requests/{ticket}/cancel", None, {"requester", "operator", "admin"}),
+    ("GET", "/v1/deletion-requests/{ticket}/report", None, ALL),
     ("GET", "/v1/models", None, ALL),  # requesters: the names only
     ("POST", "/v1/models", {"name": "other", "spec": "/nonexistent"}, {"admin"}),
     ("GET", "/v1/models/tiny/versions", None, STAFF),

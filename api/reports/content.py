@@ -1,0 +1,112 @@
+"""What a ticket report says, as data (the JSON form; the HTML renders the same dict).
+
+The first part is for a manager: the verdict against the policy rule by rule, the three axes
+(forgetting per probe before and after, utility kept, cost) and what was tried. The appendix
+is for an engineer or auditor: the unlearning curve, the policy and its hash, the artifact's
+hash and the ticket's audit events. No record, answer or subject id appears in it.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy.orm import Session
+
+from api.audit.service import events_for_request
+from api.models import repository as versions
+from models import DeletionRequest
+
+VERDICTS = {"published", "held", "undone"}
+
+
+def _rule(name: str, limit: float, measured: float | None, upper: bool) -> dict:
+    """One policy rule: `upper` limits are maxima (leak rate, cost), others minima."""
+    if measured is None:
+        return {"rule": name, "limit": limit, "measured": None, "margin": None, "passed": False}
+    margin = limit - measured if upper else measured - limit
+    return {"rule": name, "limit": limit, "measured": measured, "margin": margin,
+            "passed": margin >= 0}  # fmt: skip
+
+
+def policy_rules(evaluation: dict) -> list[dict]:
+    """Each rule of the policy that decided the ticket, with what was measured."""
+    publish = (evaluation.get("policy") or {}).get("content", {}).get("publish")
+    if not publish:
+        return []
+    leak = evaluation.get("leak_rate", {})
+    rules = [
+        _rule(f"leak rate: {probe}", limit, leak.get(probe), upper=True)
+        for probe, limit in sorted(publish["max_leak_rate"].items())
+    ]
+    rules.append(_rule("utility kept", publish["min_utility_ratio"],
+                       evaluation.get("utility", {}).get("ratio"), upper=False))  # fmt: skip
+    total = evaluation.get("cost", {}).get("total_s")
+    rules.append(_rule("cost (s)", publish["max_cost_s"], total, upper=True))
+    return rules
+
+
+def verdict(ticket: DeletionRequest) -> str:
+    if ticket.state in VERDICTS:
+        return ticket.state
+    if ticket.state == "approved":
+        return "approved"
+    return "closed" if ticket.closed_at else "open"
+
+
+def forgetting(ticket: DeletionRequest, evaluation: dict) -> list[dict]:
+    before = (ticket.assessment or {}).get("leak_rate", {})
+    after = evaluation.get("leak_rate", {})
+    return [{"probe": p, "before": before.get(p), "after": after.get(p)}
+            for p in sorted(set(before) | set(after))]  # fmt: skip
+
+
+def build_report(session: Session, ticket: DeletionRequest) -> dict:
+    evaluation = ticket.evaluation or {}
+    cost = evaluation.get("cost", {})
+    stopping = evaluation.get("stopping") or {}
+    version = versions.version(session, ticket.version_id) if ticket.version_id else None
+    robustness = evaluation.get("robustness", {})
+    removal = robustness.get("adapter_removal", {})
+    return {
+        "ticket": {
+            "id": str(ticket.id),
+            "model": ticket.model_name,
+            "state": ticket.state,
+            "legal_basis": ticket.legal_basis,
+            "record_count": ticket.record_count,
+            "decision_reason": ticket.decision_reason,
+        },  # fmt: skip
+        "verdict": verdict(ticket),
+        "rules": policy_rules(evaluation),
+        "forgetting": forgetting(ticket, evaluation),
+        "utility": evaluation.get("utility"),
+        "cost": {
+            "unlearning_s": evaluation.get("stage_s", {}).get("unlearn"),
+            "total_s": cost.get("total_s"),
+            "peak_memory_mb": cost.get("peak_memory_mb"),
+            "trainable_parameters": cost.get("trainable_parameters"),
+        },
+        "tried": {
+            "method": version.method if version else None,
+            "adapter": version.adapter if version else None,
+            "budget_steps": (ticket.options or {}).get("steps"),
+            "steps": cost.get("steps"),
+            "stopped_at": stopping.get("stopped_at"),
+        },
+        # With an adapter the base weights still hold the data (docs/engine.md, GRUN).
+        "adapter_removal_leak": removal.get("forget") if removal.get("status") == "ok" else None,
+        "curve": [
+            {"step": c["step"], "leak_rate": c.get("leak_rate", {})}
+            for c in stopping.get("checks", [])
+        ],  # fmt: skip
+        "policy": evaluation.get("policy"),
+        "version": None
+        if version is None
+        else {
+            "number": version.number,
+            "status": version.status,
+            "artifact_hash": version.artifact_hash,
+        },  # fmt: skip
+        "events": [
+            {"seq": e.seq, "time": e.occurred_at.isoformat(), "type": e.event_type, "hash": e.hash}
+            for e in events_for_request(session, ticket.id)
+        ],  # fmt: skip
+    }

@@ -1,0 +1,30 @@
+"""The report as one self-contained HTML page (jinja2, the plot inline), printable to PDF."""
+
+from __future__ import annotations
+
+from functools import cache
+from pathlib import Path
+
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+
+from api.reports.messages import messages
+from api.reports.plots import leak_plot_svg
+
+
+@cache
+def _environment() -> Environment:
+    return Environment(
+        loader=FileSystemLoader(Path(__file__).parent / "templates"),
+        autoescape=select_autoescape(["html", "j2"]),
+    )
+
+
+def num(value, digits: int = 2) -> str:
+    return "—" if value is None else f"{value:.{digits}f}"
+
+
+def render_html(report: dict, lang: str) -> str:
+    t = messages(lang)
+    plot = leak_plot_svg(report["forgetting"], t)
+    template = _environment().get_template("report.html.j2")
+    return template.render(r=report, t=t, lang=lang, plot=plot, num=num)

@@ -1,0 +1,61 @@
+"""The ticket report (GET /v1/deletion-requests/{id}/report): what a compliance officer reads,
+in English and Japanese, with no personal value in it."""
+
+import pytest
+
+from tests.service.conftest import auth, ticket_body
+from worker.inprocess import run_pending_jobs
+
+pytestmark = pytest.mark.service
+
+
+def _decided(api, settings) -> str:
+    ticket = api.post("/v1/deletion-requests", json=ticket_body(), headers=auth(api, "requester"))
+    run_pending_jobs(settings, api.database)
+    return ticket.json()["id"]
+
+
+def _report(api, ticket_id, role="requester", **params):
+    return api.get(f"/v1/deletion-requests/{ticket_id}/report", params=params,
+                   headers=auth(api, role))  # fmt: skip
+
+
+def test_a_published_tickets_report_states_the_verdict_rule_by_rule(api, settings):
+    ticket_id = _decided(api, settings)
+    report = _report(api, ticket_id, format="json").json()
+    assert report["verdict"] == "published"
+    rules = {r["rule"]: r for r in report["rules"]}
+    direct = {"rule": "leak rate: direct", "limit": 0.0, "measured": 0.0, "margin": 0.0}
+    assert rules["leak rate: direct"] == {**direct, "passed": True}
+    assert rules["utility kept"]["margin"] == pytest.approx(0.1)  # 1.0 against 0.9
+    assert {"probe": "direct", "before": 1.0, "after": 0.0} in report["forgetting"]
+    assert report["policy"]["sha256"] and report["version"]["number"] == 2
+    assert [e["type"] for e in report["events"]][-2:] == ["ticket.published",
+                                                          "ticket.data_key_destroyed"]  # fmt: skip
+    text = _report(api, ticket_id, format="json").text + _report(api, ticket_id).text
+    for personal in ("customer-42", "ada@example.com", "What is the email of Ada"):
+        assert personal not in text  # no subject id, no record, no answer
+
+
+def test_a_held_tickets_report_names_the_missed_rule_in_both_languages(api, settings, monkeypatch):
+    monkeypatch.setenv("FAKE_LEAK_AFTER", "0.5")
+    ticket_id = _decided(api, settings)
+    english = _report(api, ticket_id)
+    assert english.status_code == 200 and english.headers["content-type"].startswith("text/html")
+    assert "Held for review" in english.text and "MISSED" in english.text
+    assert "<svg" in english.text  # the plot is inline: one self-contained file
+    japanese = _report(api, ticket_id, lang="ja")
+    assert '<html lang="ja">' in japanese.text and "審査待ち" in japanese.text
+    assert "不合格" in japanese.text
+
+
+def test_another_organisation_cannot_read_the_report(api, settings):
+    ticket_id = _decided(api, settings)
+    assert _report(api, ticket_id, role="other_requester").status_code == 404
+    assert _report(api, ticket_id, lang="fr").status_code == 422
+
+
+def test_every_message_exists_in_both_languages():
+    from api.reports.messages import MESSAGES
+
+    assert MESSAGES["en"].keys() == MESSAGES["ja"].keys()
