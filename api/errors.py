@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 
 class ServiceError(Exception):
@@ -38,6 +38,25 @@ class InvalidInput(ServiceError):
 
 class PayloadTooLarge(ServiceError):
     status_code = 413
+
+
+class ErrorBody(BaseModel):
+    """Every error the API answers: what went wrong, and for some the field, index or line."""
+
+    detail: str | list[dict]
+
+
+# The statuses every /v1 route may answer, for the OpenAPI schema (issue 18: it listed only
+# 200/201/422 while the API answers all of these).
+ERROR_RESPONSES: dict[int | str, dict] = {
+    400: {"model": ErrorBody, "description": "Bad request"},
+    401: {"model": ErrorBody, "description": "Missing, invalid or revoked API key"},
+    403: {"model": ErrorBody, "description": "The key's role may not do this"},
+    404: {"model": ErrorBody, "description": "Not found, or another organisation's"},
+    409: {"model": ErrorBody, "description": "Conflicts with the current state"},
+    413: {"model": ErrorBody, "description": "Request body too large"},
+    422: {"model": ErrorBody, "description": "Invalid input: where and why"},
+}
 
 
 def validation_details(error: RequestValidationError | ValidationError) -> list[dict]:

@@ -15,9 +15,10 @@ from api.audit.schemas import EventsPublic, VerifyPublic, csv_lines, event_page,
 from api.audit.service import verify_chain
 from api.db import Database
 from api.deps import Auditor, DatabaseDep, SessionDep
+from api.errors import ERROR_RESPONSES
 from api.validation import Offset
 
-router = APIRouter(prefix="/v1/audit", tags=["audit"])
+router = APIRouter(prefix="/v1/audit", tags=["audit"], responses=ERROR_RESPONSES)
 MEDIA = {"jsonl": "application/x-ndjson", "csv": "text/csv"}
 
 

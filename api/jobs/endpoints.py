@@ -8,11 +8,12 @@ from fastapi import APIRouter, Query
 from pydantic import BaseModel
 
 from api.deps import Operator, SessionDep
+from api.errors import ERROR_RESPONSES
 from api.jobs import repository
 from api.requests.schemas import JobPublic
 from api.validation import Offset
 
-router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
+router = APIRouter(prefix="/v1/jobs", tags=["jobs"], responses=ERROR_RESPONSES)
 
 
 class JobsPublic(BaseModel):

@@ -7,10 +7,11 @@ import uuid
 from fastapi import APIRouter, status
 
 from api.deps import Admin, SessionDep, SettingsDep
+from api.errors import ERROR_RESPONSES
 from api.keys import service
 from api.keys.schemas import KeyCreate, KeyCreated, KeyPublic, KeysPublic
 
-router = APIRouter(prefix="/v1/keys", tags=["keys"])
+router = APIRouter(prefix="/v1/keys", tags=["keys"], responses=ERROR_RESPONSES)
 
 
 def _public(key, organisation: str) -> dict:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request, status
 
 from api.deps import Admin, AnyRole, DatabaseDep, Operator, SessionDep, Staff
+from api.errors import ERROR_RESPONSES
 from api.models import service
 from api.models.schemas import (
     Answers,
@@ -21,7 +22,7 @@ from api.models.schemas import (
 from api.validation import VersionNumber
 from worker.registry import base_artifact_hash
 
-router = APIRouter(prefix="/v1/models", tags=["models"])
+router = APIRouter(prefix="/v1/models", tags=["models"], responses=ERROR_RESPONSES)
 
 
 @router.get("", response_model=ModelsPublic | ModelNamesPublic)

@@ -9,12 +9,13 @@ from fastapi import APIRouter
 from fastapi.responses import HTMLResponse, JSONResponse
 
 from api.deps import AnyRole, SessionDep
+from api.errors import ERROR_RESPONSES
 from api.reports.content import build_report
 from api.reports.messages import LANGUAGES
 from api.reports.render import render_html
 from api.requests.service import visible_ticket
 
-router = APIRouter(prefix="/v1/deletion-requests", tags=["reports"])
+router = APIRouter(prefix="/v1/deletion-requests", tags=["reports"], responses=ERROR_RESPONSES)
 
 
 @router.get(

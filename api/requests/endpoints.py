@@ -11,7 +11,7 @@ from pydantic import AwareDatetime, ValidationError
 from api.audit.schemas import EventsPublic, event_page
 from api.audit.service import events_for_request
 from api.deps import AnyRole, Canceller, Operator, Requester, SessionDep, SettingsDep
-from api.errors import InvalidInput, PayloadTooLarge, validation_details
+from api.errors import ERROR_RESPONSES, InvalidInput, PayloadTooLarge, validation_details
 from api.jobs import repository as jobs_repository
 from api.keys.service import Principal
 from api.requests import service
@@ -30,7 +30,9 @@ from api.requests.schemas import (
 from api.requests.uploads import at_line, read_records
 from api.validation import Offset
 
-router = APIRouter(prefix="/v1/deletion-requests", tags=["deletion requests"])
+router = APIRouter(
+    prefix="/v1/deletion-requests", tags=["deletion requests"], responses=ERROR_RESPONSES
+)
 IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key", max_length=200)]
 
 

@@ -97,3 +97,11 @@ def test_choosing_the_method_is_refused_with_who_may(api):
     body = ticket_body(options={"method": "npo"})
     response = api.post("/v1/deletion-requests", json=body, headers=auth(api, "requester"))
     assert response.status_code == 403 and "only an admin" in response.json()["detail"]
+
+
+def test_the_openapi_schema_documents_every_error_status(api):
+    for path, item in api.app.openapi()["paths"].items():
+        if path.startswith("/v1/"):
+            for method, operation in item.items():
+                documented = set(operation["responses"])
+                assert {"401", "403", "404", "409", "413", "422"} <= documented, (method, path)
