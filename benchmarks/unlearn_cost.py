@@ -29,7 +29,7 @@ import torch
 from common import head_commit
 
 from cli.demo import demo_target, demo_ticket_data
-from worker.engine.adapters import get_adapter
+from worker.engine.adapters import default_lr, get_adapter
 from worker.engine.models import DEFAULT_MODEL, load_model
 from worker.engine.objectives import LossSettings, get_objective
 from worker.engine.objectives.refusals import refusals_for
@@ -39,7 +39,6 @@ from worker.engine.unlearn import UnlearnConfig, UnlearnData, resolve_settings, 
 
 RESULTS = Path(__file__).parent / "results" / "unlearn_cost.md"
 WARMUP = 4  # one epoch of the longest stream (16 retain QA / 4, 16 general questions / 4)
-LR = {"full": 1e-5, "lora": 1e-4, "grun": 4e-3}
 MODES = {"everything": (0, False), "once": (1024, True)}  # MiB of every store; cast frozen
 
 
@@ -57,9 +56,10 @@ def time_run(target: str, data: UnlearnData, method: str, adapter_name: str, sto
     step_loss = step_loss_factory(cfg, objective, settings, data)(loaded, adapter)
     ends = []
     dtype = loaded.autocast_dtype if cast_frozen else None
+    config = TrainConfig(steps=WARMUP + steps, lr=default_lr(adapter_name))
     with frozen_linears_cast(loaded.model, dtype):
         result = train(
-            adapter.trainable(), step_loss, TrainConfig(steps=WARMUP + steps, lr=LR[adapter_name]),
+            adapter.trainable(), step_loss, config,
             device=loaded.device, autocast=loaded.autocast,
             on_progress=lambda progress: ends.append(time.perf_counter()),
         )  # fmt: skip

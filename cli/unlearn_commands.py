@@ -44,7 +44,9 @@ def unlearn_command(
     adapter: Annotated[str, typer.Option(help="full, lora or grun")] = "full",
     epochs: Annotated[int, typer.Option(help="passes over the forget set")] = 5,
     steps: Annotated[int | None, typer.Option(help="number of steps (overrides epochs)")] = None,
-    lr: float = 1e-5,
+    lr: Annotated[
+        float | None, typer.Option(help="default: the adapter's (full 1e-5, lora 1e-4, grun 4e-3)")
+    ] = None,
     batch_size: Annotated[int, typer.Option(help="forget (and retain) records per step")] = 4,
     max_length: int = 256,
     gamma: Annotated[float, typer.Option(help="weight of the forget term")] = 1.0,

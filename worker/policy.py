@@ -6,7 +6,7 @@ what to evaluate on, and what a result must meet to be published without a human
     adapter = "grun"            # "grun" (base + gated modules), "lora" or "full"
     steps = 48                  # the budget; the stopping rule usually ends the run sooner
     check_every = 16            # ask the forget questions every 16 steps; stop once they pass
-    lr = 4e-3
+    lr = 4e-3                   # default: the adapter's own rate (grun 4e-3)
     batch_size = 4
     retain_data = "retain.jsonl"   # relative paths are relative to the policy file
     [unlearning.loss]
@@ -51,7 +51,7 @@ class UnlearningPolicy:
     adapter: str = "grun"
     steps: int = 48  # the budget: the stopping rule ends the run as soon as the probes pass
     check_every: int = 16  # steps between stopping-rule checks; 0: always run the whole budget
-    lr: float = 4e-3  # the paper's GRUN rate
+    lr: float | None = None  # None: the adapter's own (grun 4e-3, lora 1e-4, full 1e-5)
     batch_size: int = 4
     seed: int = 0
     retain_data: str | None = None

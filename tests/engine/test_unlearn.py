@@ -22,6 +22,7 @@ from worker.engine.models import load_model
 from worker.engine.objectives import OBJECTIVES, LossSettings
 from worker.engine.train import Cancelled
 from worker.engine.unlearn import UnlearnConfig, unlearn
+from worker.policy import ModelPolicy
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -243,3 +244,23 @@ def test_cli_unlearns_and_reports_errors(memorised_dir, tmp_path):
 def test_the_names_the_api_accepts_are_the_engine_registries():
     assert sorted(choices.METHODS) == sorted(OBJECTIVES)
     assert sorted(choices.ADAPTERS) == sorted(ADAPTERS)
+
+
+@pytest.mark.parametrize(("adapter", "lr"), [("full", 1e-5), ("lora", 1e-4), ("grun", 4e-3)])
+def test_each_adapter_trains_at_its_own_rate_unless_told(adapter, lr):
+    # Before: the CLI ran GRUN at full fine-tuning's 1e-5, and a ticket whose admin chose the
+    # full adapter would have run at the policy's GRUN rate 4e-3.
+    assert UnlearnConfig(output="out", adapter=adapter).lr == lr
+    assert UnlearnConfig(output="out", adapter=adapter, lr=3e-4).lr == 3e-4
+    assert ModelPolicy(source="defaults").unlearning.lr is None  # the policy defers to it
+
+
+def test_the_cli_runs_grun_at_grun_rate(memorised_dir, tmp_path):
+    records = tmp_path / "forget.jsonl"
+    records.write_text("\n".join(json.dumps(r.to_dict()) for r in FORGET))
+    result = CliRunner().invoke(app, ["unlearn", "--forget", str(records), "--output",
+                                      str(tmp_path / "out"), "--model", str(memorised_dir),
+                                      "--adapter", "grun", "--method", "ga", "--steps", "1",
+                                      "--precision", "fp32"])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert json.loads((tmp_path / "out" / "run.json").read_text())["config"]["lr"] == 4e-3

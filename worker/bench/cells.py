@@ -18,6 +18,7 @@ from pathlib import Path
 from worker.bench.epochs import epoch_check
 from worker.bench.rows import RowStore
 from worker.bench.tofu_mini import FORGET_ROWS, default_tofu_dir, fixtures_dir, tofu_mini_records
+from worker.engine.adapters import default_lr
 from worker.engine.eval.evaluate import EvalOptions, evaluate
 from worker.engine.eval.probes import ProbeOptions, run_suite_probes
 from worker.engine.eval.report import write_eval
@@ -29,11 +30,8 @@ from worker.engine.unlearn import UnlearnConfig, unlearn
 METHODS = ("graddiff", "npo", "idk")
 ADAPTERS = ("full", "lora", "grun")
 
-# The same budget (steps × batch) for the three adapters of a method; learning rates differ
-# because the adapters parameterise the change differently: full FT uses TOFU's usual 1e-5,
-# LoRA the usual 10x, GRUN's small module the paper's 4e-3 (best of 1e-2 / 4e-3 on our model,
-# benchmarks/results/grun_cost.md).
-LEARNING_RATES = {"full": 1e-5, "lora": 1e-4, "grun": 4e-3}
+# The same budget (steps × batch) for the three adapters of a method, each at its own learning
+# rate (`adapters.default_lr`: they parameterise the change differently).
 # Every probe that costs about one generation pass over its records. Left out, for time only:
 # best_of_n (10 sampled answers per question) and relearning (fine-tunes a copy); run them
 # on any cell's model with `obliviate eval --probes best_of_n,relearning`.
@@ -65,10 +63,10 @@ class Cell:
         """method-adapter, plus the learning rate when it is not the adapter's default (a sweep
         point gets its own cached folder and table row)."""
         name = f"{self.method}-{self.adapter}"
-        return name if self.lr == LEARNING_RATES[self.adapter] else f"{name}-lr{self.lr:g}"
+        return name if self.lr == default_lr(self.adapter) else f"{name}-lr{self.lr:g}"
 
     def __post_init__(self) -> None:
-        self.lr = self.lr or LEARNING_RATES[self.adapter]
+        self.lr = self.lr or default_lr(self.adapter)
 
 
 def default_cells(split: str = "forget05") -> list[Cell]:

@@ -18,6 +18,7 @@ from pathlib import Path
 import torch
 
 from domain.records import DataError, QARecord, Record, hash_records, load_records
+from worker.engine.adapters import default_lr
 from worker.engine.data import Example, encode_qa, encode_record
 from worker.engine.errors import OptionError
 from worker.engine.models import DEFAULT_MODEL, LoadedModel
@@ -51,7 +52,7 @@ class UnlearnConfig:
     adapter_options: dict = field(default_factory=dict)  # e.g. {"rank": 8} for lora
     epochs: int = 5  # passes over the forget set
     steps: int | None = None  # overrides epochs
-    lr: float = 1e-5
+    lr: float | None = None  # None: the adapter's own (`adapters.default_lr`)
     batch_size: int = 4  # forget records per step, and as many retain records
     max_length: int = 256
     seed: int = 0
@@ -79,6 +80,8 @@ class UnlearnConfig:
                 raise OptionError(f"{name} must be at least 1, got {getattr(self, name)}")
         if self.steps is not None and self.steps < 1:
             raise OptionError(f"steps must be at least 1, got {self.steps}")
+        if self.lr is None:
+            self.lr = default_lr(self.adapter)
         if self.lr <= 0:
             raise OptionError(f"lr must be positive, got {self.lr}")
         if self.reference_cache_mb < 0:

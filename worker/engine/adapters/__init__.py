@@ -5,7 +5,13 @@ An adapter wraps a loaded model (the API shape of PEFT): `attach` prepares it fo
 was before training (for KL / NPO / DPO / RMU), and `save` writes a folder `load_model` reads.
 """
 
-from worker.engine.adapters.base import ADAPTERS, Adapter, get_adapter, register_adapter
+from worker.engine.adapters.base import (
+    ADAPTERS,
+    Adapter,
+    default_lr,
+    get_adapter,
+    register_adapter,
+)
 from worker.engine.adapters.full import FullAdapter
 from worker.engine.adapters.grun import GrunAdapter
 from worker.engine.adapters.lora import LoraAdapter
@@ -16,6 +22,7 @@ __all__ = [
     "FullAdapter",
     "GrunAdapter",
     "LoraAdapter",
+    "default_lr",
     "get_adapter",
     "register_adapter",
 ]

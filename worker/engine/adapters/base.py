@@ -15,6 +15,7 @@ ADAPTERS: dict[str, type[Adapter]] = {}
 
 class Adapter(Protocol):
     name: str
+    default_lr: float  # the rate this parameterisation trains well at
 
     def attach(self, model: nn.Module, *, needs_reference: bool) -> nn.Module:
         """Prepare `model` for training and return the module to call."""
@@ -32,6 +33,14 @@ class Adapter(Protocol):
 def register_adapter(cls: type) -> type:
     ADAPTERS[cls.name] = cls
     return cls
+
+
+def default_lr(name: str) -> float:
+    """The adapter's own learning rate: each parameterises the change differently (one number
+    the CLI, the policy and the benchmarks all read)."""
+    if name not in ADAPTERS:
+        raise OptionError(f"unknown adapter {name!r}; choose one of {', '.join(sorted(ADAPTERS))}")
+    return ADAPTERS[name].default_lr
 
 
 def get_adapter(name: str, **options) -> Adapter:

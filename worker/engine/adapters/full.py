@@ -14,6 +14,7 @@ from worker.engine.adapters.base import named_trainable, register_adapter
 @register_adapter
 class FullAdapter:
     name = "full"
+    default_lr = 1e-5  # TOFU's usual rate for full fine-tuning
 
     def __init__(self) -> None:
         self.model: nn.Module | None = None

@@ -25,6 +25,7 @@ class LoraOptions:
 @register_adapter
 class LoraAdapter:
     name = "lora"
+    default_lr = 1e-4  # the usual 10x of full fine-tuning
 
     def __init__(self, rank: int = 16, alpha: int = 32, dropout: float = 0.0, target_modules=None):
         self.options = LoraOptions(rank, alpha, dropout, tuple(target_modules or DEFAULT_TARGETS))
