@@ -7,6 +7,7 @@ thread inside `serve`.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Annotated
@@ -80,25 +81,54 @@ def serve_command(
     uvicorn.run("api.app:create_app", factory=True, host=host, port=port, workers=workers)
 
 
-def worker_command(
-    concurrency: Annotated[int, typer.Option(help="job processes; one per GPU")] = 1,
-    beat: Annotated[bool, typer.Option(help="also run the periodic sweep (lost jobs)")] = True,
-    loglevel: str = "INFO",
-) -> None:
-    """Run a Celery worker on the `unlearning` queue (needs OBLIVIATE_BROKER_URL)."""
+def _broker_settings():
     settings = _settings()
     if settings.embedded:
         console.print("[red]error:[/red] set OBLIVIATE_BROKER_URL (e.g. redis://localhost:6379/0)")
         raise typer.Exit(2)
-    from domain.paths import cache_home
+    return settings
+
+
+def worker_command(
+    concurrency: Annotated[int, typer.Option(help="job processes; one per GPU")] = 1,
+    loglevel: str = "INFO",
+) -> None:
+    """Run a Celery worker on the `unlearning` queue (needs OBLIVIATE_BROKER_URL). Run any
+    number; exactly one `obliviate scheduler` beside them finds lost jobs."""
+    _broker_settings()
     from worker.celery_app import QUEUE, app
 
-    argv = ["worker", f"--loglevel={loglevel}", f"--concurrency={concurrency}", "-Q", QUEUE]
-    if beat:
-        schedule = cache_home() / "service" / "celerybeat-schedule"
-        schedule.parent.mkdir(parents=True, exist_ok=True)
-        argv += ["--beat", f"--schedule={schedule}"]
-    app.worker_main(argv)
+    app.worker_main(
+        ["worker", f"--loglevel={loglevel}", f"--concurrency={concurrency}", "-Q", QUEUE]
+    )
+
+
+def scheduler_command(
+    once: Annotated[bool, typer.Option(help="sweep once and exit (cron, tests)")] = False,
+) -> None:
+    """The one periodic process: every OBLIVIATE_SWEEP_INTERVAL_S it fails jobs whose last
+    attempt stopped heartbeating and wakes every claimable job (lost wake-ups, dead workers).
+
+    Its own process, not Celery beat inside each worker (every worker replica ran one) and not
+    a task on the job queue (where it waited behind multi-hour jobs)."""
+    settings = _broker_settings()
+    from api.db import Database
+    from worker.celery_app import CeleryDispatcher
+    from worker.inprocess import worker_name
+    from worker.pipeline import Context, sweep
+
+    context = Context(settings, Database(settings), CeleryDispatcher(settings), None,
+                      worker_name(settings, "scheduler"))  # fmt: skip
+    while True:
+        try:
+            woken = sweep(context)
+            if woken:
+                console.print(f"sweep: woke {len(woken)} job(s)")
+        except Exception as error:  # a database or broker outage: try again next interval
+            console.print(f"sweep failed ({type(error).__name__}); retrying")
+        if once:
+            return
+        time.sleep(settings.sweep_interval_s)
 
 
 def migrate_command(
@@ -167,6 +197,7 @@ def register(app: typer.Typer) -> None:
     """Add this area's commands to the `obliviate` app."""
     app.command("serve")(serve_command)
     app.command("worker")(worker_command)
+    app.command("scheduler")(scheduler_command)
     app.command("migrate")(migrate_command)
     app.add_typer(keys_app, name="keys")
     app.add_typer(models_app, name="models")

@@ -17,7 +17,6 @@ from api.settings import Settings, get_settings
 
 QUEUE = "unlearning"
 RUN_JOB = "obliviate.run_job"
-SWEEP = "obliviate.sweep"
 QUICK = {"max_retries": 2, "interval_start": 0, "interval_step": 0.2, "interval_max": 0.2}
 
 
@@ -35,11 +34,10 @@ def make_celery(settings: Settings) -> Celery:
         task_time_limit=settings.job_hard_time_limit_s,
         task_ignore_result=True,
         task_default_queue=QUEUE,
-        task_routes={RUN_JOB: {"queue": QUEUE}, SWEEP: {"queue": QUEUE}},
+        task_routes={RUN_JOB: {"queue": QUEUE}},
         broker_transport_options=transport,
         broker_connection_retry_on_startup=True,
         worker_hijack_root_logger=False,
-        beat_schedule={"sweep": {"task": SWEEP, "schedule": settings.sweep_interval_s}},
         include=["worker.tasks"],
     )
     return app

@@ -11,9 +11,9 @@ from functools import cache
 
 from api.db import Database
 from api.settings import get_settings
-from worker.celery_app import RUN_JOB, SWEEP, CeleryDispatcher, app
+from worker.celery_app import RUN_JOB, CeleryDispatcher, app
 from worker.inprocess import worker_name
-from worker.pipeline import Context, load_runner, run_job, sweep
+from worker.pipeline import Context, load_runner, run_job
 
 
 @cache
@@ -32,8 +32,3 @@ def _context() -> Context:
 @app.task(name=RUN_JOB)
 def run_job_task(job_id: str) -> str:
     return run_job(_context(), uuid.UUID(job_id))
-
-
-@app.task(name=SWEEP)
-def sweep_task() -> int:
-    return len(sweep(_context()))

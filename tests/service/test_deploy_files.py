@@ -24,6 +24,9 @@ def test_compose_runs_api_worker_postgres_and_redis():
     assert services["api"]["command"][:2] == ["obliviate", "serve"]
     assert services["worker"]["command"][:2] == ["obliviate", "worker"]
     assert services["migrate"]["command"] == ["obliviate", "migrate"]
+    # One scheduler finds lost jobs; workers embed no beat (each replica ran one before).
+    assert services["scheduler"]["command"] == ["obliviate", "scheduler"]
+    assert "deploy" not in services["scheduler"] and "--beat" not in services["worker"]["command"]
 
 
 def test_compose_sets_only_real_settings_and_no_default_secrets():
@@ -39,7 +42,7 @@ def test_compose_and_dockerfile_commands_exist_in_the_cli():
     commands = set(get_command(app).commands)
     dockerfile = (ROOT / "Dockerfile").read_text()
     cmd = re.search(r'^CMD \["obliviate", "(\w+)"', dockerfile, re.M).group(1)
-    assert {"serve", "worker", "migrate", cmd} <= commands
+    assert {"serve", "worker", "scheduler", "migrate", cmd} <= commands
 
 
 def test_dockerfile_copies_every_installed_package():

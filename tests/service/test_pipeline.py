@@ -282,3 +282,25 @@ def test_duplicate_delivery_of_a_claimed_or_finished_job_does_nothing(api, setti
     assert run_job(context, job_id) == "skipped"  # finished
     with api.database.transaction() as session:
         assert session.get(Job, job_id).attempt == 1
+
+
+def test_the_scheduler_sweeps_once_and_wakes_a_job_whose_wake_up_was_lost(
+    api, settings, monkeypatch
+):
+    from typer.testing import CliRunner
+
+    from cli.main import app
+    from worker.celery_app import CeleryDispatcher
+
+    _submit(api)  # its wake-up went to the test's recording dispatcher, not to a broker
+    sent = []
+    monkeypatch.setattr(CeleryDispatcher, "wake", lambda self, ids: sent.extend(ids))
+    env = {
+        "OBLIVIATE_DATABASE_URL": settings.database_url,
+        "OBLIVIATE_BROKER_URL": "redis://127.0.0.1:6379/0",
+        "OBLIVIATE_SECRET_KEY": "test-secret-key",
+        "OBLIVIATE_DATA_KEY": "test-data-key",
+    }
+    result = CliRunner().invoke(app, ["scheduler", "--once"], env=env)
+    assert result.exit_code == 0, result.output
+    assert len(sent) == 1 and "woke 1 job" in result.output

@@ -154,6 +154,7 @@ def test_worker_killed_mid_job_is_retried_and_publishes_exactly_once(
     wait_for(lambda: _state(client, keys, ticket_id) == "unlearning", 60, "unlearning to start")
     processes.kill(first)  # kill -9 the worker and its pool: no clean-up runs
     processes.start("worker", "--loglevel", "WARNING", FAKE_UNLEARN_S="1")
+    processes.start("scheduler")  # the one process that finds the dead attempt's job
     wait_for(
         lambda: _state(client, keys, ticket_id) == "published", 90, "the retried job to publish"
     )
