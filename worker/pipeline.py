@@ -129,9 +129,8 @@ def _set_progress(ticket: DeletionRequest, stage: str, **values) -> None:
 def _advance(
     session: Session, context: Context, ticket: DeletionRequest, state: str, data: dict
 ) -> None:
-    """Move the ticket to `state` (audited) and show it as the current stage."""
+    """Move the ticket to `state` (audited; `transition` shows it as the current stage)."""
     transition(session, ticket, state, actor=context.actor, data=data)
-    _set_progress(ticket, state)
 
 
 def run_job(context: Context, job_id: uuid.UUID) -> str:

@@ -71,6 +71,9 @@ def transition(
         )
     previous, now = ticket.state, utcnow()
     ticket.state, ticket.state_changed_at = target, now
+    # A new state starts with no step or ETA of the last one (a held ticket showed the stage
+    # "evaluating", a closed one its last ETA).
+    ticket.progress = {"stage": target, "updated_at": now.isoformat()}
     record_ticket_event(
         session,
         ticket,

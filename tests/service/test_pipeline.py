@@ -105,6 +105,7 @@ def test_a_held_ticket_tells_the_requester_why_and_reruns_with_a_larger_budget(
     seen = api.get(f"/v1/deletion-requests/{ticket_id}", headers=auth(api, "requester")).json()
     assert seen["state"] == "held"
     assert "leak rate on 'direct' is 0.500 > 0.0" in seen["decision_reason"]  # before: null
+    assert seen["progress"]["stage"] == "held" and seen["progress"].get("eta_s") is None
 
     path, body = f"/v1/deletion-requests/{ticket_id}/rerun", {"reason": "more", "steps": 96}
     rerun = api.post(path, json=body, headers=auth(api, "operator"))
