@@ -44,6 +44,9 @@ class Settings(BaseSettings):
     max_records: int = 10_000
     max_upload_bytes: int = 20 * 1024 * 1024
     max_json_bytes: int = 8 * 1024 * 1024  # an inline request body (tickets with records)
+    # Signed audit checkpoints, kept outside the database (mount it elsewhere in production);
+    # default cache_home()/service/audit-checkpoints.jsonl.
+    audit_checkpoints: Path | None = None
 
     @model_validator(mode="after")
     def _fill_defaults_and_refuse_dev_secrets(self) -> Settings:
@@ -51,6 +54,9 @@ class Settings(BaseSettings):
             self.database_url = f"sqlite:///{_service_home() / 'obliviate.db'}"
         self.artifacts_dir = Path(self.artifacts_dir or _service_home() / "artifacts")
         self.policies_dir = Path(self.policies_dir or _service_home() / "policies")
+        self.audit_checkpoints = Path(
+            self.audit_checkpoints or _service_home() / "audit-checkpoints.jsonl"
+        )
         if self.environment != "development":
             for name in ("secret_key", "data_key"):
                 if getattr(self, name).get_secret_value() == DEV_SECRET:

@@ -107,11 +107,13 @@ def scheduler_command(
     once: Annotated[bool, typer.Option(help="sweep once and exit (cron, tests)")] = False,
 ) -> None:
     """The one periodic process: every OBLIVIATE_SWEEP_INTERVAL_S it fails jobs whose last
-    attempt stopped heartbeating and wakes every claimable job (lost wake-ups, dead workers).
+    attempt stopped heartbeating, wakes every claimable job (lost wake-ups, dead workers), and
+    appends a signed checkpoint of the audit chain to OBLIVIATE_AUDIT_CHECKPOINTS.
 
     Its own process, not Celery beat inside each worker (every worker replica ran one) and not
     a task on the job queue (where it waited behind multi-hour jobs)."""
     settings = _broker_settings()
+    from api.audit.checkpoints import take_checkpoint
     from api.db import Database
     from worker.celery_app import CeleryDispatcher
     from worker.inprocess import worker_name
@@ -124,6 +126,9 @@ def scheduler_command(
             woken = sweep(context)
             if woken:
                 console.print(f"sweep: woke {len(woken)} job(s)")
+            with context.database.transaction() as session:
+                secret = settings.secret_key.get_secret_value()
+                take_checkpoint(session, settings.audit_checkpoints, secret)
         except Exception as error:  # a database or broker outage: try again next interval
             console.print(f"sweep failed ({type(error).__name__}); retrying")
         if once:

@@ -11,10 +11,11 @@ from fastapi.responses import StreamingResponse
 from pydantic import AwareDatetime
 
 from api.audit import repository
+from api.audit.checkpoints import read_checkpoints
 from api.audit.schemas import EventsPublic, VerifyPublic, csv_lines, event_page, jsonl_lines
 from api.audit.service import verify_chain
 from api.db import Database
-from api.deps import Auditor, DatabaseDep, SessionDep
+from api.deps import Auditor, DatabaseDep, SessionDep, SettingsDep
 from api.errors import ERROR_RESPONSES
 from api.validation import Offset
 
@@ -57,12 +58,13 @@ def list_events(
 
 
 @router.get("/verify", response_model=VerifyPublic)
-def verify(session: SessionDep, _: Auditor) -> VerifyPublic:
-    """Recompute the whole chain; every row whose content or link does not match is named."""
-    result = verify_chain(session)
-    return VerifyPublic(
-        ok=result.ok,
-        checked=result.checked,
-        last_hash=result.last_hash,
-        breaches=[{"seq": b.seq, "problem": b.problem} for b in result.breaches],
-    )
+def verify(session: SessionDep, settings: SettingsDep, _: Auditor) -> VerifyPublic:
+    """Recompute the whole chain and check it against the signed checkpoints; every row whose
+    content or link does not match, and every checkpoint it disagrees with, is named."""
+    secret = settings.secret_key.get_secret_value()
+    points, bad_lines = read_checkpoints(settings.audit_checkpoints, secret)
+    result = verify_chain(session, checkpoints=points)
+    breaches = [{"seq": b.seq, "problem": b.problem} for b in result.breaches]
+    breaches += [{"seq": 0, "problem": problem} for problem in bad_lines]
+    return VerifyPublic(ok=not breaches, checked=result.checked, last_hash=result.last_hash,
+                        breaches=breaches, checkpoints=len(points))  # fmt: skip

@@ -41,6 +41,7 @@ class BreachPublic(BaseModel):
 class VerifyPublic(BaseModel):
     ok: bool
     checked: int
+    checkpoints: int = 0  # signed checkpoints the chain was checked against
     last_hash: str
     breaches: list[BreachPublic]
 

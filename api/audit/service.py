@@ -4,12 +4,14 @@ so a state change and its event commit (or roll back) together."""
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from sqlalchemy.orm import Session
 
 from api.audit import repository
 from api.audit.chain import GENESIS_HASH, chain_hash, event_fields
+from api.audit.checkpoints import Checkpoint, check_against
 from models import AuditEvent, utcnow
 
 
@@ -47,10 +49,17 @@ class VerifyResult:
     breaches: list[Breach]
 
 
-def verify_chain(session: Session, max_breaches: int = 100) -> VerifyResult:
-    """Recompute every hash in order; name each row whose content or link does not match."""
+def verify_chain(
+    session: Session, max_breaches: int = 100, checkpoints: Sequence[Checkpoint] = ()
+) -> VerifyResult:
+    """Recompute every hash in order; name each row whose content or link does not match, and
+    each signed checkpoint (kept outside the database) the chain no longer agrees with: a
+    rewrite with every later hash recomputed, or deleted last rows, verify on their own."""
     prev_hash, expected_seq, checked, breaches = GENESIS_HASH, 1, 0, []
+    wanted, seen = {point.seq for point in checkpoints}, {}
     for event in repository.stream(session, repository.events_query()):
+        if event.seq in wanted:
+            seen[event.seq] = event.hash
         checked += 1
         if event.seq != expected_seq:
             breaches.append(Breach(event.seq, f"expected seq {expected_seq}: rows missing"))
@@ -70,6 +79,8 @@ def verify_chain(session: Session, max_breaches: int = 100) -> VerifyResult:
         prev_hash, expected_seq = event.hash, event.seq + 1
         if len(breaches) >= max_breaches:
             break
+    problems = check_against(list(checkpoints), seen, expected_seq - 1, checked)
+    breaches += [Breach(seq, problem) for seq, problem in problems]
     return VerifyResult(not breaches, checked, prev_hash, breaches)
 
 

@@ -1,8 +1,10 @@
+import json
 import uuid
 
 import pytest
 from sqlalchemy import text
 
+from api.audit.checkpoints import read_checkpoints, take_checkpoint
 from api.audit.service import record_event, verify_chain
 from api.db import Database, upgrade_database
 from api.settings import Settings
@@ -60,3 +62,65 @@ def test_verify_names_a_deleted_row_on_sqlite(tmp_path):
         result = verify_chain(session)
     db.dispose()
     assert [b.seq for b in result.breaches] == [3, 3]  # a gap, and a broken link, at row 3
+
+
+def _rewrite_from(db: Database, seq: int) -> None:
+    """What someone with the superuser's rights can do: edit row `seq` and recompute every
+    later hash, so that the chain verifies again on its own."""
+    from api.audit.chain import chain_hash, event_fields
+    from models import AuditEvent
+
+    with db.engine.begin() as connection:
+        connection.execute(text("ALTER TABLE audit_events DISABLE TRIGGER USER"))
+    with db.transaction() as session:
+        rows = session.query(AuditEvent).order_by(AuditEvent.seq).all()
+        prev = next(r.hash for r in rows if r.seq == seq - 1)
+        for row in rows:
+            if row.seq < seq:
+                continue
+            if row.seq == seq:
+                row.data = {"i": 999}
+            fields = event_fields(row.seq, row.occurred_at, row.actor, row.organisation_id,
+                                  row.request_id, row.event_type, row.data)  # fmt: skip
+            row.prev_hash, row.hash = prev, chain_hash(prev, fields)
+            prev = row.hash
+    with db.engine.begin() as connection:
+        connection.execute(text("ALTER TABLE audit_events ENABLE TRIGGER USER"))
+
+
+def _verify(db: Database, checkpoints):
+    with db.transaction() as session:
+        return verify_chain(session, checkpoints=checkpoints)
+
+
+def test_a_rewritten_history_is_caught_by_a_signed_checkpoint(database, tmp_path):
+    _write_events(database, 6)
+    path = tmp_path / "checkpoints.jsonl"
+    with database.transaction() as session:
+        assert take_checkpoint(session, path, "secret").seq == 6
+    _rewrite_from(database, 3)
+    points, bad = read_checkpoints(path, "secret")
+    assert _verify(database, []).ok  # the chain alone verifies: this was undetected before
+    result = _verify(database, points)
+    assert not result.ok and [b.seq for b in result.breaches] == [6]
+    assert "rewritten" in result.breaches[0].problem and bad == []
+
+
+def test_deleted_last_rows_are_caught_and_a_forged_checkpoint_is_named(database, tmp_path):
+    _write_events(database, 5)
+    path = tmp_path / "checkpoints.jsonl"
+    with database.transaction() as session:
+        take_checkpoint(session, path, "secret")
+    with database.engine.begin() as connection:
+        connection.execute(text("ALTER TABLE audit_events DISABLE TRIGGER USER"))
+        connection.execute(text("DELETE FROM audit_events WHERE seq > 3"))
+        connection.execute(text("ALTER TABLE audit_events ENABLE TRIGGER USER"))
+    points, _ = read_checkpoints(path, "secret")
+    result = _verify(database, points)
+    assert [b.seq for b in result.breaches] == [5] and "ends at 3" in result.breaches[0].problem
+    # A checkpoint rewritten to match the shortened chain fails its signature.
+    forged = json.loads(path.read_text())
+    forged.update(seq=3)
+    path.write_text(json.dumps(forged) + "\n")
+    points, bad = read_checkpoints(path, "secret")
+    assert points == [] and bad == ["checkpoint line 1: not a valid signed checkpoint"]
