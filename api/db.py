@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -75,6 +75,26 @@ def upgrade_database(database_url: str, revision: str = "head") -> None:
     from alembic import command
 
     command.upgrade(alembic_config(database_url), revision)
+
+
+def grant_app_role(database_url: str, role: str) -> None:
+    """Let the application's own database role use the tables, and the audit trail only to read
+    and append: it owns nothing, so it cannot disable the append-only triggers, truncate, or
+    rewrite rows (issue 18: the compose file ran the app as the superuser that owns them).
+    Run by the owner after each migration (`obliviate migrate --grant-to ROLE`)."""
+    engine = make_engine(database_url)
+    if engine.dialect.name != "postgresql":
+        raise ValueError("database roles exist on PostgreSQL only")
+    name = engine.dialect.identifier_preparer.quote(role)
+    with engine.begin() as connection:
+        for statement in (
+            f"GRANT USAGE ON SCHEMA public TO {name}",
+            f"GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO {name}",
+            f"REVOKE UPDATE, DELETE, TRUNCATE ON audit_events FROM {name}",
+            f"GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO {name}",
+        ):
+            connection.execute(text(statement))
+    engine.dispose()
 
 
 def downgrade_database(database_url: str, revision: str = "base") -> None:

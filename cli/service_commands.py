@@ -139,12 +139,17 @@ def scheduler_command(
 def migrate_command(
     revision: Annotated[str, typer.Argument(help="target revision")] = "head",
     down: Annotated[bool, typer.Option(help="downgrade to REVISION instead")] = False,
+    grant_to: Annotated[
+        str | None, typer.Option(help="PostgreSQL: the app's role, granted use but no ownership")
+    ] = None,
 ) -> None:
-    """Apply the database migrations (alembic upgrade head)."""
-    from api.db import downgrade_database, upgrade_database
+    """Apply the database migrations (alembic upgrade head), as the schema's owner."""
+    from api.db import downgrade_database, grant_app_role, upgrade_database
 
     settings = _settings()
     (downgrade_database if down else upgrade_database)(settings.database_url, revision)
+    if grant_to:
+        grant_app_role(settings.database_url, grant_to)
     console.print(
         f"database at {'revision ' + revision if down else revision}: "
         f"{shown(settings.database_url)}"

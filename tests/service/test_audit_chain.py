@@ -124,3 +124,33 @@ def test_deleted_last_rows_are_caught_and_a_forged_checkpoint_is_named(database,
     path.write_text(json.dumps(forged) + "\n")
     points, bad = read_checkpoints(path, "secret")
     assert points == [] and bad == ["checkpoint line 1: not a valid signed checkpoint"]
+
+
+def test_the_app_role_appends_to_the_trail_but_cannot_disable_rewrite_or_truncate_it(pg_url):
+    import secrets
+
+    import sqlalchemy
+
+    from api.db import grant_app_role
+    from tests.service.conftest import _admin
+
+    role = f"obliviate_app_{secrets.token_hex(4)}"
+    _admin(f'CREATE ROLE "{role}" LOGIN NOSUPERUSER')  # trust auth here: no password
+    try:
+        grant_app_role(pg_url, role)
+        url = sqlalchemy.make_url(pg_url).set(username=role, password=None)
+        app = Database(Settings(database_url=url.render_as_string(hide_password=False)))
+        with app.transaction() as session:
+            record_event(session, "probe", actor="app-role", data={})  # it can append
+        for statement in ("ALTER TABLE audit_events DISABLE TRIGGER USER",
+                          "TRUNCATE audit_events", "UPDATE audit_events SET actor = 'x'",
+                          "DELETE FROM audit_events"):  # fmt: skip
+            with pytest.raises(sqlalchemy.exc.ProgrammingError), app.engine.begin() as connection:
+                connection.execute(text(statement))  # owner or privilege required
+        app.dispose()
+    finally:
+        owner = sqlalchemy.create_engine(pg_url)  # the grants live in the test's database
+        with owner.begin() as connection:
+            connection.execute(text(f'DROP OWNED BY "{role}"'))
+        owner.dispose()
+        _admin(f'DROP ROLE "{role}"')

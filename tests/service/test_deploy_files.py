@@ -6,6 +6,7 @@ import tomllib
 from pathlib import Path
 
 import yaml
+from sqlalchemy import make_url
 from typer.main import get_command
 
 from api.settings import Settings
@@ -23,7 +24,7 @@ def test_compose_runs_api_worker_postgres_and_redis():
     assert {"api", "worker", "postgres", "redis"} <= set(services)
     assert services["api"]["command"][:2] == ["obliviate", "serve"]
     assert services["worker"]["command"][:2] == ["obliviate", "worker"]
-    assert services["migrate"]["command"] == ["obliviate", "migrate"]
+    assert services["migrate"]["command"] == ["obliviate", "migrate", "--grant-to", "obliviate_app"]
     # One scheduler finds lost jobs; workers embed no beat (each replica ran one before).
     assert services["scheduler"]["command"] == ["obliviate", "scheduler"]
     assert "deploy" not in services["scheduler"] and "--beat" not in services["worker"]["command"]
@@ -56,3 +57,17 @@ def test_dockerfile_copies_every_installed_package():
     assert env_names <= {f"OBLIVIATE_{name.upper()}" for name in Settings.model_fields} | {
         "OBLIVIATE_HOME"
     }
+
+
+def test_the_app_connects_as_its_own_role_and_only_migrate_as_the_owner():
+    services = _compose()["services"]
+
+    def user(service: str) -> str:
+        url = services[service]["environment"]["OBLIVIATE_DATABASE_URL"]
+        return make_url(url).username
+
+    assert {user(s) for s in ("api", "worker", "scheduler")} == {"obliviate_app"}
+    assert user("migrate") == services["postgres"]["environment"]["POSTGRES_USER"]
+    init = [v for v in services["postgres"]["volumes"] if "docker-entrypoint-initdb.d" in v]
+    script = ROOT / init[0].split(":")[0]
+    assert "CREATE ROLE obliviate_app" in script.read_text() and "NOSUPERUSER" in script.read_text()
