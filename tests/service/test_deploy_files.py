@@ -71,3 +71,15 @@ def test_the_app_connects_as_its_own_role_and_only_migrate_as_the_owner():
     init = [v for v in services["postgres"]["volumes"] if "docker-entrypoint-initdb.d" in v]
     script = ROOT / init[0].split(":")[0]
     assert "CREATE ROLE obliviate_app" in script.read_text() and "NOSUPERUSER" in script.read_text()
+
+
+def test_the_lock_pins_every_dependency_but_torch():
+    """CI, setup.sh and the image install with `-c requirements.lock`: a dependency added to
+    pyproject without refreshing the lock (scripts/lock.sh) would float."""
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    wanted = project["dependencies"] + project["optional-dependencies"]["dev"]
+    names = {re.split(r"[<>=\[;]", spec)[0].strip().lower().replace("_", "-") for spec in wanted}
+    lines = (ROOT / "requirements.lock").read_text().splitlines()
+    pinned = {line.split("==")[0].lower().replace("_", "-") for line in lines if "==" in line}
+    assert names - {"torch"} <= pinned
+    assert "torch" not in pinned  # its build (CPU or CUDA) is chosen per machine
