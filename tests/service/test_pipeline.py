@@ -41,6 +41,7 @@ def test_ticket_runs_to_a_published_version(api, settings):
     assert outcomes == ["assessed", "published"]
     ticket = _ticket(api, ticket_id)
     assert ticket["state"] == "published" and ticket["data_key_destroyed"]
+    assert ticket["reason"] is None  # "erasure request by email" went with the data key
     assert ticket["evaluation"]["leak_rate"]["direct"] == 0.0
     assert set(ticket["evaluation"]["stage_s"]) == {"assess", "unlearn", "evaluate"}
     assert _events(api, ticket_id) == [
