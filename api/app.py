@@ -16,6 +16,7 @@ from api.keys.endpoints import router as keys_router
 from api.limits import RequestLimits
 from api.models.endpoints import router as models_router
 from api.models.serving import LoadedModels
+from api.pages.endpoints import router as pages_router
 from api.reports.endpoints import router as reports_router
 from api.requests.endpoints import router as requests_router
 from api.settings import Settings, get_settings
@@ -69,6 +70,7 @@ def create_app(settings: Settings | None = None, dispatcher: Dispatcher | None =
         jobs_router,
         keys_router,
         reports_router,
+        pages_router,
     ):
         app.include_router(router)
     return app
