@@ -22,6 +22,10 @@ def tofu_mini_command(
         float | None,
         typer.Option(help="a sweep point: this learning rate instead of each adapter's default"),
     ] = None,
+    epochs: Annotated[
+        int | None,
+        typer.Option(help="the epoch budget of each cell (default 10), checked per epoch"),
+    ] = None,
     tofu_dir: Annotated[Path | None, typer.Option(help="TOFU data folder")] = None,
     retrain_seconds: Annotated[
         float | None,
@@ -45,7 +49,7 @@ def tofu_mini_command(
 
     splits = split or ["forget05"]
     try:
-        cells = select_cells(splits, method or [], adapter or [], lr)
+        cells = select_cells(splits, method or [], adapter or [], lr, epochs)
         path = run_tofu_mini(
             splits,
             cells,

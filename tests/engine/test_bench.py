@@ -131,6 +131,7 @@ def test_cells_evaluated_side_by_side_match_an_evaluation_in_process(
         ("--retrain-seconds", "0", "positive"),
         ("--lr", "-1", "positive"),
         ("--eval-workers", "0", "at least 1"),
+        ("--epochs", "0", "between 1 and 100"),
     ],
 )
 def test_cli_refuses_bad_options_before_any_work(tmp_path, option, value, named):
@@ -205,3 +206,5 @@ def test_a_sweep_point_is_its_own_cell():
     )
     assert [c.name for c in default] == ["npo-grun"]
     assert [(c.name, c.lr) for c in sweep] == [("npo-grun-lr0.01", 1e-2)]
+    assert [c.epochs for c in default] == [10]  # the declared budget, checked per epoch
+    assert [c.epochs for c in select_cells(["forget05"], ["npo"], ["grun"], epochs=5)] == [5]

@@ -74,19 +74,26 @@ def default_cells(split: str = "forget05") -> list[Cell]:
 
 
 def select_cells(
-    splits: list[str], methods: list[str], adapters: list[str], lr: float | None = None
+    splits: list[str],
+    methods: list[str],
+    adapters: list[str],
+    lr: float | None = None,
+    epochs: int | None = None,
 ) -> list[Cell]:
     """The default cells of these splits, only these methods and adapters (empty: all), at
-    learning rate `lr` if given. An unknown name is refused before any work starts."""
+    learning rate `lr` and with an `epochs` budget if given. An unknown name is refused before
+    any work starts."""
     if lr is not None and lr <= 0:
         raise ValueError(f"lr must be positive, got {lr}")
+    if epochs is not None and not 1 <= epochs <= 100:
+        raise ValueError(f"epochs must be between 1 and 100, got {epochs}")
     choices = {"split": (splits, FORGET_ROWS), "method": (methods, METHODS),
                "adapter": (adapters, ADAPTERS)}  # fmt: skip
     for kind, (names, known) in choices.items():
         if unknown := [n for n in names if n not in known]:
             raise ValueError(f"unknown {kind} {unknown[0]!r}; choose from: {', '.join(known)}")
     return [
-        Cell(cell.method, cell.adapter, split, lr=lr or cell.lr)
+        Cell(cell.method, cell.adapter, split, lr=lr or cell.lr, epochs=epochs or cell.epochs)
         for split in splits
         for cell in default_cells(split)
         if (not methods or cell.method in methods) and (not adapters or cell.adapter in adapters)
