@@ -3,7 +3,9 @@ key sets equal)."""
 
 from __future__ import annotations
 
-LANGUAGES = ("en", "ja")
+from api.reports.messages import LANGUAGES  # one list of languages for the report and pages
+
+__all__ = ["LANGUAGES", "MESSAGES"]
 
 MESSAGES: dict[str, dict[str, str]] = {
     "en": {
