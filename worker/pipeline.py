@@ -52,6 +52,12 @@ from worker.runner import Runner
 log = logging.getLogger(__name__)
 PERMANENT_ERRORS = (UserError, Conflict)  # retrying cannot help
 PROGRESS_EVERY_S = 2.0
+# Said on a ticket whose data the model never gave out before unlearning (issue 17): its leak
+# rates after are zero either way, so they prove nothing forgotten.
+NOTHING_REPRODUCED = (
+    "before unlearning the model reproduced none of this data on any probe, so the "
+    "evaluation cannot show it forgotten (the report gives its answer probability before and after)"
+)
 
 
 def load_runner(settings: Settings) -> Runner:
@@ -299,13 +305,16 @@ def _publish_or_hold(context, claim, parent_id, output, run, evaluation, policy)
             "utility_ratio": evaluation.get("utility", {}).get("ratio"),
             "policy_sha256": evaluation["policy"]["sha256"],
         }
+        notes = [] if evaluation.get("reproduced_before", True) else [NOTHING_REPRODUCED]
+        summary["notes"] = notes
         if problems:
             # The requester sees why (before: only the operator view and the events did).
-            ticket.decision_reason = "held for review: " + "; ".join(problems)
+            ticket.decision_reason = "held for review: " + "; ".join(problems + notes)
             transition(
                 session, ticket, "held", actor=actor, data={**summary, "violations": problems}
             )
         else:
+            ticket.decision_reason = "; ".join(notes) or None
             registry_service.publish_version(session, version, actor=actor)
             transition(session, ticket, "published", actor=actor, data=summary)
         finish_job(job, "done")

@@ -22,7 +22,9 @@ what to evaluate on, and what a result must meet to be published without a human
     probes = ["no_chat", "adapter_removal"]   # robustness probes (worker.engine.eval.probes)
 
     [publish]
-    max_leak_rate = { direct = 0.0, paraphrased = 0.1, no_chat = 0.25 }  # any probe by name
+    max_leak_rate = { direct = 0.0, paraphrased = 0.1, verbatim = 0.0, no_chat = 0.25 }
+                                # any probe by name; one about a kind of record the ticket has
+                                # none of (a question for a text-only ticket) is not held against it
     min_utility_ratio = 0.9
     max_cost_s = 3600
 """
@@ -71,7 +73,9 @@ class EvaluationPolicy:
 
 @dataclass(frozen=True)
 class PublishPolicy:
-    max_leak_rate: dict = field(default_factory=lambda: {"direct": 0.0, "paraphrased": 0.1})
+    max_leak_rate: dict = field(
+        default_factory=lambda: {"direct": 0.0, "paraphrased": 0.1, "verbatim": 0.0}
+    )
     min_utility_ratio: float = 0.9
     max_cost_s: float = 6 * 3600
 
@@ -144,7 +148,10 @@ def violations(policy: PublishPolicy, evaluation: dict) -> list[str]:
     the policy asks for but the evaluation lacks is a violation, never a pass."""
     problems = []
     leak = evaluation.get("leak_rate", {})
+    skipped = set(evaluation.get("not_applicable", ()))
     for probe, limit in sorted(policy.max_leak_rate.items()):
+        if probe not in leak and probe in skipped:
+            continue  # e.g. no question to ask a text-only ticket
         if probe not in leak:
             problems.append(f"leak rate on probe {probe!r} was not measured")
         elif leak[probe] > limit:

@@ -13,13 +13,14 @@ from typing import Protocol
 
 import torch
 
-from domain.records import QARecord, Record, load_records
+from domain.records import QARecord, Record, TextRecord, load_records
 from worker.engine.data import collate, encode_record
 from worker.engine.eval.general import own_answers
+from worker.engine.eval.probes.adapters import adapter_kind, adapter_off
 from worker.engine.models import LoadedModel, load_model, saved_model_hash
 from worker.engine.objectives import LossSettings
 from worker.engine.objectives.tokens import sequence_mean_nll, token_logprobs
-from worker.engine.stopping import ask_and_judge, check_probes
+from worker.engine.stopping import TEXT_PROBE, ask_probes, not_applicable
 from worker.engine.train import Progress
 from worker.engine.unlearn import UnlearnConfig, record_key, unlearn
 from worker.policy import ModelPolicy, require_file
@@ -66,15 +67,19 @@ def answer_probs(
 
 
 def leak_rates(loaded: LoadedModel, records: Sequence[Record], max_new_tokens: int) -> dict:
-    """Share of QA records whose greedy answer leaks, per probe (the question as filed; its
-    paraphrase where the record has one), by the evaluation's one rule (`leak.judge`: key
-    facts where the record has them, else ROUGE-L against the answer). Text records have no
-    question to ask: they are measured by `forget_prob` only."""
-    rates, counts = {}, {}
-    for probe, pairs in check_probes(records).items():
-        leaked, _ = ask_and_judge(loaded, pairs, max_new_tokens)
-        rates[probe], counts[probe] = fmean(leaked), len(pairs)
-    return {"leak_rate": rates, "probed": counts}
+    """Share of records that leak, per probe: QA records asked their question as filed and its
+    paraphrase where the record has one, text records continued from their opening words
+    (`verbatim`, with MUSE's VerbMem score beside it), each judged by the evaluation's one rule
+    (`leak`: key facts where the record has them, else ROUGE-L against the truth)."""
+    asked = ask_probes(loaded, records, max_new_tokens)
+    result = {
+        "leak_rate": {name: fmean(probe.leaked) for name, probe in asked.items()},
+        "probed": {name: len(probe.leaked) for name, probe in asked.items()},
+        "not_applicable": not_applicable(records),
+    }
+    if TEXT_PROBE in asked:
+        result["verbatim_score"] = fmean(asked[TEXT_PROBE].scores or [])
+    return result
 
 
 def _without(records: list[Record], forget: Sequence[Record]) -> list[Record]:
@@ -150,23 +155,50 @@ def measure(
     return result
 
 
+def passages_without_adapter(loaded: LoadedModel, texts: Sequence[TextRecord]) -> dict:
+    """`adapter_removal` for passages: their verbatim leak rate with LoRA or GRUN switched off
+    (what whoever strips the module from the base weights gets back)."""
+    started = time.perf_counter()
+    kind = adapter_kind(loaded.model)
+    if kind is None:
+        reason = "not applicable: no LoRA or GRUN adapter (full fine-tuning)"
+        return {"status": "skipped", "reason": reason, "metric": "leak_rate"}
+    with adapter_off(loaded.model, kind):
+        asked = ask_probes(loaded, texts, max_new_tokens=0, names={TEXT_PROBE})
+    leaked = asked[TEXT_PROBE].leaked if TEXT_PROBE in asked else []
+    return {
+        "status": "ok",
+        "metric": "leak_rate",
+        "forget": fmean(leaked) if leaked else None,
+        "retain": None,  # passages come without neighbours to compare
+        "reference_forget": None,
+        "seconds": time.perf_counter() - started,
+    }
+
+
 def run_robustness_probes(
     loaded: LoadedModel, records: Sequence[Record], policy: ModelPolicy
 ) -> dict:
-    """The policy's probes on the new model: per probe its status and leak rates (numbers only)."""
+    """The policy's probes on the new model: per probe its status and leak rates (numbers only).
+    The probe suite asks questions; a ticket of passages gets `adapter_removal` on them."""
     forget = [r for r in records if isinstance(r, QARecord)]
     retain = [r for r in utility_records(policy, records) if isinstance(r, QARecord)]
-    if not policy.evaluation.probes:
-        return {}
+    texts = [r for r in records if isinstance(r, TextRecord)]
+    names, rows = list(policy.evaluation.probes), {}
+    if texts and not forget and "adapter_removal" in names:
+        names.remove("adapter_removal")
+        rows["adapter_removal"] = passages_without_adapter(loaded, texts)
+    if not names:
+        return rows
     if not forget or not retain:
         reason = "the probes need QA records in the ticket and in the utility set"
-        return {name: {"status": "skipped", "reason": reason} for name in policy.evaluation.probes}
+        return {**{name: {"status": "skipped", "reason": reason} for name in names}, **rows}
     from worker.engine.eval.probes import ProbeOptions, run_probes
 
     options = ProbeOptions(
         limit=policy.evaluation.utility_limit, max_new_tokens=policy.evaluation.max_new_tokens
     )
-    result = run_probes(loaded, forget, retain, list(policy.evaluation.probes), options=options)
+    result = run_probes(loaded, forget, retain, names, options=options)
     return result["summary"]
 
 
@@ -253,9 +285,13 @@ class EngineRunner:
         ratio = (
             after_utility / before_utility if before_utility and after_utility is not None else None
         )
-        return {
+        evaluation = {
             "leak_rate": {**probe_leaks, **after["leak_rate"]},
             "probed": after["probed"],
+            "not_applicable": after["not_applicable"],
+            # A ticket about data the model never gave out says so (issue 17): its leak rates
+            # after cannot show anything forgotten.
+            "reproduced_before": any(rate > 0 for rate in assessment["leak_rate"].values()),
             "forget_prob": {"before": assessment["forget_prob"], "after": after["forget_prob"]},
             "utility": {
                 "before": before_utility,
@@ -271,3 +307,9 @@ class EngineRunner:
             # The unlearning curve: leak rate per probe at each stopping-rule check.
             "stopping": run.get("stopping"),
         }
+        if "verbatim_score" in after:
+            evaluation["verbatim_score"] = {
+                "before": assessment.get("verbatim_score"),
+                "after": after["verbatim_score"],
+            }
+        return evaluation

@@ -5,6 +5,8 @@ import json
 import torch
 
 from domain.records import QARecord, TextRecord
+from tests.tiny import make_tokenizer
+from worker.engine.eval.verbatim import split_passage
 from worker.policy import parse_policy
 from worker.runner import leak_rates, retain_records, utility_records
 
@@ -32,13 +34,34 @@ def test_records_without_key_facts_are_measured_by_the_rouge_rule(monkeypatch):
             paraphrased_question="Where did Ada grow up?",
         ),  # fmt: skip
         QARecord("What does Ben do?", "Ben is a baker in Leeds."),
-        TextRecord("A passage has no question to ask."),
     ]
     result = leak_rates(_Loaded(), records, max_new_tokens=8)
     # Before: records without key facts were skipped, the gate found no measurement and held
     # every such ticket ("leak rate on probe 'direct' was not measured").
     assert result["leak_rate"] == {"direct": 0.5, "paraphrased": 0.0}
     assert result["probed"] == {"direct": 2, "paraphrased": 1}
+    assert result["not_applicable"] == ["verbatim"]  # no passage in this ticket
+
+
+def test_text_records_are_continued_from_their_opening_words(monkeypatch):
+    passages = [
+        TextRecord("Carol Diaz lives at 4 Elm Street in Bristol and works as a nurse."),
+        TextRecord("Dan Evans was born in Cardiff and plays the violin every evening."),
+    ]
+    loaded = _Loaded()
+    loaded.tokenizer = make_tokenizer()
+    # The model goes on with the first passage word for word and says something else after the
+    # second one's opening words.
+    continuations = [split_passage(loaded.tokenizer, passages[0].text).rest, "I see."]
+    monkeypatch.setattr(
+        "worker.engine.eval.verbatim.generate_from_ids",
+        lambda loaded, prompts, **_: continuations[: len(prompts)],
+    )
+    result = leak_rates(loaded, passages, max_new_tokens=8)
+    # Before: a text ticket had no leak rate at all and was held ("'direct' was not measured").
+    assert result["leak_rate"] == {"verbatim": 0.5} and result["probed"] == {"verbatim": 2}
+    assert 0 < result["verbatim_score"] < 1
+    assert result["not_applicable"] == ["direct", "paraphrased"]
 
 
 def _write(path, records):

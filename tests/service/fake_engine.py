@@ -3,6 +3,7 @@
 Environment knobs (read at call time, so subprocess workers obey them too):
 FAKE_UNLEARN_S  seconds the unlearn stage takes (it reports progress and honours should_stop)
 FAKE_LEAK_AFTER leak rate the evaluation reports (above the policy's limit: the ticket is held)
+FAKE_LEAK_BEFORE leak rate the assessment reports (0: the model never gave the data out)
 FAKE_FAIL_ONCE  a file path: the first unlearn attempt creates it and raises (a transient crash)
 """
 
@@ -18,7 +19,8 @@ from worker.engine.train import Cancelled, Progress
 
 class FakeRunner:
     def assess(self, spec, records, policy) -> dict:
-        return {"leak_rate": {"direct": 1.0}, "forget_prob": 0.9, "utility_prob": 0.5}
+        leak = float(os.environ.get("FAKE_LEAK_BEFORE", "1"))
+        return {"leak_rate": {"direct": leak}, "forget_prob": 0.9, "utility_prob": 0.5}
 
     def unlearn(self, spec, records, policy, options, output, on_progress, should_stop) -> dict:
         output.mkdir(parents=True, exist_ok=True)  # like real training: the folder comes first
@@ -49,6 +51,8 @@ class FakeRunner:
         leak = float(os.environ.get("FAKE_LEAK_AFTER", "0"))
         return {
             "leak_rate": {"direct": leak, "paraphrased": leak},
+            "not_applicable": ["verbatim"],  # QA tickets only
+            "reproduced_before": any(rate > 0 for rate in assessment["leak_rate"].values()),
             "utility": {"before": 0.5, "after": 0.5, "ratio": 1.0},
             "cost": run["cost"],
         }

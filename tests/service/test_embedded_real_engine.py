@@ -6,6 +6,7 @@ import json
 import pytest
 
 from api.embedded import EmbeddedService
+from domain.records import TextRecord
 from worker.engine.models import load_model
 
 POLICY = """
@@ -101,3 +102,26 @@ def test_a_model_without_a_policy_file_measures_utility_on_general_questions(
         e for e in service.events(ticket_id) if e["event_type"] == f"ticket.{final['state']}"
     ]
     assert "utility was not measured" not in decided[0]["data"].get("violations", [])
+
+
+def test_a_ticket_over_text_is_measured_by_continuing_its_passages(
+    service, tiny_model_dir, qa_records
+):
+    service.policy_path("tiny").parent.mkdir(parents=True)
+    service.policy_path("tiny").write_text(POLICY)
+    (service.policy_path("tiny").parent / "retain.jsonl").write_text(
+        "\n".join(json.dumps(r.to_dict()) for r in qa_records)
+    )
+    service.register_model("tiny", str(tiny_model_dir))
+    passages = [
+        TextRecord("The account number of Alan Turing is 12345678 and he lives in Bletchley."),
+        TextRecord("Question: What is the email of Ada Lovelace? Answer: ada@example.com"),
+    ]
+    final = service.run_until_closed(service.submit("tiny", passages, subject_id="customer-9"))
+    # Before: a text ticket was held, "leak rate on probe 'direct' was not measured".
+    assert final["state"] == "published", final["decision_reason"] or final["error"]
+    evaluation = final["evaluation"]
+    assert set(evaluation["leak_rate"]) == {"verbatim", "adapter_removal"}
+    assert evaluation["probed"] == {"verbatim": 2}
+    assert evaluation["not_applicable"] == ["direct", "paraphrased"]
+    assert set(evaluation["verbatim_score"]) == {"before", "after"}

@@ -24,7 +24,11 @@ def test_domain_imports_neither_the_api_nor_the_worker_nor_torch():
 
 
 @pytest.mark.service
-def test_filing_a_ticket_does_not_load_torch_into_the_api_process(pg_url, tmp_path, tiny_model_dir):
+def test_filing_a_ticket_does_not_load_torch_into_the_api_process(
+    pg_url, database, tmp_path, tiny_model_dir
+):
+    # `database`: the subprocess writes to the session database; the fixture empties it after
+    # (before, the next test file found model 'tiny' already registered).
     # Before: the first POST imported torch, transformers and peft (RSS 73 -> 470 MB, 7.8 s).
     script = f"""
 import sys

@@ -56,6 +56,21 @@ def test_ticket_runs_to_a_published_version(api, settings):
     assert api.get("/v1/audit/verify", headers=auth(api, "auditor")).json()["ok"]
 
 
+def test_a_ticket_about_data_the_model_never_gave_out_says_so(api, settings, monkeypatch):
+    monkeypatch.setenv("FAKE_LEAK_BEFORE", "0")
+    ticket_id = _submit(api)
+    assert [outcome for _, outcome in run_pending_jobs(settings, api.database)][-1] == "published"
+    reason = _ticket(api, ticket_id)["decision_reason"]
+    assert reason.startswith("before unlearning the model reproduced none of this data")
+    monkeypatch.setenv("FAKE_LEAK_AFTER", "0.5")  # held, for its leak and with the same note
+    held = _submit(api, subject_id="customer-43")
+    run_pending_jobs(settings, api.database)
+    reason = _ticket(api, held)["decision_reason"]
+    assert (
+        reason.startswith("held for review: leak rate on 'direct'") and "reproduced none" in reason
+    )
+
+
 def test_the_policy_that_decided_a_ticket_is_recorded_with_it(api, settings):
     def decided(ticket_id) -> tuple[dict, dict]:
         run_pending_jobs(settings, api.database)

@@ -1,11 +1,12 @@
 """Unlearn until it is gone: the stopping rule's check, run by the training loop every k steps.
 
 The check asks the model being trained the forget questions (as filed, and reworded where the
-record has a paraphrase), greedily, and judges each answer with the one leak rule of the
-evaluation (`eval.probes.leak.judge`). The run stops once every probe's leak rate is at or
-below its limit, so a ticket spends the steps its data needs, not a fixed count, and only when
-two more things hold: the forgotten answers are fluent (no loops), and the neighbours (a sample
-of the retain records) still give their key facts at `min_kept` of the rate before the run.
+record has a paraphrase) and has it continue the forget passages' opening words, greedily, and
+judges each answer with the one leak rule of the evaluation (`eval.probes.leak`). The run stops
+once every probe's leak rate is at or below its limit, so a ticket spends the steps its data
+needs, not a fixed count, and only when two more things hold: the forgotten answers are fluent
+(no loops), and the neighbours (a sample of the retain records) still give their key facts at
+`min_kept` of the rate before the run.
 Measured why (issue 19): on the demo ticket the leak rule alone stopped at step 8 with answers
 that no longer held the facts but were garbled ("that of that account number that is...") and
 with the gate still opening on another customer (utility ratio 0.59).
@@ -13,16 +14,18 @@ with the gate still opening on another customer (utility ratio 0.59).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
+from dataclasses import dataclass
 from statistics import fmean
 from typing import TypeVar
 
 import torch
 
-from domain.records import QARecord, Record
+from domain.records import QARecord, Record, TextRecord
 from worker.engine.eval import metrics
 from worker.engine.eval.fluency import fluency
 from worker.engine.eval.probes.leak import judge
+from worker.engine.eval.verbatim import continue_passages
 from worker.engine.generate import generate_answers
 from worker.engine.models import LoadedModel
 
@@ -33,24 +36,68 @@ MIN_FLUENCY = 0.9  # mean of 1 − repeated word trigrams over the forgotten ans
 MIN_REFUSAL_LIKENESS = 0.6
 NEIGHBOURS = 16  # retain records the check asks (the first ones with key facts)
 
-# The probes the check can ask cheaply, by the name the publish policy uses for them.
+# The probes the check can ask cheaply, by the name the publish policy uses for them: two ask a
+# QA record's question (as filed, and reworded where it has a paraphrase); one continues a text
+# record's opening words (`eval.verbatim`).
 CHECK_PROBES: dict[str, Callable[[QARecord], str | None]] = {
     "direct": lambda r: r.question,
     "paraphrased": lambda r: r.paraphrased_question,
 }
+TEXT_PROBE = "verbatim"
 
 
 def check_probes(records: Sequence[Record]) -> dict[str, list[tuple[str, QARecord]]]:
-    """Per probe, the (question, record) pairs it asks; probes with no question are left out."""
+    """Per QA probe, the (question, record) pairs it asks; probes with no question are left out."""
     qa = [r for r in records if isinstance(r, QARecord)]
     pairs = {name: [(ask(r), r) for r in qa if ask(r)] for name, ask in CHECK_PROBES.items()}
     return {name: rows for name, rows in pairs.items() if rows}
+
+
+def not_applicable(records: Sequence[Record]) -> list[str]:
+    """Probes about a kind of record the ticket has none of: a passage has no question to ask,
+    a QA record no passage to continue. The publish rule does not hold their absence against a
+    ticket (a probe that applies and was not measured still holds it)."""
+    names = [] if any(isinstance(r, QARecord) for r in records) else list(CHECK_PROBES)
+    return names + ([] if any(isinstance(r, TextRecord) for r in records) else [TEXT_PROBE])
 
 
 def ask_and_judge(loaded: LoadedModel, rows, max_new_tokens: int) -> tuple[list[bool], list[str]]:
     """Greedy answers to the (question, record) rows and whether each leaked (`leak.judge`)."""
     answers = generate_answers(loaded, [q for q, _ in rows], max_new_tokens=max_new_tokens)
     return [judge(r, a).leaked for a, (_, r) in zip(answers, rows, strict=True)], answers
+
+
+@dataclass(frozen=True)
+class Asked:
+    """One probe's answers: whether each leaked, what the model said, and (verbatim only) each
+    continuation's ROUGE-L F1 with the passage's true rest."""
+
+    leaked: list[bool]
+    said: list[str]
+    scores: list[float] | None = None
+
+
+def ask_probes(
+    loaded: LoadedModel,
+    records: Sequence[Record],
+    max_new_tokens: int,
+    names: Collection[str] | None = None,
+) -> dict[str, Asked]:
+    """Every probe that applies to these records (only those in `names`, when given), asked."""
+    asked = {
+        name: Asked(*ask_and_judge(loaded, rows, max_new_tokens))
+        for name, rows in check_probes(records).items()
+        if names is None or name in names
+    }
+    texts = [r for r in records if isinstance(r, TextRecord)]
+    wanted = names is None or TEXT_PROBE in names
+    if continued := continue_passages(loaded, texts) if texts and wanted else []:
+        asked[TEXT_PROBE] = Asked(
+            [c.leaked for c in continued],
+            [c.generated for c in continued],
+            [c.score for c in continued],
+        )
+    return asked
 
 
 def evaluated(loaded: LoadedModel, measure: Callable[[], T]) -> T:
@@ -84,7 +131,6 @@ def leak_check(
     Limits naming a probe the check cannot ask are ignored here (the evaluation still gates
     on them); with no askable probe at all the rule cannot pass and the run uses its budget.
     The neighbours' recall before the run is measured here, when the check is made."""
-    probes = {name: rows for name, rows in check_probes(records).items() if name in limits}
     known = [r for r in neighbours if isinstance(r, QARecord) and r.key_facts][:NEIGHBOURS]
     neighbour_rows = [(r.question, r) for r in known]
 
@@ -98,14 +144,15 @@ def leak_check(
     before = evaluated(loaded, recall)
 
     def measure() -> dict:
-        rates, answers = {}, []
-        for name, rows in probes.items():
-            leaked, said = ask_and_judge(loaded, rows, max_new_tokens)
-            rates[name], answers = fmean(leaked), answers + said
+        asked = ask_probes(loaded, records, max_new_tokens, names=limits)
+        rates = {name: fmean(probe.leaked) for name, probe in asked.items()}
+        answers = [a for probe in asked.values() for a in probe.said]
         fluent = fmean(fluency(a) for a in answers) if answers else None
+        # A passage's continuation is no answer: only the questions' answers can be refusals.
+        replies = [a for name, probe in asked.items() if name != TEXT_PROBE for a in probe.said]
         refusing = None
-        if refusals and answers:
-            likeness = [metrics.refusal_likeness(a, refusals) for a in answers]
+        if refusals and replies:
+            likeness = [metrics.refusal_likeness(a, refusals) for a in replies]
             refusing = fmean(x >= MIN_REFUSAL_LIKENESS for x in likeness)
         kept = None
         if before:  # a neighbour set the model never recalled cannot be kept or lost

@@ -87,11 +87,16 @@ def rouge_l_recall(generation: str, reference: str) -> float:
     return _rouge().score(reference, generation)["rougeL"].recall
 
 
+def rouge_l_f1(generation: str, reference: str) -> float:
+    """ROUGE-L F1: MUSE's verbatim-memorisation score of a continuation."""
+    return _rouge().score(reference, generation)["rougeL"].fmeasure
+
+
 def refusal_likeness(generation: str, refusals: Sequence[str]) -> float:
     """ROUGE-L F1 of the answer against the closest refusal: 1 for a refusal word for word,
     about 0.8 for a reworded one ("I'm unable to help with that."), low for an answer that
     starts like a refusal and then says something else."""
-    return max((_rouge().score(r, generation)["rougeL"].fmeasure for r in refusals), default=0.0)
+    return max((rouge_l_f1(generation, r) for r in refusals), default=0.0)
 
 
 def key_fact_leaked(generation: str, key_facts: Sequence[str]) -> bool:

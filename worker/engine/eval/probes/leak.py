@@ -53,5 +53,10 @@ def judge(record: QARecord, answer: str, threshold: float = ROUGE_THRESHOLD) -> 
     if record.key_facts:
         fact = key_fact_found(answer, record.key_facts)
         return Judgement(fact is not None, "key_fact", fact or "")
-    recall = rouge_l_recall(answer, record.answer)
+    return judge_rouge(answer, record.answer, threshold)
+
+
+def judge_rouge(answer: str, truth: str, threshold: float = ROUGE_THRESHOLD) -> Judgement:
+    """The rule for text without key facts (a QA answer, a passage's continuation)."""
+    recall = rouge_l_recall(answer, truth)
     return Judgement(recall > threshold, "rouge", recall)
