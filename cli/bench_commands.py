@@ -87,5 +87,36 @@ def tickets_command(
     console.print(f"wrote {path}")
 
 
+@bench.command("pretraining")
+def pretraining_command(
+    cell: Annotated[
+        list[str] | None,
+        typer.Option(help="method:adapter, repeatable (default: idk and npo × grun and full)"),
+    ] = None,
+) -> None:
+    """Forget what the built-in model knew before any fine-tuning: a ticket per cell."""
+    from domain.choices import ADAPTERS, METHODS
+    from worker.bench.cells import commit_id
+    from worker.bench.pretraining import CELLS, run_pretraining_bench
+
+    cells = CELLS
+    if cell:
+        if bad := [c for c in cell if c.count(":") != 1]:
+            fail(ValueError(f"--cell {bad[0]!r}: write method:adapter, e.g. npo:grun"))
+        cells = [tuple(c.split(":")) for c in cell]
+        for method, adapter in cells:
+            if method not in METHODS or adapter not in ADAPTERS:
+                fail(ValueError(f"--cell {method}:{adapter}: methods {', '.join(METHODS)}; "
+                                f"adapters {', '.join(ADAPTERS)}"))  # fmt: skip
+    try:
+        path = run_pretraining_bench(
+            cells, command="obliviate " + " ".join(sys.argv[1:]), commit=commit_id(),
+            log=console.print,
+        )  # fmt: skip
+    except USER_ERRORS as error:
+        fail(error)
+    console.print(f"wrote {path}")
+
+
 def register(app: typer.Typer) -> None:
     app.add_typer(bench, name="bench")

@@ -17,7 +17,9 @@ def eval_command(
     model: Annotated[
         str, typer.Option("--model", "-m", help="built-in name, HF folder, .gguf, adapter folder")
     ] = DEFAULT_MODEL,
-    suite: Annotated[str, typer.Option(help="tofu or synthetic")] = "tofu",
+    suite: Annotated[
+        str, typer.Option(help="tofu, synthetic, or corpus (passages and knowledge to forget)")
+    ] = "tofu",
     split: Annotated[
         str | None, typer.Option(help="tofu: forget01/05/10; synthetic: forgetN (N customers)")
     ] = None,
@@ -25,7 +27,8 @@ def eval_command(
         Path | None,
         typer.Option(
             help="tofu: the TOFU folder (default $OBLIVIATE_TOFU_DIR or ../shared/data/"
-            "tofu); synthetic: a folder written by `obliviate synthetic`"
+            "tofu); synthetic: a folder written by `obliviate synthetic`; corpus: a folder with "
+            "forget, retain and optional knowledge and holdout files (docs/metrics.md)"
         ),
     ] = None,
     reference: Annotated[
@@ -71,6 +74,9 @@ def eval_command(
 
     if threads:
         torch.set_num_threads(threads)
+    if suite == "corpus":
+        write_corpus_eval(model, data_dir, output, max_new_tokens, device, precision)
+        return
     options = EvalOptions(
         data_dir=str(data_dir) if data_dir else None,
         limit=limit,
@@ -100,6 +106,29 @@ def eval_command(
         raise typer.Exit(2) from None
     write_eval(output, result)
     typer.echo(format_summary(result))
+    console.print(f"wrote {output}")
+
+
+def write_corpus_eval(model, data_dir, output, max_new_tokens, device, precision) -> None:
+    """The corpus suite (`worker/engine/eval/corpus.py`): its own measures, its own eval.json."""
+    import json
+
+    from domain.records import DataError
+    from worker.engine.eval.corpus import evaluate_corpus
+    from worker.engine.models import ModelError, load_model
+
+    if data_dir is None:
+        console.print("[red]error:[/red] --suite corpus needs --data-dir (the corpus folder)")
+        raise typer.Exit(2)
+    try:
+        loaded = load_model(model, device=device, precision=precision)
+        result = evaluate_corpus(loaded, data_dir, max_new_tokens)
+    except (DataError, ModelError) as error:
+        console.print(f"[red]error:[/red] {error}")
+        raise typer.Exit(2) from None
+    output.write_text(json.dumps(result, indent=2))
+    for name, value in result["summary"].items():
+        typer.echo(f"{name:28} {'-' if value is None else f'{value:.3f}'}")
     console.print(f"wrote {output}")
 
 

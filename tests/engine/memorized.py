@@ -9,7 +9,8 @@ import torch
 
 from domain.records import QARecord
 from tests.tiny import make_model, make_tokenizer
-from worker.engine.data import collate, encode_record
+from worker.engine.data import collate, encode_record, encode_text
+from worker.engine.models import LoadedModel
 from worker.engine.objectives.tokens import answer_nll
 
 # Forget and retain facts share the customers but not the kind of fact, so a method that
@@ -38,6 +39,21 @@ def memorised_model(steps: int = 60, lr: float = 3e-3):
         loss.backward()
         optimizer.step()
     return model.eval(), tokenizer
+
+
+def memorised_passage_model(*texts: str, steps: int = 60) -> LoadedModel:
+    """A tiny model fine-tuned on plain-text passages until it recites them."""
+    tokenizer = make_tokenizer()
+    model = make_model(len(tokenizer), layers=2, seed=0)
+    model.config.pad_token_id = tokenizer.pad_token_id
+    batch = collate([encode_text(tokenizer, t) for t in texts], tokenizer.pad_token_id)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3)
+    for _ in range(steps):
+        loss = answer_nll(model, batch)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    return LoadedModel(model.eval(), tokenizer, "memorised", "hash", torch.device("cpu"), None)
 
 
 def save_memorised(folder: Path) -> Path:

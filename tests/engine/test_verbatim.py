@@ -2,20 +2,19 @@
 text ticket, on a tiny model that memorised one passage."""
 
 import pytest
-import torch
 
 from domain.records import TextRecord
-from tests.engine.memorized import one_thread  # noqa: F401  (fixture)
-from tests.tiny import make_model, make_tokenizer
-from worker.engine.data import collate, encode_text
+from tests.engine.memorized import (
+    memorised_passage_model,
+    one_thread,  # noqa: F401  (fixture)
+)
+from tests.tiny import make_tokenizer
 from worker.engine.eval.verbatim import (
     MAX_CONTINUATION,
     PREFIX_TOKENS,
     continue_passages,
     split_passage,
 )
-from worker.engine.models import LoadedModel
-from worker.engine.objectives.tokens import answer_nll
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -36,17 +35,7 @@ def test_the_prompt_is_at_most_half_a_passage_and_at_most_musees_length():
 
 @pytest.fixture(scope="module")
 def memorised():
-    tokenizer = make_tokenizer()
-    model = make_model(len(tokenizer), layers=2, seed=0)
-    model.config.pad_token_id = tokenizer.pad_token_id
-    batch = collate([encode_text(tokenizer, KNOWN)], tokenizer.pad_token_id)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3)
-    for _ in range(60):
-        loss = answer_nll(model, batch)
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-    return LoadedModel(model.eval(), tokenizer, "memorised", "hash", torch.device("cpu"), None)
+    return memorised_passage_model(KNOWN)
 
 
 def test_a_memorised_passage_comes_back_and_an_unseen_one_does_not(memorised):
