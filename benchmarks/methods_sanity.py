@@ -49,7 +49,7 @@ def build_target(model: str) -> Path:
 def mean_prob(loaded, records) -> float:
     """Mean over records of exp(-mean NLL of the answer tokens) (docs/metrics.md, Prob)."""
     loaded.model.eval()
-    return fmean(answer_probs(loaded, records, batch_size=len(records)))
+    return fmean(answer_probs(loaded, records))
 
 
 def run_cell(method: str, adapter: str, steps: int, lr: float) -> dict:

@@ -5,21 +5,20 @@ the records or the model's answers, which would carry the personal data into the
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from statistics import fmean
 from typing import Protocol
 
-import torch
-
 from domain.records import QARecord, Record, TextRecord, load_records
-from worker.engine.data import collate, encode_record
+from worker.engine.eval import metrics
 from worker.engine.eval.general import own_answers
 from worker.engine.eval.probes.adapters import adapter_kind, adapter_off
+from worker.engine.eval.scoring import ScoreRequest, score_requests, score_texts
 from worker.engine.models import LoadedModel, load_model, saved_model_hash
 from worker.engine.objectives import LossSettings
-from worker.engine.objectives.tokens import sequence_mean_nll, token_logprobs
 from worker.engine.stopping import TEXT_PROBE, ask_probes, not_applicable
 from worker.engine.train import Progress
 from worker.engine.unlearn import UnlearnConfig, record_key, unlearn
@@ -48,21 +47,17 @@ class Runner(Protocol):
         """Measure the new model `spec` the way `assess` measured its parent, and compare."""
 
 
-@torch.no_grad()
-def answer_probs(
-    loaded: LoadedModel, records: Sequence[Record], batch_size: int = 8
-) -> list[float]:
-    """Per record: exp(−mean NLL over answer tokens), the TOFU `Prob`."""
-    tokenizer = loaded.tokenizer
-    probs = []
-    for start in range(0, len(records), batch_size):
-        examples = [encode_record(tokenizer, r) for r in records[start : start + batch_size]]
-        batch = {
-            k: v.to(loaded.device) for k, v in collate(examples, tokenizer.pad_token_id).items()
-        }
-        with loaded.autocast():
-            logp, mask = token_logprobs(loaded.model, batch)  # (B, T-1) each
-        probs.extend(torch.exp(-sequence_mean_nll(logp, mask)).tolist())  # (B,)
+def answer_probs(loaded: LoadedModel, records: Sequence[Record]) -> list[float]:
+    """Per record: exp(−mean NLL) of its answer after its question, or of a text record's
+    tokens: the TOFU `Prob`, through the evaluation's own scoring."""
+    probs = [0.0] * len(records)  # a one-token text has nothing to predict
+    qa = [i for i, r in enumerate(records) if isinstance(r, QARecord)]
+    text = [i for i, r in enumerate(records) if isinstance(r, TextRecord)]
+    requests = [ScoreRequest(records[i].question, (records[i].answer,)) for i in qa]
+    for i, scores in zip(qa, score_requests(loaded, requests), strict=True):
+        probs[i] = metrics.prob(scores[0].nll_mean)
+    for i, logps in zip(text, score_texts(loaded, [records[i].text for i in text]), strict=True):
+        probs[i] = math.exp(fmean(logps)) if logps else 0.0
     return probs
 
 

@@ -1,14 +1,18 @@
 """The publish gate's measurements (worker/runner.py): which records it asks and how it judges."""
 
 import json
+import math
 
+import pytest
 import torch
 
 from domain.records import QARecord, TextRecord
+from tests.engine.memorized import FORGET, mean_nll
 from tests.tiny import make_tokenizer
 from worker.engine.eval.verbatim import split_passage
+from worker.engine.models import load_model
 from worker.policy import parse_policy
-from worker.runner import leak_rates, retain_records, utility_records
+from worker.runner import answer_probs, leak_rates, retain_records, utility_records
 
 
 class _Loaded:
@@ -87,3 +91,12 @@ def test_without_utility_data_a_quarter_of_the_retain_data_is_held_out_of_traini
     policy = parse_policy(text, str(tmp_path / "model.toml"))
     assert len(retain_records(policy, forget)) == 11
     assert [r.question for r in utility_records(policy, forget)] == ["Email of c5?", "Email of c6?"]
+
+
+def test_the_gates_answer_probability_is_the_training_likelihood(memorised_dir):
+    # One scoring path (eval.scoring) for the publish gate's Prob, equal to the likelihood the
+    # training loss sees, for QA and text records alike.
+    loaded = load_model(str(memorised_dir), precision="fp32")
+    records = [*FORGET[:2], TextRecord("It is c1@example.com.")]
+    expected = [math.exp(-mean_nll(loaded.model, loaded.tokenizer, [r])) for r in records]
+    assert answer_probs(loaded, records) == pytest.approx(expected, rel=1e-4)

@@ -27,17 +27,14 @@ import time
 from pathlib import Path
 from statistics import fmean
 
-import torch
-
 from domain.records import DataError, QARecord, TextRecord, hash_records, load_records
-from worker.engine.data import collate, encode_text
 from worker.engine.eval import metrics
 from worker.engine.eval.probes.choice import choice_block
 from worker.engine.eval.probes.leak import judge
+from worker.engine.eval.scoring import score_texts
 from worker.engine.eval.verbatim import continue_passages
 from worker.engine.generate import generate_answers
 from worker.engine.models import LoadedModel
-from worker.engine.objectives.tokens import token_logprobs
 
 FORMAT = "obliviate-corpus-eval/1"
 FILES = {"forget": TextRecord, "knowledge": QARecord, "retain": QARecord, "holdout": TextRecord}
@@ -83,23 +80,14 @@ def knowledge_block(loaded: LoadedModel, records: list[QARecord], max_new_tokens
     }
 
 
-@torch.no_grad()
 def passage_attack_scores(loaded: LoadedModel, texts: list[TextRecord]) -> dict[str, list]:
     """Per passage, the reference-free attacks' scores (higher = looks less trained on)."""
-    tokenizer, rows = loaded.tokenizer, {"loss": [], "zlib": [], "min_k": []}
-    loaded.model.eval()
-    for start in range(0, len(texts), 8):
-        chunk = texts[start : start + 8]
-        batch = collate([encode_text(tokenizer, r.text) for r in chunk], tokenizer.pad_token_id)
-        batch = {k: v.to(loaded.device) for k, v in batch.items()}
-        with loaded.autocast():
-            logp, mask = token_logprobs(loaded.model, batch)  # (B, T-1) each
-        for record, row, keep in zip(chunk, logp, mask.bool(), strict=True):
-            values = row[keep].tolist()
-            nll = -fmean(values) if values else 0.0
-            rows["loss"].append(nll)
-            rows["zlib"].append(metrics.zlib_score(nll, record.text))
-            rows["min_k"].append(metrics.min_k_score(values))
+    rows: dict[str, list] = {"loss": [], "zlib": [], "min_k": []}
+    for record, values in zip(texts, score_texts(loaded, [r.text for r in texts]), strict=True):
+        nll = -fmean(values) if values else 0.0
+        rows["loss"].append(nll)
+        rows["zlib"].append(metrics.zlib_score(nll, record.text))
+        rows["min_k"].append(metrics.min_k_score(values))
     return rows
 
 

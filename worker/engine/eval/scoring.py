@@ -17,9 +17,10 @@ from dataclasses import dataclass
 
 import torch
 
-from worker.engine.data import end_token_ids, format_prompt
+from worker.engine.data import collate, encode_text, end_token_ids, format_prompt
 from worker.engine.generate import prefill, select_rows
 from worker.engine.models import LoadedModel
+from worker.engine.objectives.tokens import token_logprobs
 
 
 @dataclass(frozen=True)
@@ -210,3 +211,22 @@ def score_requests(
                     )
                 )
     return results
+
+
+@torch.no_grad()
+def score_texts(
+    loaded: LoadedModel, texts: Sequence[str], batch_size: int = 8
+) -> list[list[float]]:
+    """log p of every token of each plain text after its first, with no prompt: how text
+    records are trained (`data.encode_text`) and what passage attacks and probabilities read."""
+    tokenizer = loaded.tokenizer
+    loaded.model.eval()
+    result = []
+    with loaded.autocast():
+        for start in range(0, len(texts), batch_size):
+            examples = [encode_text(tokenizer, t) for t in texts[start : start + batch_size]]
+            batch = collate(examples, tokenizer.pad_token_id)
+            batch = {k: v.to(loaded.device) for k, v in batch.items()}
+            logp, mask = token_logprobs(loaded.model, batch)  # (B, T-1) each
+            result.extend(row[keep].tolist() for row, keep in zip(logp, mask.bool(), strict=True))
+    return result
