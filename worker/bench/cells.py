@@ -15,6 +15,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from domain.choices import ADAPTERS
 from worker.bench.epochs import epoch_check
 from worker.bench.rows import RowStore
 from worker.bench.tofu_mini import FORGET_ROWS, default_tofu_dir, fixtures_dir, tofu_mini_records
@@ -27,8 +28,9 @@ from worker.engine.models import load_model
 from worker.engine.objectives import LossSettings
 from worker.engine.unlearn import UnlearnConfig, unlearn
 
+# The table's methods: one per family that trains on the forget answers (GradDiff), pushes
+# them below the reference (NPO) or towards a refusal (IdkNLL); every adapter the engine has.
 METHODS = ("graddiff", "npo", "idk")
-ADAPTERS = ("full", "lora", "grun")
 
 # The same budget (steps × batch) for the three adapters of a method, each at its own learning
 # rate (`adapters.default_lr`: they parameterise the change differently).
