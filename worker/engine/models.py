@@ -276,7 +276,7 @@ def _load_adapter_folder(folder: Path, manifest: dict, device, precision) -> Loa
     from worker.engine.adapters import ADAPTERS  # adapters import this module
 
     kind = manifest.get("adapter")
-    if kind not in ADAPTERS or not hasattr(ADAPTERS[kind], "load"):
+    if kind not in ADAPTERS or not ADAPTERS[kind].saves_module:
         raise ModelError(f"{folder}: unknown adapter kind {kind!r} in {MANIFEST}")
     loaded = load_model(manifest["base_model"], device=device, precision=precision)
     if manifest.get("base_hash") not in (None, loaded.model_hash):

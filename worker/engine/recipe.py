@@ -130,8 +130,8 @@ def execute(
             "python": platform.python_version(),
         },
     }
-    if hasattr(adapter, "diagnostics"):
-        info["diagnostics"] = adapter.diagnostics()
+    if (diagnostics := adapter.diagnostics()) is not None:
+        info["diagnostics"] = diagnostics
     write_json(staging / RUN_INFO, info)
     output = finalize_output(staging, run.output)
     info["output"] = str(output)

@@ -200,11 +200,9 @@ def step_loss_factory(cfg: UnlearnConfig, objective: Objective, settings, data: 
         pad_id = tokenizer.pad_token_id
         forget = [encode_record(tokenizer, r, cfg.max_length) for r in data.forget]
         retain = [encode_record(tokenizer, r, cfg.max_length) for r in data.retain or []]
-        if hasattr(adapter, "set_diagnostic_questions"):  # GRUN: gate values in run.json
-            adapter.set_diagnostic_questions(diagnostic_questions(data))
-        if hasattr(adapter, "set_gate_questions"):  # GRUN: more prompts for its gate loss
-            questions = diagnostic_questions(data, limit=None)
-            adapter.set_gate_questions(questions["retain"], questions["paraphrased_forget"])
+        adapter.set_diagnostic_questions(diagnostic_questions(data))
+        questions = diagnostic_questions(data, limit=None)
+        adapter.set_gate_questions(questions["retain"], questions["paraphrased_forget"])
         store = ReferenceValues(cfg.reference_cache_mb * 2**20) if cfg.reference_cache_mb else None
 
         def draw(examples: list[Example], stream: str, step: int) -> dict:
@@ -233,8 +231,8 @@ def step_loss_factory(cfg: UnlearnConfig, objective: Objective, settings, data: 
             )
             output = objective.loss(inputs)
             loss, metrics = output.loss, dict(output.metrics)
-            if hasattr(adapter, "auxiliary_loss"):
-                auxiliary = adapter.auxiliary_loss(inputs.forget, inputs.retain)
+            auxiliary = adapter.auxiliary_loss(inputs.forget, inputs.retain)
+            if auxiliary is not None:
                 metrics["auxiliary"] = auxiliary.item()
                 loss = loss + auxiliary
             batches = [inputs.forget, inputs.retain, inputs.forget_refusal]

@@ -8,11 +8,11 @@ from pathlib import Path
 
 from torch import nn
 
-from worker.engine.adapters.base import named_trainable, register_adapter
+from worker.engine.adapters.base import Adapter, named_trainable, register_adapter
 
 
 @register_adapter
-class FullAdapter:
+class FullAdapter(Adapter):
     name = "full"
     default_lr = 1e-5  # TOFU's usual rate for full fine-tuning
 

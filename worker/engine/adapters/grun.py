@@ -34,7 +34,7 @@ import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from worker.engine.adapters.base import named_trainable, register_adapter
+from worker.engine.adapters.base import Adapter, named_trainable, register_adapter
 from worker.engine.adapters.frozen_prefix import DEFAULT_MAX_BYTES, FrozenPrefix
 from worker.engine.adapters.grun_gates import (
     gate_logits,
@@ -127,9 +127,10 @@ class GrunOptions:
 
 
 @register_adapter
-class GrunAdapter:
+class GrunAdapter(Adapter):
     name = "grun"
     default_lr = 4e-3  # the paper's; best of 1e-2 / 4e-3 here (benchmarks/results/grun_cost.md)
+    saves_module = True
 
     def __init__(
         self,

@@ -9,7 +9,7 @@ from pathlib import Path
 from peft import LoraConfig, PeftModel, get_peft_model
 from torch import nn
 
-from worker.engine.adapters.base import named_trainable, register_adapter
+from worker.engine.adapters.base import Adapter, named_trainable, register_adapter
 
 DEFAULT_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 
@@ -23,9 +23,10 @@ class LoraOptions:
 
 
 @register_adapter
-class LoraAdapter:
+class LoraAdapter(Adapter):
     name = "lora"
     default_lr = 1e-4  # the usual 10x of full fine-tuning
+    saves_module = True
 
     def __init__(self, rank: int = 16, alpha: int = 32, dropout: float = 0.0, target_modules=None):
         self.options = LoraOptions(rank, alpha, dropout, tuple(target_modules or DEFAULT_TARGETS))
