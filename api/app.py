@@ -16,6 +16,7 @@ from api.keys.endpoints import router as keys_router
 from api.limits import RequestLimits
 from api.models.endpoints import router as models_router
 from api.models.serving import LoadedModels
+from api.pages.endpoints import error_page
 from api.pages.endpoints import router as pages_router
 from api.reports.endpoints import router as reports_router
 from api.requests.endpoints import router as requests_router
@@ -58,7 +59,7 @@ def create_app(settings: Settings | None = None, dispatcher: Dispatcher | None =
     )
     app.state.settings, app.state.database = settings, database
     app.state.dispatcher, app.state.models = dispatcher, LoadedModels()
-    install_error_handler(app)
+    install_error_handler(app, error_page)
     app.add_middleware(RejectNul)
     app.add_middleware(RequestLimits, max_json_bytes=settings.max_json_bytes,
                        max_upload_bytes=settings.max_upload_bytes)  # fmt: skip

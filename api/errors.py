@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ValidationError
 
 
@@ -65,13 +67,19 @@ def validation_details(error: RequestValidationError | ValidationError) -> list[
     return [{"loc": list(e["loc"]), "msg": e["msg"], "type": e["type"]} for e in error.errors()]
 
 
-def install_error_handler(app: FastAPI) -> None:
+def install_error_handler(
+    app: FastAPI, page_error: Callable[[Request, ServiceError], Response] | None = None
+) -> None:
+    """JSON errors for the API; `page_error` renders them for the web pages (/ui)."""
+
     @app.exception_handler(RequestValidationError)
     async def _invalid(_request: Request, error: RequestValidationError) -> JSONResponse:
         return JSONResponse({"detail": validation_details(error)}, status_code=422)
 
     @app.exception_handler(ServiceError)
-    async def _render(_request: Request, error: ServiceError) -> JSONResponse:
+    async def _render(request: Request, error: ServiceError) -> Response:
+        if page_error is not None and request.url.path.startswith("/ui/"):
+            return page_error(request, error)
         headers = {"WWW-Authenticate": "ApiKey"} if isinstance(error, Unauthorized) else None
         return JSONResponse(
             {"detail": error.detail, **error.extra}, status_code=error.status_code, headers=headers

@@ -11,9 +11,8 @@ from fastapi.responses import StreamingResponse
 from pydantic import AwareDatetime
 
 from api.audit import repository
-from api.audit.checkpoints import read_checkpoints
 from api.audit.schemas import EventsPublic, VerifyPublic, csv_lines, event_page, jsonl_lines
-from api.audit.service import verify_chain
+from api.audit.service import verify_with_checkpoints
 from api.db import Database
 from api.deps import Auditor, DatabaseDep, SessionDep, SettingsDep
 from api.errors import ERROR_RESPONSES
@@ -23,7 +22,7 @@ router = APIRouter(prefix="/v1/audit", tags=["audit"], responses=ERROR_RESPONSES
 MEDIA = {"jsonl": "application/x-ndjson", "csv": "text/csv"}
 
 
-def _export(database: Database, query, fmt: str) -> Iterator[str]:
+def export_lines(database: Database, query, fmt: str) -> Iterator[str]:
     """Runs while the response streams, in its own read-only session."""
     with database.sessions() as session:
         events = repository.stream(session, query)
@@ -50,7 +49,7 @@ def list_events(
     if format != "json":
         headers = {"Content-Disposition": f'attachment; filename="audit-events.{format}"'}
         return StreamingResponse(
-            _export(database, query, format), media_type=MEDIA[format], headers=headers
+            export_lines(database, query, format), media_type=MEDIA[format], headers=headers
         )
     return event_page(
         repository.page(session, query, limit, offset), repository.count(session, query)
@@ -62,9 +61,7 @@ def verify(session: SessionDep, settings: SettingsDep, _: Auditor) -> VerifyPubl
     """Recompute the whole chain and check it against the signed checkpoints; every row whose
     content or link does not match, and every checkpoint it disagrees with, is named."""
     secret = settings.secret_key.get_secret_value()
-    points, bad_lines = read_checkpoints(settings.audit_checkpoints, secret)
-    result = verify_chain(session, checkpoints=points)
+    result, checkpoints = verify_with_checkpoints(session, settings.audit_checkpoints, secret)
     breaches = [{"seq": b.seq, "problem": b.problem} for b in result.breaches]
-    breaches += [{"seq": 0, "problem": problem} for problem in bad_lines]
-    return VerifyPublic(ok=not breaches, checked=result.checked, last_hash=result.last_hash,
-                        breaches=breaches, checkpoints=len(points))  # fmt: skip
+    return VerifyPublic(ok=result.ok, checked=result.checked, last_hash=result.last_hash,
+                        breaches=breaches, checkpoints=checkpoints)  # fmt: skip

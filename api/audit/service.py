@@ -6,12 +6,13 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 from sqlalchemy.orm import Session
 
 from api.audit import repository
 from api.audit.chain import GENESIS_HASH, chain_hash, event_fields
-from api.audit.checkpoints import Checkpoint, check_against
+from api.audit.checkpoints import Checkpoint, check_against, read_checkpoints
 from models import AuditEvent, utcnow
 
 
@@ -82,6 +83,15 @@ def verify_chain(
     problems = check_against(list(checkpoints), seen, expected_seq - 1, checked)
     breaches += [Breach(seq, problem) for seq, problem in problems]
     return VerifyResult(not breaches, checked, prev_hash, breaches)
+
+
+def verify_with_checkpoints(session: Session, path: Path, secret: str) -> tuple[VerifyResult, int]:
+    """The chain against the signed checkpoints file: one result whose breaches also name
+    every checkpoint line whose signature does not hold (seq 0), and how many did."""
+    points, bad_lines = read_checkpoints(path, secret)
+    result = verify_chain(session, checkpoints=points)
+    breaches = result.breaches + [Breach(0, problem) for problem in bad_lines]
+    return VerifyResult(not breaches, result.checked, result.last_hash, breaches), len(points)
 
 
 def events_for_request(session: Session, request_id: uuid.UUID) -> list[AuditEvent]:

@@ -1,0 +1,188 @@
+"""Login, the ticket list, a ticket's page (progress, cancel, report) and the submit form."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated
+
+from fastapi import APIRouter, File, Form, Request, UploadFile
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from pydantic import ValidationError
+
+from api.deps import SessionDep, SettingsDep
+from api.errors import InvalidInput, ServiceError, Unauthorized
+from api.keys.service import authenticate
+from api.models import service as models_service
+from api.pages import session as cookies
+from api.pages.common import Lang, User, check_form, page, signed_in, to_login
+from api.pages.messages import MESSAGES
+from api.reports.content import build_report
+from api.reports.render import render_html
+from api.requests import service
+from api.requests.deadlines import LegalBasis
+from api.requests.lifecycle import OPERATOR_CANCELLABLE, REQUESTER_CANCELLABLE
+from api.requests.repository import TicketFilter
+from api.requests.schemas import TicketCreate
+from api.requests.uploads import at_line, read_records
+
+router = APIRouter()
+FILERS = ("requester", "admin")
+
+
+@router.get("/login")
+def login_form(lang: Lang = "en") -> HTMLResponse:
+    return page("login.html.j2", lang, None)
+
+
+@router.post("/login")
+def login(
+    session: SessionDep,
+    settings: SettingsDep,
+    request: Request,
+    api_key: Annotated[str, Form(max_length=200)],
+    lang: Lang = "en",
+) -> Response:
+    secret = settings.secret_key.get_secret_value()
+    try:
+        authenticate(session, secret, api_key)
+    except Unauthorized:
+        return page("login.html.j2", lang, None, 401, error=MESSAGES[lang]["bad_key"])
+    response = RedirectResponse(f"/ui/tickets?lang={lang}", status_code=303)
+    response.set_cookie(cookies.COOKIE, cookies.seal(secret, api_key), max_age=cookies.MAX_AGE_S,
+                        httponly=True, secure=request.url.scheme == "https", samesite="strict",
+                        path="/ui")  # fmt: skip
+    return response
+
+
+@router.post("/logout")
+def logout(request: Request, session: SessionDep, settings: SettingsDep,
+           csrf: Annotated[str, Form()] = "") -> Response:  # fmt: skip
+    user = signed_in(request, session, settings)
+    if user is not None:
+        check_form(settings, user, csrf)
+    response = to_login("en")
+    response.delete_cookie(cookies.COOKIE, path="/ui")
+    return response
+
+
+@router.get("/tickets")
+def tickets(request: Request, session: SessionDep, settings: SettingsDep,
+            lang: Lang = "en") -> Response:  # fmt: skip
+    user = signed_in(request, session, settings)
+    if user is None:
+        return to_login(lang)
+    rows, _ = service.list_tickets(session, user.principal, TicketFilter(), 200, 0)
+    return page("tickets.html.j2", lang, user, tickets=rows, can_file=user.role in FILERS)
+
+
+def _ticket_page(session, user: User, ticket_id, lang, notice=None, status=200) -> HTMLResponse:
+    ticket = service.visible_ticket(session, user.principal, ticket_id)
+    states = REQUESTER_CANCELLABLE if user.role == "requester" else OPERATOR_CANCELLABLE
+    cancellable = user.role != "auditor" and ticket.state in states
+    return page("ticket.html.j2", lang, user, status, ticket=ticket, progress=ticket.progress or {},
+                notice=notice, cancellable=cancellable)  # fmt: skip
+
+
+@router.get("/tickets/{ticket_id}")
+def ticket_page(ticket_id: uuid.UUID, request: Request, session: SessionDep,
+                settings: SettingsDep, lang: Lang = "en") -> Response:  # fmt: skip
+    user = signed_in(request, session, settings)
+    if user is None:
+        return to_login(lang)
+    return _ticket_page(session, user, ticket_id, lang)
+
+
+@router.post("/tickets/{ticket_id}/cancel")
+def cancel(ticket_id: uuid.UUID, request: Request, session: SessionDep, settings: SettingsDep,
+           csrf: Annotated[str, Form()] = "", lang: Lang = "en") -> Response:  # fmt: skip
+    user = signed_in(request, session, settings)
+    if user is None:
+        return to_login(lang)
+    check_form(settings, user, csrf, ("requester", "operator", "admin"))
+    try:
+        service.cancel_ticket(session, user.principal, ticket_id, None)
+    except ServiceError as error:
+        return _ticket_page(session, user, ticket_id, lang, error.detail, error.status_code)
+    return _ticket_page(session, user, ticket_id, lang, MESSAGES[lang]["cancelled"])
+
+
+@router.get("/tickets/{ticket_id}/report")
+def report(ticket_id: uuid.UUID, request: Request, session: SessionDep, settings: SettingsDep,
+           lang: Lang = "en") -> Response:  # fmt: skip
+    user = signed_in(request, session, settings)
+    if user is None:
+        return to_login(lang)
+    ticket = service.visible_ticket(session, user.principal, ticket_id)
+    return HTMLResponse(render_html(build_report(session, ticket), lang))
+
+
+def _submit_form(session, user: User, lang: str, status: int = 200, errors=None, values=None):
+    models = sorted(name for name, _ in models_service.list_models(session))
+    return page("submit.html.j2", lang, user, status, models=models, bases=list(LegalBasis),
+                errors=errors or {}, values=values or {})  # fmt: skip
+
+
+@router.get("/submit")
+def submit_form(request: Request, session: SessionDep, settings: SettingsDep,
+                lang: Lang = "en") -> Response:  # fmt: skip
+    user = signed_in(request, session, settings)
+    if user is None:
+        return to_login(lang)
+    if user.role not in FILERS:
+        return page("error.html.j2", lang, user, 403, message=MESSAGES[lang]["may_not_file"])
+    return _submit_form(session, user, lang)
+
+
+def _field_errors(error: ValidationError) -> dict[str, str]:
+    """The first message per form field (`records` for anything inside the records)."""
+    errors: dict[str, str] = {}
+    for item in error.errors():
+        errors.setdefault(str(item["loc"][0]) if item["loc"] else "form", item["msg"])
+    return errors
+
+
+@router.post("/submit")
+def submit(
+    request: Request,
+    session: SessionDep,
+    settings: SettingsDep,
+    records: Annotated[UploadFile, File()],
+    model: Annotated[str, Form(max_length=200)] = "",
+    subject_id: Annotated[str, Form(max_length=500)] = "",
+    legal_basis: Annotated[str, Form(max_length=40)] = "",
+    jurisdiction: Annotated[str, Form(max_length=40)] = "",
+    requester: Annotated[str, Form(max_length=200)] = "",
+    reason: Annotated[str, Form(max_length=2000)] = "",
+    csrf: Annotated[str, Form()] = "",
+    lang: Lang = "en",
+) -> Response:
+    """The form's fields and its records file, through the same service as the API; every
+    error is shown next to its field, the other fields keep what was typed."""
+    user = signed_in(request, session, settings)
+    if user is None:
+        return to_login(lang)
+    check_form(settings, user, csrf, FILERS)
+    values = {"model": model, "subject_id": subject_id, "legal_basis": legal_basis,
+              "jurisdiction": jurisdiction, "requester": requester, "reason": reason}  # fmt: skip
+    name = records.filename or "records"
+    try:
+        raw = records.file.read(settings.max_upload_bytes + 1)
+        if len(raw) > settings.max_upload_bytes:
+            raise InvalidInput(f"{name}: over {settings.max_upload_bytes} bytes")
+        rows, lines = read_records(raw, name)
+        try:
+            payload = TicketCreate(**{**values, "reason": reason or None}, records=rows)
+        except ValidationError as error:
+            return _submit_form(session, user, lang, 422, _field_errors(error), values)
+        try:
+            # A savepoint: the page answers a failure itself, so the request's transaction
+            # commits; nothing the service wrote before failing may commit with it.
+            with session.begin_nested():
+                ticket, _ = service.submit_ticket(session, settings, user.principal, payload)
+        except InvalidInput as error:
+            raise at_line(error, name, lines) from None
+    except InvalidInput as error:  # the records file: its line and field
+        return _submit_form(session, user, lang, 422, {"records": error.detail}, values)
+    except ServiceError as error:  # e.g. an unknown model
+        return _submit_form(session, user, lang, error.status_code, {"form": error.detail}, values)
+    return RedirectResponse(f"/ui/tickets/{ticket.id}?lang={lang}", status_code=303)
