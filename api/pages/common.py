@@ -15,7 +15,7 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from api.errors import Forbidden, Unauthorized
 from api.keys.service import Principal, authenticate
 from api.pages import session as cookies
-from api.pages.messages import LANGUAGES, MESSAGES
+from api.pages.messages import LANGUAGES, MESSAGES, STATE_NAMES
 
 Lang = Annotated[Literal[LANGUAGES], Query()]  # type: ignore[valid-type]
 STAFF = ("operator", "admin")
@@ -40,7 +40,7 @@ class User:
 
 def page(name: str, lang: str, user: User | None, status: int = 200, **context) -> HTMLResponse:
     html = _templates().get_template(name).render(
-        t=MESSAGES[lang], lang=lang, signed_in=user is not None,
+        t=MESSAGES[lang], states=STATE_NAMES[lang], lang=lang, signed_in=user is not None,
         role=user.role if user else None, csrf=user.csrf if user else "", **context,
     )  # fmt: skip
     return HTMLResponse(html, status_code=status)

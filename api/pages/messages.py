@@ -5,7 +5,28 @@ from __future__ import annotations
 
 from api.reports.messages import LANGUAGES  # one list of languages for the report and pages
 
-__all__ = ["LANGUAGES", "MESSAGES"]
+__all__ = ["LANGUAGES", "MESSAGES", "STATE_NAMES"]
+
+JA_STATES = {
+    "received": "受付済み",
+    "assessing": "評価中",
+    "queued": "待機中",
+    "unlearning": "忘却処理中",
+    "evaluating": "検証中",
+    "held": "保留（要確認）",
+    "approved": "承認済み",
+    "published": "公開済み",
+    "rejected": "却下",
+    "cancelled": "取り消し済み",
+    "failed": "失敗",
+    "undone": "取り消し（ロールバック）",
+}
+
+# A ticket's state as the pages show it (English: the API's own names).
+STATE_NAMES = {
+    "en": {name: name for name in JA_STATES},
+    "ja": JA_STATES,
+}
 
 MESSAGES: dict[str, dict[str, str]] = {
     "en": {

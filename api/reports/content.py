@@ -31,9 +31,19 @@ def policy_rules(evaluation: dict) -> list[dict]:
     publish = (evaluation.get("policy") or {}).get("content", {}).get("publish")
     if not publish:
         return []
-    leak = evaluation.get("leak_rate", {})
+    leak, skipped = evaluation.get("leak_rate", {}), set(evaluation.get("not_applicable", ()))
     rules = [
-        _rule(f"leak rate: {probe}", limit, leak.get(probe), upper=True)
+        # A probe about records the ticket has none of (a question for a passage) is no rule
+        # for this ticket: the gate skipped it, and so does the report (passed: None).
+        {
+            "rule": f"leak rate: {probe}",
+            "limit": limit,
+            "measured": None,
+            "margin": None,
+            "passed": None,
+        }  # fmt: skip
+        if probe in skipped and probe not in leak
+        else _rule(f"leak rate: {probe}", limit, leak.get(probe), upper=True)
         for probe, limit in sorted(publish["max_leak_rate"].items())
     ]
     rules.append(_rule("utility kept", publish["min_utility_ratio"],

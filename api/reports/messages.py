@@ -27,6 +27,7 @@ MESSAGES: dict[str, dict[str, str]] = {
         "passed": "passed",
         "missed": "MISSED",
         "not_measured": "not measured",
+        "not_applicable": "not applicable: the ticket has no record of that kind",
         "forgetting": "Forgetting",
         "forgetting_intro": "Share of the person's records whose facts still come out, by way "
         "of asking (lower is better; 0 means none).",
@@ -88,6 +89,7 @@ MESSAGES: dict[str, dict[str, str]] = {
         "passed": "合格",
         "missed": "不合格",
         "not_measured": "未測定",
+        "not_applicable": "対象外：この種類のレコードがチケットにありません",
         "forgetting": "忘却",
         "forgetting_intro": "尋ね方ごとに、本人の事実がまだ出てくる記録の割合"
         "（低いほど良く、0 は漏れなし）。",

@@ -67,3 +67,10 @@ def test_pages_need_a_session_and_never_show_another_organisations_ticket(api):
 
 def test_every_page_string_exists_in_both_languages():
     assert MESSAGES["en"].keys() == MESSAGES["ja"].keys()
+
+
+def test_every_ticket_state_has_a_name_in_both_languages():
+    from api.pages.messages import STATE_NAMES
+    from api.requests.lifecycle import STATES
+
+    assert set(STATE_NAMES["en"]) == set(STATE_NAMES["ja"]) == set(STATES)
