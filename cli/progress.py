@@ -7,7 +7,7 @@ from contextlib import contextmanager
 
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-from worker.engine.train import Progress as TrainProgress
+from domain.progress import Progress as TrainProgress
 
 
 @contextmanager

@@ -20,6 +20,7 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from sqlalchemy.orm import Session
 
@@ -43,11 +44,13 @@ from api.requests.lifecycle import CLOSED, record_ticket_event, transition
 from api.requests.service import decrypt_records
 from api.settings import Settings
 from domain.errors import UserError
+from domain.progress import Cancelled, Progress
 from models import DeletionRequest, Job, utcnow
 from worker import registry
-from worker.engine.train import Cancelled, Progress
 from worker.policy import load_policy, violations
-from worker.runner import Runner
+
+if TYPE_CHECKING:  # the engine (torch) loads only in a process that runs a stage
+    from worker.runner import Runner
 
 log = logging.getLogger(__name__)
 PERMANENT_ERRORS = (UserError, Conflict)  # retrying cannot help

@@ -12,6 +12,7 @@ from pathlib import Path
 from statistics import fmean
 from typing import Protocol
 
+from domain.progress import Progress
 from domain.records import QARecord, Record, TextRecord, load_records
 from worker.engine.eval import metrics
 from worker.engine.eval.general import own_answers
@@ -20,7 +21,6 @@ from worker.engine.eval.scoring import ScoreRequest, score_requests, score_texts
 from worker.engine.models import LoadedModel, load_model, saved_model_hash
 from worker.engine.objectives import LossSettings
 from worker.engine.stopping import TEXT_PROBE, ask_probes, not_applicable
-from worker.engine.train import Progress
 from worker.engine.unlearn import UnlearnConfig, record_key, unlearn
 from worker.policy import ModelPolicy, require_file
 

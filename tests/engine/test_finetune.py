@@ -6,10 +6,10 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from domain.progress import Cancelled
 from worker.engine.artifacts import OutputExistsError
 from worker.engine.finetune import FinetuneConfig, finetune
 from worker.engine.models import load_model
-from worker.engine.train import Cancelled
 
 
 def config(tiny_model_dir, output, **overrides) -> FinetuneConfig:

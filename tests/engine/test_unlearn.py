@@ -10,6 +10,7 @@ from typer.testing import CliRunner
 
 from cli.main import app
 from domain import choices
+from domain.progress import Cancelled
 from domain.records import DataError, QARecord, TextRecord
 from tests.engine.memorized import (
     FORGET,
@@ -20,7 +21,6 @@ from tests.engine.memorized import (
 from worker.engine.adapters import ADAPTERS, FullAdapter, LoraAdapter
 from worker.engine.models import load_model
 from worker.engine.objectives import OBJECTIVES, LossSettings
-from worker.engine.train import Cancelled
 from worker.engine.unlearn import UnlearnConfig, unlearn
 from worker.policy import ModelPolicy
 

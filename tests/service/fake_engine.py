@@ -14,7 +14,7 @@ import os
 import time
 from pathlib import Path
 
-from worker.engine.train import Cancelled, Progress
+from domain.progress import Cancelled, Progress
 
 
 class FakeRunner:

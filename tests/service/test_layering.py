@@ -54,3 +54,17 @@ print(sorted(m for m in ("torch", "transformers", "peft") if m in sys.modules))
                             cwd=ROOT, timeout=120)  # fmt: skip
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_the_scheduler_and_the_pipeline_load_without_the_engine():
+    # Before: worker.pipeline imported the training loop (torch) for two small classes, so
+    # `obliviate scheduler` (a sweep loop) started the whole engine.
+    script = (
+        "import sys\n"
+        "import api.audit.checkpoints, worker.celery_app, worker.inprocess, worker.pipeline\n"
+        "print(sorted(m for m in ('torch', 'transformers', 'peft') if m in sys.modules))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                            cwd=ROOT, timeout=120)  # fmt: skip
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.strip() == "[]"

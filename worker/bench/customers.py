@@ -10,9 +10,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from domain.paths import cache_home
+from domain.progress import Progress
 from worker.engine.finetune import FinetuneConfig, finetune
 from worker.engine.synthetic import SYNTHETIC_VERSION, SyntheticData, synthetic_dataset
-from worker.engine.train import Progress
 
 
 @dataclass(frozen=True)

@@ -4,6 +4,7 @@ notebooks all call. It imports neither Celery nor SQLAlchemy.
     from worker.engine import load_model, finetune, FinetuneConfig, generate_answers
 """
 
+from domain.progress import Cancelled, Progress
 from domain.records import (
     DataError,
     QARecord,
@@ -17,7 +18,6 @@ from worker.engine.generate import generate_answers
 from worker.engine.models import BUILTIN_MODELS, DEFAULT_MODEL, LoadedModel, ModelError, load_model
 from worker.engine.objectives import OBJECTIVES, LossSettings, get_objective
 from worker.engine.synthetic import synthetic_dataset
-from worker.engine.train import Cancelled, Progress
 from worker.engine.unlearn import UnlearnConfig, unlearn
 
 __all__ = [

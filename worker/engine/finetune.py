@@ -7,12 +7,13 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from domain.progress import Progress
 from domain.records import Record, hash_records, load_records
 from worker.engine.data import encode_record
 from worker.engine.models import DEFAULT_MODEL
 from worker.engine.objectives.tokens import answer_nll
 from worker.engine.recipe import RunSpec, execute
-from worker.engine.train import Progress, TrainConfig, batch_indices, make_batch
+from worker.engine.train import TrainConfig, batch_indices, make_batch
 
 
 @dataclass

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import torch
 
+from domain.progress import Progress
 from worker.engine.adapters import get_adapter
 from worker.engine.artifacts import (
     MANIFEST,
@@ -23,7 +24,7 @@ from worker.engine.artifacts import (
 )
 from worker.engine.models import LoadedModel, folder_hash, load_model
 from worker.engine.precision import frozen_linears_cast
-from worker.engine.train import Progress, TrainConfig, reset_peak_memory, seed_everything, train
+from worker.engine.train import TrainConfig, reset_peak_memory, seed_everything, train
 
 StepLossFactory = Callable[[LoadedModel, object], Callable[[int], tuple]]
 

@@ -22,11 +22,8 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
+from domain.progress import Cancelled, Progress
 from worker.engine.data import Example, collate
-
-
-class Cancelled(RuntimeError):
-    """Raised when `should_stop()` returned True; the last checkpoint (if any) is kept."""
 
 
 @dataclass
@@ -40,21 +37,6 @@ class TrainConfig:
     seed: int = 0
     checkpoint_every: int = 0  # steps between checkpoints; 0: none
     check_every: int = 0  # steps between calls of `check` (the stopping rule); 0: never
-
-
-@dataclass
-class Progress:
-    step: int
-    total: int
-    loss: float
-    elapsed_s: float
-    first_step: int = 0  # where this run started (after a resume), for the rate
-    metrics: dict[str, float] = field(default_factory=dict)
-
-    @property
-    def eta_s(self) -> float:
-        rate = self.elapsed_s / max(self.step - self.first_step, 1)
-        return rate * (self.total - self.step)
 
 
 @dataclass

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import torch
 
+from domain.progress import Progress
 from domain.records import DataError, QARecord, Record, hash_records, load_records
 from worker.engine.adapters import default_lr
 from worker.engine.data import Example, encode_qa, encode_record
@@ -28,7 +29,6 @@ from worker.engine.objectives.refusals import refusals_for
 from worker.engine.recipe import RunSpec, execute
 from worker.engine.stopping import leak_check
 from worker.engine.train import (
-    Progress,
     TrainConfig,
     batch_indices,
     make_batch,
