@@ -21,6 +21,7 @@ RUN pip install --extra-index-url "$TORCH_INDEX" "torch>=2.4" \
 
 COPY alembic.ini ./
 COPY api api
+COPY bench bench
 COPY cli cli
 COPY domain domain
 COPY models models

@@ -7,8 +7,6 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from api.audit.endpoints import router as audit_router
-from api.db import Database
-from api.dispatch import Dispatcher
 from api.errors import install_error_handler
 from api.health.endpoints import router as health_router
 from api.jobs.endpoints import router as jobs_router
@@ -20,8 +18,10 @@ from api.pages.endpoints import error_page
 from api.pages.endpoints import router as pages_router
 from api.reports.endpoints import router as reports_router
 from api.requests.endpoints import router as requests_router
-from api.settings import Settings, get_settings
 from api.validation import RejectNul
+from domain.db import Database
+from domain.dispatch import Dispatcher
+from domain.settings import Settings, get_settings
 
 
 def default_dispatcher(settings: Settings, database: Database) -> Dispatcher:

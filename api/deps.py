@@ -9,11 +9,11 @@ from fastapi import Depends, Request, Security
 from fastapi.security import APIKeyHeader
 from sqlalchemy.orm import Session
 
-from api.db import Database
-from api.dispatch import wake_after_commit
-from api.errors import Forbidden
-from api.keys.service import Principal, authenticate
-from api.settings import Settings
+from domain.db import Database
+from domain.dispatch import wake_after_commit
+from domain.errors import Forbidden
+from domain.keys.service import Principal, authenticate
+from domain.settings import Settings
 
 api_key_header = APIKeyHeader(name="X-API-Key", auto_error=False)
 

@@ -19,18 +19,19 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from api.audit.schemas import EventPublic
-from api.audit.service import events_for_request, verify_chain
-from api.db import Database, upgrade_database
-from api.errors import InvalidInput
-from api.jobs import repository as jobs_repository
-from api.keys import repository as keys_repository
-from api.keys.service import Principal, create_key, get_or_create_organisation
-from api.models import service as registry_service
 from api.models.schemas import VersionPublic
-from api.requests import service as tickets
-from api.requests.lifecycle import CLOSED
-from api.requests.schemas import TicketCreate, TicketDetail, TicketOptions
-from api.settings import Settings
+from api.requests.schemas import TicketDetail
+from domain.audit.service import events_for_request, verify_chain
+from domain.db import Database, upgrade_database
+from domain.errors import InvalidInput
+from domain.jobs import repository as jobs_repository
+from domain.keys import repository as keys_repository
+from domain.keys.service import Principal, create_key, get_or_create_organisation
+from domain.settings import Settings
+from domain.tickets import service as tickets
+from domain.tickets.commands import TicketCreate, TicketOptions
+from domain.tickets.lifecycle import CLOSED
+from domain.versions import service as registry_service
 
 EMBEDDED_ORGANISATION = "embedded"
 
@@ -160,7 +161,7 @@ class EmbeddedService:
             return {**detail.model_dump(mode="json"), "closed": row.state in CLOSED}
 
     def approve(self, ticket_id: uuid.UUID, reason: str) -> dict:
-        from api.requests.schemas import Decision
+        from domain.tickets.commands import Decision
 
         with self.database.transaction() as session:
             tickets.approve_ticket(

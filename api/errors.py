@@ -9,37 +9,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ValidationError
 
-
-class ServiceError(Exception):
-    status_code = 400
-
-    def __init__(self, detail: str, **extra):
-        super().__init__(detail)
-        self.detail, self.extra = detail, extra
-
-
-class NotFound(ServiceError):
-    status_code = 404
-
-
-class Unauthorized(ServiceError):
-    status_code = 401
-
-
-class Forbidden(ServiceError):
-    status_code = 403
-
-
-class Conflict(ServiceError):
-    status_code = 409
-
-
-class InvalidInput(ServiceError):
-    status_code = 422
-
-
-class PayloadTooLarge(ServiceError):
-    status_code = 413
+from domain.errors import ServiceError, Unauthorized
 
 
 class ErrorBody(BaseModel):

@@ -23,8 +23,8 @@ from statistics import fmean
 
 from common import head_commit
 
+from bench.tickets import TicketBench, others_answers, subject_answers
 from domain.paths import cache_home
-from worker.bench.tickets import TicketBench, others_answers, subject_answers
 from worker.engine.models import load_model
 from worker.engine.stopping import ask_and_judge
 

@@ -43,9 +43,9 @@ def tofu_mini_command(
     ] = 1,
 ) -> None:
     """Build the fixtures (cached), run every cell (cached), write the table and plot."""
-    from worker.bench.cells import BenchOptions, select_cells
-    from worker.bench.run import run_tofu_mini
-    from worker.bench.tofu_mini import default_tofu_dir
+    from bench.cells import BenchOptions, select_cells
+    from bench.run import run_tofu_mini
+    from bench.tofu_mini import default_tofu_dir
 
     splits = split or ["forget05"]
     try:
@@ -72,8 +72,8 @@ def tickets_command(
     seeds: Annotated[int, typer.Option(help="seeds per subject (the policy's seed)")] = 3,
 ) -> None:
     """Deletion tickets through the pipeline on a 20-customer target: leaks, neighbours, cost."""
-    from worker.bench.cells import commit_id
-    from worker.bench.tickets import TicketBench, run_ticket_bench
+    from bench.cells import commit_id
+    from bench.tickets import TicketBench, run_ticket_bench
 
     try:
         path = run_ticket_bench(
@@ -95,9 +95,9 @@ def pretraining_command(
     ] = None,
 ) -> None:
     """Forget what the built-in model knew before any fine-tuning: a ticket per cell."""
+    from bench.cells import commit_id
+    from bench.pretraining import CELLS, run_pretraining_bench
     from domain.choices import ADAPTERS, METHODS
-    from worker.bench.cells import commit_id
-    from worker.bench.pretraining import CELLS, run_pretraining_bench
 
     cells = CELLS
     if cell:

@@ -14,10 +14,10 @@ from typing import Annotated
 
 import typer
 
+from bench.customers import CustomersTarget
 from cli.engine_commands import ModelOption, console
 from cli.progress import training_progress
 from cli.service_story import ticket_story
-from worker.bench.customers import CustomersTarget
 from worker.engine.models import DEFAULT_MODEL
 from worker.engine.synthetic import SyntheticData
 

@@ -27,7 +27,7 @@ def shown(database_url: str) -> str:
 
 
 def _settings():
-    from api.settings import Settings
+    from domain.settings import Settings
 
     try:
         return Settings()
@@ -38,7 +38,7 @@ def _settings():
 
 def _prepare_embedded(settings) -> None:
     """A laptop needs no separate set-up step: the embedded SQLite database migrates itself."""
-    from api.db import upgrade_database
+    from domain.db import upgrade_database
 
     if settings.is_sqlite:
         upgrade_database(settings.database_url)
@@ -47,8 +47,8 @@ def _prepare_embedded(settings) -> None:
 @contextmanager
 def _transaction(settings) -> Iterator:
     """One transaction on the configured database; a refused change exits 2 with its reason."""
-    from api.db import Database
-    from api.errors import ServiceError
+    from domain.db import Database
+    from domain.errors import ServiceError
 
     _prepare_embedded(settings)
     database = Database(settings)
@@ -113,8 +113,8 @@ def scheduler_command(
     Its own process, not Celery beat inside each worker (every worker replica ran one) and not
     a task on the job queue (where it waited behind multi-hour jobs)."""
     settings = _broker_settings()
-    from api.audit.checkpoints import take_checkpoint
-    from api.db import Database
+    from domain.audit.checkpoints import take_checkpoint
+    from domain.db import Database
     from worker.celery_app import CeleryDispatcher
     from worker.inprocess import worker_name
     from worker.pipeline import Context, sweep
@@ -144,7 +144,7 @@ def migrate_command(
     ] = None,
 ) -> None:
     """Apply the database migrations (alembic upgrade head), as the schema's owner."""
-    from api.db import downgrade_database, grant_app_role, upgrade_database
+    from domain.db import downgrade_database, grant_app_role, upgrade_database
 
     settings = _settings()
     (downgrade_database if down else upgrade_database)(settings.database_url, revision)
@@ -163,7 +163,7 @@ def keys_create(
     name: Annotated[str, typer.Option(help="what the key is for")] = "cli",
 ) -> None:
     """Create an API key and print it (shown once; only its hash is stored)."""
-    from api.keys.service import create_key
+    from domain.keys.service import create_key
 
     settings = _settings()
     with _transaction(settings) as session:
@@ -178,8 +178,8 @@ def keys_create(
 @keys_app.command("list")
 def keys_list() -> None:
     """List API keys (prefix, role, organisation, revoked)."""
-    from api.db import Database
-    from api.keys.service import list_keys
+    from domain.db import Database
+    from domain.keys.service import list_keys
 
     database = Database(_settings())
     with database.transaction() as session:
@@ -195,7 +195,7 @@ def models_register(
     spec: Annotated[str, typer.Argument(help="built-in name, HF folder or .gguf file")],
 ) -> None:
     """Register a base model as version 1 and point `production` at it."""
-    from api.models.service import register_model
+    from domain.versions.service import register_model
     from worker.registry import base_artifact_hash
 
     with _transaction(_settings()) as session:

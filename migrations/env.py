@@ -2,7 +2,7 @@
 
 from alembic import context
 
-from api.db import make_engine
+from domain.db import make_engine
 from models import Base
 
 
@@ -10,7 +10,7 @@ def database_url() -> str:
     url = context.config.attributes.get("database_url")
     if url:
         return url
-    from api.settings import Settings
+    from domain.settings import Settings
 
     return Settings().database_url
 

@@ -13,7 +13,7 @@ import uuid
 
 from celery import Celery
 
-from api.settings import Settings, get_settings
+from domain.settings import Settings, get_settings
 
 QUEUE = "unlearning"
 RUN_JOB = "obliviate.run_job"

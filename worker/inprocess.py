@@ -9,8 +9,8 @@ import socket
 import threading
 import uuid
 
-from api.db import Database
-from api.settings import Settings
+from domain.db import Database
+from domain.settings import Settings
 from worker.pipeline import Context, load_runner, run_job, sweep
 
 log = logging.getLogger(__name__)

@@ -24,11 +24,11 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy.orm import Session
 
-from api.db import Database
-from api.dispatch import Dispatcher, wake_after_commit, wake_later
-from api.errors import Conflict
-from api.jobs import repository as jobs_repository
-from api.jobs.service import (
+from domain.db import Database
+from domain.dispatch import Dispatcher, wake_after_commit, wake_later
+from domain.errors import Conflict, UserError
+from domain.jobs import repository as jobs_repository
+from domain.jobs.service import (
     Claim,
     LeaseLost,
     claim_job,
@@ -38,13 +38,12 @@ from api.jobs.service import (
     release_for_retry,
     renew_lease,
 )
-from api.models import service as registry_service
-from api.requests import repository as tickets_repository
-from api.requests.lifecycle import CLOSED, record_ticket_event, transition
-from api.requests.service import decrypt_records
-from api.settings import Settings
-from domain.errors import UserError
 from domain.progress import Cancelled, Progress
+from domain.settings import Settings
+from domain.tickets import repository as tickets_repository
+from domain.tickets.lifecycle import CLOSED, record_ticket_event, transition
+from domain.tickets.service import decrypt_records
+from domain.versions import service as registry_service
 from models import DeletionRequest, Job, utcnow
 from worker import registry
 from worker.policy import load_policy, violations

@@ -9,8 +9,8 @@ from __future__ import annotations
 import uuid
 from functools import cache
 
-from api.db import Database
-from api.settings import get_settings
+from domain.db import Database
+from domain.settings import get_settings
 from worker.celery_app import RUN_JOB, CeleryDispatcher, app
 from worker.inprocess import worker_name
 from worker.pipeline import Context, load_runner, run_job

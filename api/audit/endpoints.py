@@ -10,13 +10,13 @@ from fastapi import APIRouter, Query
 from fastapi.responses import StreamingResponse
 from pydantic import AwareDatetime
 
-from api.audit import repository
 from api.audit.schemas import EventsPublic, VerifyPublic, csv_lines, event_page, jsonl_lines
-from api.audit.service import verify_with_checkpoints
-from api.db import Database
 from api.deps import Auditor, DatabaseDep, SessionDep, SettingsDep
 from api.errors import ERROR_RESPONSES
 from api.validation import Offset
+from domain.audit import repository
+from domain.audit.service import verify_with_checkpoints
+from domain.db import Database
 
 router = APIRouter(prefix="/v1/audit", tags=["audit"], responses=ERROR_RESPONSES)
 MEDIA = {"jsonl": "application/x-ndjson", "csv": "text/csv"}

@@ -9,9 +9,9 @@ from pydantic import BaseModel
 
 from api.deps import Operator, SessionDep
 from api.errors import ERROR_RESPONSES
-from api.jobs import repository
 from api.requests.schemas import JobPublic
 from api.validation import Offset
+from domain.jobs import repository
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"], responses=ERROR_RESPONSES)
 

@@ -8,8 +8,8 @@ from fastapi import APIRouter, status
 
 from api.deps import Admin, SessionDep, SettingsDep
 from api.errors import ERROR_RESPONSES
-from api.keys import service
 from api.keys.schemas import KeyCreate, KeyCreated, KeyPublic, KeysPublic
+from domain.keys import service
 
 router = APIRouter(prefix="/v1/keys", tags=["keys"], responses=ERROR_RESPONSES)
 

@@ -8,7 +8,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-from api.validation import StrictBody
+from domain.validation import StrictBody
 
 
 class KeyCreate(StrictBody):

@@ -6,7 +6,6 @@ from fastapi import APIRouter, Request, status
 
 from api.deps import Admin, AnyRole, DatabaseDep, Operator, SessionDep, Staff
 from api.errors import ERROR_RESPONSES
-from api.models import service
 from api.models.schemas import (
     Answers,
     GenerateBody,
@@ -20,6 +19,7 @@ from api.models.schemas import (
     VersionsPublic,
 )
 from api.validation import VersionNumber
+from domain.versions import service
 from worker.registry import base_artifact_hash
 
 router = APIRouter(prefix="/v1/models", tags=["models"], responses=ERROR_RESPONSES)

@@ -7,7 +7,7 @@ from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from api.validation import DB_INT_MAX, StrictBody
+from domain.validation import DB_INT_MAX, StrictBody
 
 
 class ModelRegister(StrictBody):

@@ -9,11 +9,11 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import Response, StreamingResponse
 
-from api.audit import repository
 from api.audit.endpoints import MEDIA, export_lines
-from api.audit.service import verify_with_checkpoints
 from api.deps import DatabaseDep, SessionDep, SettingsDep
 from api.pages.common import Lang, User, check_form, page, require_role, signed_in, to_login
+from domain.audit import repository
+from domain.audit.service import verify_with_checkpoints
 
 router = APIRouter()
 AUDITORS = ("auditor", "admin")

@@ -12,10 +12,10 @@ from fastapi import Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
-from api.errors import Forbidden, Unauthorized
-from api.keys.service import Principal, authenticate
 from api.pages import session as cookies
 from api.pages.messages import LANGUAGES, MESSAGES, STATE_NAMES
+from domain.errors import Forbidden, Unauthorized
+from domain.keys.service import Principal, authenticate
 
 Lang = Annotated[Literal[LANGUAGES], Query()]  # type: ignore[valid-type]
 STAFF = ("operator", "admin")

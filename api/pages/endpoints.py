@@ -7,10 +7,10 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 
-from api.errors import ServiceError
 from api.pages import audit, operations, tickets
 from api.pages.common import page
 from api.pages.messages import LANGUAGES
+from domain.errors import ServiceError
 
 router = APIRouter(prefix="/ui", include_in_schema=False)
 for area in (tickets, operations, audit):

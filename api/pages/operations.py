@@ -11,15 +11,15 @@ from fastapi.responses import Response
 from pydantic import ValidationError
 
 from api.deps import SessionDep, SettingsDep
-from api.errors import ServiceError
-from api.jobs import repository as jobs
-from api.models import service as models_service
 from api.models.schemas import Rollback
 from api.pages.common import STAFF, Lang, User, check_form, page, require_role, signed_in, to_login
 from api.pages.messages import MESSAGES
-from api.requests import service as tickets
-from api.requests.repository import TicketFilter
-from api.requests.schemas import Decision
+from domain.errors import ServiceError
+from domain.jobs import repository as jobs
+from domain.tickets import service as tickets
+from domain.tickets.commands import Decision
+from domain.tickets.repository import TicketFilter
+from domain.versions import service as models_service
 
 router = APIRouter()
 JOB_STATES = ("pending", "running", "failed")

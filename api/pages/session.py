@@ -13,7 +13,7 @@ import hmac
 
 from cryptography.fernet import Fernet, InvalidToken
 
-from api.crypto import keyed_hash
+from domain.crypto import keyed_hash
 
 COOKIE = "obliviate_session"
 MAX_AGE_S = 8 * 3600  # a working day; the key itself stays valid until revoked

@@ -10,20 +10,20 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import ValidationError
 
 from api.deps import SessionDep, SettingsDep
-from api.errors import InvalidInput, ServiceError, Unauthorized
-from api.keys.service import authenticate
-from api.models import service as models_service
 from api.pages import session as cookies
 from api.pages.common import Lang, User, check_form, page, signed_in, to_login
 from api.pages.messages import MESSAGES
 from api.reports.content import build_report
 from api.reports.render import render_html
-from api.requests import service
-from api.requests.deadlines import LegalBasis
-from api.requests.lifecycle import OPERATOR_CANCELLABLE, REQUESTER_CANCELLABLE
-from api.requests.repository import TicketFilter
-from api.requests.schemas import TicketCreate
 from api.requests.uploads import at_line, read_records
+from domain.errors import InvalidInput, ServiceError, Unauthorized
+from domain.keys.service import authenticate
+from domain.tickets import service
+from domain.tickets.commands import TicketCreate
+from domain.tickets.deadlines import LegalBasis
+from domain.tickets.lifecycle import OPERATOR_CANCELLABLE, REQUESTER_CANCELLABLE
+from domain.tickets.repository import TicketFilter
+from domain.versions import service as models_service
 
 router = APIRouter()
 FILERS = ("requester", "admin")

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from sqlalchemy.orm import Session
 
-from api.audit.service import events_for_request
-from api.models import repository as versions
+from domain.audit.service import events_for_request
+from domain.versions import repository as versions
 from models import DeletionRequest
 
 VERDICTS = {"published", "held", "undone"}

@@ -13,7 +13,7 @@ from api.errors import ERROR_RESPONSES
 from api.reports.content import build_report
 from api.reports.messages import LANGUAGES
 from api.reports.render import render_html
-from api.requests.service import visible_ticket
+from domain.tickets.service import visible_ticket
 
 router = APIRouter(prefix="/v1/deletion-requests", tags=["reports"], responses=ERROR_RESPONSES)
 

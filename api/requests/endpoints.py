@@ -9,26 +9,19 @@ from fastapi import APIRouter, File, Form, Header, Query, Response, UploadFile, 
 from pydantic import AwareDatetime, ValidationError
 
 from api.audit.schemas import EventsPublic, event_page
-from api.audit.service import events_for_request
 from api.deps import AnyRole, Canceller, Operator, Requester, SessionDep, SettingsDep
-from api.errors import ERROR_RESPONSES, InvalidInput, PayloadTooLarge, validation_details
-from api.jobs import repository as jobs_repository
-from api.keys.service import Principal
-from api.requests import service
-from api.requests.lifecycle import STATES
-from api.requests.repository import TicketFilter
-from api.requests.schemas import (
-    Decision,
-    Rerun,
-    TicketCreate,
-    TicketDetail,
-    TicketExtend,
-    TicketMetadata,
-    TicketPublic,
-    TicketsPublic,
-)
+from api.errors import ERROR_RESPONSES, validation_details
+from api.requests.schemas import TicketDetail, TicketPublic, TicketsPublic
 from api.requests.uploads import at_line, read_records
 from api.validation import Offset
+from domain.audit.service import events_for_request
+from domain.errors import InvalidInput, PayloadTooLarge
+from domain.jobs import repository as jobs_repository
+from domain.keys.service import Principal
+from domain.tickets import service
+from domain.tickets.commands import Decision, Rerun, TicketCreate, TicketExtend, TicketMetadata
+from domain.tickets.lifecycle import STATES
+from domain.tickets.repository import TicketFilter
 
 router = APIRouter(
     prefix="/v1/deletion-requests", tags=["deletion requests"], responses=ERROR_RESPONSES

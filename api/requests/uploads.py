@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 
-from api.errors import InvalidInput
+from domain.errors import InvalidInput
 
 
 def read_records(raw: bytes, filename: str) -> tuple[list, list[int] | None]:

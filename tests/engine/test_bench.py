@@ -4,16 +4,16 @@ the table and the plot, then a re-run that reuses every cached step."""
 import pytest
 from typer.testing import CliRunner
 
+from bench import cells as cells_module
+from bench import epochs as epochs_module
+from bench.cells import BenchOptions, Cell, cell_dir, select_cells
+from bench.epochs import selection_score
+from bench.report import target_lines
+from bench.rows import RowStore
+from bench.run import run_tofu_mini
+from bench.tofu_mini import FixtureRecipe, fixtures_dir
 from cli.main import app
 from tests.tofu_files import write_tofu_mini
-from worker.bench import cells as cells_module
-from worker.bench import epochs as epochs_module
-from worker.bench.cells import BenchOptions, Cell, cell_dir, select_cells
-from worker.bench.epochs import selection_score
-from worker.bench.report import target_lines
-from worker.bench.rows import RowStore
-from worker.bench.run import run_tofu_mini
-from worker.bench.tofu_mini import FixtureRecipe, fixtures_dir
 from worker.engine.eval import EvalOptions
 from worker.engine.eval.probes import ProbeOptions
 from worker.engine.models import hash_folder
@@ -58,7 +58,7 @@ def test_bench_writes_table_and_plot_then_rewrites_them_from_stored_rows(
 
     for name in ("unlearn", "evaluate"):
         monkeypatch.setattr(cells_module, name, must_not_run)
-    monkeypatch.setattr("worker.bench.tofu_mini.finetune", must_not_run)
+    monkeypatch.setattr("bench.tofu_mini.finetune", must_not_run)
     # A new machine: no cached model at all, only the rows committed with the results.
     monkeypatch.setenv("OBLIVIATE_HOME", str(tmp_path / "new-home"))
     again = run_tofu_mini(["forget05"], [], bench_options, recipe, results_dir=results)

@@ -3,7 +3,7 @@ fine-tuned on, through the pipeline, measured with the corpus suite, into a row 
 
 import json
 
-from worker.bench.pretraining import run_pretraining_bench
+from bench.pretraining import run_pretraining_bench
 
 
 def test_a_cell_runs_a_ticket_and_measures_the_facts_and_the_neighbours(tiny_model_dir, tmp_path):

@@ -5,8 +5,8 @@ import json
 
 import pytest
 
-from worker.bench.tickets import TicketBench, run_ticket_bench
-from worker.bench.tickets_report import summary
+from bench.tickets import TicketBench, run_ticket_bench
+from bench.tickets_report import summary
 
 
 def test_roles_keep_subjects_and_neighbours_out_of_retain_and_utility(tiny_model_dir):

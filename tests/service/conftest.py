@@ -14,8 +14,8 @@ import psycopg
 import pytest
 from sqlalchemy import text
 
-from api.db import Database, upgrade_database
-from api.settings import Settings
+from domain.db import Database, upgrade_database
+from domain.settings import Settings
 
 PG_ADMIN = os.environ.get("OBLIVIATE_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
 REDIS_URL = os.environ.get("OBLIVIATE_TEST_REDIS", "redis://127.0.0.1:6379/11")
@@ -92,7 +92,7 @@ class RecordingDispatcher:
 
 def make_keys(database, settings) -> dict[str, str]:
     """One key per role in organisation `acme`, and a requester in organisation `globex`."""
-    from api.keys.service import create_key
+    from domain.keys.service import create_key
 
     secret = settings.secret_key.get_secret_value()
     keys = {}
@@ -114,7 +114,7 @@ def api(settings, database, tiny_model_dir):
     from fastapi.testclient import TestClient
 
     from api.app import create_app
-    from api.models.service import register_model
+    from domain.versions.service import register_model
 
     keys = make_keys(database, settings)
     with database.transaction() as session:

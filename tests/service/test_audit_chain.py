@@ -4,10 +4,10 @@ import uuid
 import pytest
 from sqlalchemy import text
 
-from api.audit.checkpoints import read_checkpoints, take_checkpoint
-from api.audit.service import record_event, verify_chain
-from api.db import Database, upgrade_database
-from api.settings import Settings
+from domain.audit.checkpoints import read_checkpoints, take_checkpoint
+from domain.audit.service import record_event, verify_chain
+from domain.db import Database, upgrade_database
+from domain.settings import Settings
 
 pytestmark = pytest.mark.service
 
@@ -67,7 +67,7 @@ def test_verify_names_a_deleted_row_on_sqlite(tmp_path):
 def _rewrite_from(db: Database, seq: int) -> None:
     """What someone with the superuser's rights can do: edit row `seq` and recompute every
     later hash, so that the chain verifies again on its own."""
-    from api.audit.chain import chain_hash, event_fields
+    from domain.audit.chain import chain_hash, event_fields
     from models import AuditEvent
 
     with db.engine.begin() as connection:
@@ -131,7 +131,7 @@ def test_the_app_role_appends_to_the_trail_but_cannot_disable_rewrite_or_truncat
 
     import sqlalchemy
 
-    from api.db import grant_app_role
+    from domain.db import grant_app_role
     from tests.service.conftest import _admin
 
     role = f"obliviate_app_{secrets.token_hex(4)}"

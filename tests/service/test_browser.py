@@ -39,7 +39,7 @@ def server(settings, database, tiny_model_dir):
     import uvicorn
 
     from api.app import create_app
-    from api.models.service import register_model
+    from domain.versions.service import register_model
     from worker.inprocess import InProcessWorker
 
     keys = make_keys(database, settings)

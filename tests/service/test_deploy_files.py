@@ -9,8 +9,8 @@ import yaml
 from sqlalchemy import make_url
 from typer.main import get_command
 
-from api.settings import Settings
 from cli.main import app
+from domain.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -5,10 +5,10 @@ import time
 from fastapi.testclient import TestClient
 
 from api.app import create_app
-from api.db import Database, upgrade_database
-from api.keys.service import create_key
-from api.models.service import register_model
-from api.settings import Settings
+from domain.db import Database, upgrade_database
+from domain.keys.service import create_key
+from domain.settings import Settings
+from domain.versions.service import register_model
 from tests.service.conftest import ticket_body
 
 

@@ -110,7 +110,7 @@ def test_with_the_broker_down_a_ticket_is_still_filed_and_readiness_says_so(
     from fastapi.testclient import TestClient
 
     from api.app import create_app
-    from api.models.service import register_model
+    from domain.versions.service import register_model
     from tests.service.conftest import make_keys
     from worker.celery_app import CeleryDispatcher
 

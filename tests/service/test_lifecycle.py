@@ -6,9 +6,9 @@ import itertools
 import pytest
 from sqlalchemy import func, select
 
-from api.errors import Conflict
-from api.keys.service import get_or_create_organisation
-from api.requests.lifecycle import CLOSED, STATES, TRANSITIONS, transition
+from domain.errors import Conflict
+from domain.keys.service import get_or_create_organisation
+from domain.tickets.lifecycle import CLOSED, STATES, TRANSITIONS, transition
 from models import AuditEvent, DeletionRequest, utcnow
 
 pytestmark = pytest.mark.service

@@ -1,7 +1,7 @@
 import pytest
 from sqlalchemy import create_engine, inspect, text
 
-from api.db import downgrade_database, upgrade_database
+from domain.db import downgrade_database, upgrade_database
 from tests.service.conftest import _admin, _sqlalchemy_url
 
 pytestmark = pytest.mark.service

@@ -71,6 +71,6 @@ def test_every_page_string_exists_in_both_languages():
 
 def test_every_ticket_state_has_a_name_in_both_languages():
     from api.pages.messages import STATE_NAMES
-    from api.requests.lifecycle import STATES
+    from domain.tickets.lifecycle import STATES
 
     assert set(STATE_NAMES["en"]) == set(STATE_NAMES["ja"]) == set(STATES)

@@ -5,8 +5,8 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select, update
 
-from api.audit.service import verify_chain
-from api.jobs.service import claim_job
+from domain.audit.service import verify_chain
+from domain.jobs.service import claim_job
 from models import Job, ModelVersion, utcnow
 from tests.service.conftest import auth, ticket_body
 from tests.service.fake_engine import FakeRunner
@@ -230,7 +230,7 @@ def test_expired_lease_is_reclaimed_and_the_stale_worker_cannot_write(api, setti
     with api.database.transaction() as session:
         second = claim_job(session, job_id, "new-worker", lease_s=60)
     assert (first.fence, second.fence) == (1, 2)
-    from api.jobs.service import LeaseLost, held_job, renew_lease
+    from domain.jobs.service import LeaseLost, held_job, renew_lease
 
     with pytest.raises(LeaseLost), api.database.transaction() as session:
         renew_lease(session, first, 60)

@@ -23,7 +23,7 @@ pytestmark = pytest.mark.service
 
 @pytest.fixture
 def service_env(settings, database, tiny_model_dir, tmp_path, redis_prefix):
-    from api.models.service import register_model
+    from domain.versions.service import register_model
 
     with database.transaction() as session:
         register_model(session, "tiny", str(tiny_model_dir), actor="test", artifact_hash=None)

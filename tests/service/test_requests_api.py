@@ -205,9 +205,9 @@ def test_list_filters_by_state_and_model(api):
 def test_concurrent_retries_with_one_idempotency_key_file_one_ticket(api, settings):
     import threading
 
-    from api.keys.service import authenticate
-    from api.requests.schemas import TicketCreate
-    from api.requests.service import submit_ticket
+    from domain.keys.service import authenticate
+    from domain.tickets.commands import TicketCreate
+    from domain.tickets.service import submit_ticket
 
     with api.database.transaction() as session:
         principal = authenticate(session, "test-secret-key", api.keys["requester"])

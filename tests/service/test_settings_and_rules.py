@@ -5,8 +5,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from api.requests.deadlines import LegalBasis, add_months, due_at, extended_due_at
-from api.settings import DEV_SECRET, Settings
+from domain.settings import DEV_SECRET, Settings
+from domain.tickets.deadlines import LegalBasis, add_months, due_at, extended_due_at
 from worker.celery_app import make_celery
 from worker.policy import PolicyError, PublishPolicy, parse_policy, violations
 

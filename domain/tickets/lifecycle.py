@@ -15,8 +15,8 @@ from __future__ import annotations
 
 from sqlalchemy.orm import Session
 
-from api.audit.service import record_event
-from api.errors import Conflict
+from domain.audit.service import record_event
+from domain.errors import Conflict
 from models import DeletionRequest, utcnow
 
 TRANSITIONS: dict[str, frozenset[str]] = {

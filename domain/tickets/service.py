@@ -9,23 +9,23 @@ import uuid
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from api.crypto import keyed_hash, new_wrapped_key, ticket_cipher
-from api.errors import Conflict, Forbidden, InvalidInput, NotFound
-from api.jobs import repository as jobs_repository
-from api.jobs.service import create_job
-from api.keys.service import Principal
-from api.models import service as registry_service
-from api.requests import repository
-from api.requests.deadlines import LegalBasis, due_at, extended_due_at
-from api.requests.lifecycle import (
+from domain.crypto import keyed_hash, new_wrapped_key, ticket_cipher
+from domain.errors import Conflict, Forbidden, InvalidInput, NotFound
+from domain.jobs import repository as jobs_repository
+from domain.jobs.service import create_job
+from domain.keys.service import Principal
+from domain.records import DataError, hash_records, parse_records
+from domain.settings import Settings
+from domain.tickets import repository
+from domain.tickets.commands import Decision, Rerun, TicketCreate, TicketExtend
+from domain.tickets.deadlines import LegalBasis, due_at, extended_due_at
+from domain.tickets.lifecycle import (
     OPERATOR_CANCELLABLE,
     REQUESTER_CANCELLABLE,
     record_ticket_event,
     transition,
 )
-from api.requests.schemas import Decision, Rerun, TicketCreate, TicketExtend
-from api.settings import Settings
-from domain.records import DataError, hash_records, parse_records
+from domain.versions import service as registry_service
 from models import DeletionRequest, RequestItem, utcnow
 
 RECORD_FIELDS = frozenset(

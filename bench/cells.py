@@ -15,10 +15,10 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from bench.epochs import epoch_check
+from bench.rows import RowStore
+from bench.tofu_mini import FORGET_ROWS, default_tofu_dir, fixtures_dir, tofu_mini_records
 from domain.choices import ADAPTERS
-from worker.bench.epochs import epoch_check
-from worker.bench.rows import RowStore
-from worker.bench.tofu_mini import FORGET_ROWS, default_tofu_dir, fixtures_dir, tofu_mini_records
 from worker.engine.adapters import default_lr
 from worker.engine.eval.evaluate import EvalOptions, evaluate
 from worker.engine.eval.probes import ProbeOptions, run_suite_probes

@@ -10,9 +10,9 @@ from pathlib import Path
 
 from sqlalchemy.orm import Session
 
-from api.audit import repository
-from api.audit.chain import GENESIS_HASH, chain_hash, event_fields
-from api.audit.checkpoints import Checkpoint, check_against, read_checkpoints
+from domain.audit import repository
+from domain.audit.chain import GENESIS_HASH, chain_hash, event_fields
+from domain.audit.checkpoints import Checkpoint, check_against, read_checkpoints
 from models import AuditEvent, utcnow
 
 

@@ -10,10 +10,10 @@ from dataclasses import dataclass
 
 from sqlalchemy.orm import Session
 
-from api.audit.service import record_event
-from api.crypto import keyed_hash
-from api.errors import Conflict, InvalidInput, NotFound, Unauthorized
-from api.keys import repository
+from domain.audit.service import record_event
+from domain.crypto import keyed_hash
+from domain.errors import Conflict, InvalidInput, NotFound, Unauthorized
+from domain.keys import repository
 from models import ROLES, ApiKey, Organisation, utcnow
 
 KEY_SCHEME = "obl"

@@ -27,7 +27,7 @@ def default_tofu_dir() -> Path:
     """OBLIVIATE_TOFU_DIR, else ../shared/data/tofu beside the repository."""
     if env := os.environ.get("OBLIVIATE_TOFU_DIR"):
         return Path(env)
-    return Path(__file__).resolve().parents[2].parent / "shared" / "data" / "tofu"
+    return Path(__file__).resolve().parents[1].parent / "shared" / "data" / "tofu"
 
 
 def tofu_mini_records(tofu_dir: Path, minus: str | None = None) -> list[QARecord]:

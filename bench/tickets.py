@@ -24,9 +24,9 @@ from pathlib import Path
 from statistics import fmean
 
 from api.embedded import EmbeddedService
+from bench.customers import CustomersTarget
 from domain.paths import cache_home
 from domain.records import QARecord
-from worker.bench.customers import CustomersTarget
 from worker.engine.eval.fluency import fluency
 from worker.engine.eval.general import GENERAL_QUESTIONS
 from worker.engine.generate import generate_answers
@@ -34,7 +34,7 @@ from worker.engine.models import LoadedModel, folder_hash, load_model
 from worker.engine.stopping import ask_and_judge
 from worker.engine.synthetic import SyntheticData, unseen_questions
 
-RESULTS = Path(__file__).resolve().parents[2] / "benchmarks" / "results"
+RESULTS = Path(__file__).resolve().parents[1] / "benchmarks" / "results"
 MODEL_NAME = "customers"
 MAX_NEW_TOKENS = 48
 POLICY = """
@@ -197,6 +197,6 @@ def run_ticket_bench(
             log(json.dumps(row))
             header = {"command": command, "commit": commit, "target_hash": fingerprint}
             rows_path.write_text(json.dumps({**header, "rows": rows}, indent=1))
-    from worker.bench.tickets_report import write_table
+    from bench.tickets_report import write_table
 
     return write_table(rows_path, results_dir / "tickets.md", bench)

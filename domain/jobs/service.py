@@ -7,8 +7,8 @@ from dataclasses import dataclass
 
 from sqlalchemy.orm import Session
 
-from api.dispatch import wake_later
-from api.jobs import repository
+from domain.dispatch import wake_later
+from domain.jobs import repository
 from models import Job, utcnow
 
 

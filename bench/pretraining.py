@@ -19,14 +19,14 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from api.embedded import EmbeddedService
+from bench.pretraining_data import FORGET, NEIGHBOURS, RETAIN
 from domain.paths import cache_home
-from worker.bench.pretraining_data import FORGET, NEIGHBOURS, RETAIN
 from worker.engine.eval.corpus import evaluate_corpus
 from worker.engine.eval.general import GENERAL_QUESTIONS
 from worker.engine.generate import generate_answers
 from worker.engine.models import DEFAULT_MODEL, LoadedModel, load_model
 
-RESULTS = Path(__file__).resolve().parents[2] / "benchmarks" / "results"
+RESULTS = Path(__file__).resolve().parents[1] / "benchmarks" / "results"
 CELLS = (("idk", "grun"), ("npo", "grun"), ("idk", "full"), ("npo", "full"))
 MAX_NEW_TOKENS = 48
 POLICY = """
@@ -139,7 +139,7 @@ def write_table(rows_path: Path, table: Path) -> Path:
         f"Command: `{stored['command']}`  ",
         f"Commit: {stored['commit']}  ",
         f"Model: {stored['model']}, never fine-tuned by us. Ticket: its 3 facts about Albert "
-        "Einstein (`worker/bench/pretraining_data.py`), each with a paraphrase; retain term on "
+        "Einstein (`bench/pretraining_data.py`), each with a paraphrase; retain term on "
         f"{len(RETAIN)} other facts it knows; neighbours: {len(NEIGHBOURS)} more that no run "
         "trains on. Default policy, only method, adapter and data files named.",
         "",

@@ -7,11 +7,11 @@ import uuid
 
 from sqlalchemy.orm import Session
 
-from api.audit.service import record_event
-from api.errors import Conflict, InvalidInput, NotFound
-from api.models import repository
-from api.requests import repository as requests_repository
-from api.requests.lifecycle import transition
+from domain.audit.service import record_event
+from domain.errors import Conflict, InvalidInput, NotFound
+from domain.tickets import repository as requests_repository
+from domain.tickets.lifecycle import transition
+from domain.versions import repository
 from models import ModelAlias, ModelVersion, utcnow
 
 PRODUCTION = "production"

@@ -20,7 +20,7 @@ from pathlib import Path
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from api.audit import repository
+from domain.audit import repository
 from models import AuditEvent, utcnow
 
 

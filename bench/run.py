@@ -1,6 +1,6 @@
 """`obliviate bench tofu-mini`: fixtures, cells, table and plot; models cached, rows stored.
 
-from worker.bench.run import run_tofu_mini
+from bench.run import run_tofu_mini
 run_tofu_mini(splits=["forget05"])
 """
 
@@ -17,7 +17,7 @@ from pathlib import Path
 
 import torch
 
-from worker.bench.cells import (
+from bench.cells import (
     BenchOptions,
     Cell,
     commit_id,
@@ -26,10 +26,10 @@ from worker.bench.cells import (
     evaluate_with_probes,
     unlearn_cell,
 )
-from worker.bench.epochs import SELECTION_RULE
-from worker.bench.report import epoch_rows, plot, probe_rows, table_rows, target_lines
-from worker.bench.rows import RowStore
-from worker.bench.tofu_mini import (
+from bench.epochs import SELECTION_RULE
+from bench.report import epoch_rows, plot, probe_rows, table_rows, target_lines
+from bench.rows import RowStore
+from bench.tofu_mini import (
     FixtureRecipe,
     build_model_fixture,
     tofu_mini_records,
@@ -37,7 +37,7 @@ from worker.bench.tofu_mini import (
 from worker.engine.eval.report import write_eval
 from worker.engine.models import folder_hash
 
-RESULTS = Path(__file__).resolve().parents[2] / "benchmarks" / "results"
+RESULTS = Path(__file__).resolve().parents[1] / "benchmarks" / "results"
 
 
 def fixture_eval(model: Path, split: str, reference: Path | None, options: BenchOptions) -> Path:

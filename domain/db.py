@@ -11,7 +11,7 @@ from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
-from api.settings import Settings
+from domain.settings import Settings
 
 
 def make_engine(database_url: str) -> Engine:
@@ -60,12 +60,14 @@ class Database:
 
 def alembic_config(database_url: str):
     """Alembic pointed at our migrations folder, wherever the package is installed."""
+    from importlib.util import find_spec
+
     from alembic.config import Config
 
-    import migrations
-
+    # Located, not imported: the migrations import this package (their env.py reads settings).
+    spec = find_spec("migrations")
     config = Config()
-    folder = next(iter(migrations.__path__))  # also right when installed as a namespace package
+    folder = next(iter(spec.submodule_search_locations))  # also for a namespace package
     config.set_main_option("script_location", str(folder))
     config.attributes["database_url"] = database_url
     return config

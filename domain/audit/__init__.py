@@ -1,0 +1,1 @@
+"""The hash-chained audit record: appending events, verifying the chain, signed checkpoints."""

@@ -1,0 +1,1 @@
+"""Jobs: claimed under a lease, heartbeated, retried or failed; what workers run."""

@@ -1,0 +1,1 @@
+"""API keys: created, authenticated (as a Principal), revoked."""

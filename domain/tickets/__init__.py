@@ -1,0 +1,1 @@
+"""Deletion tickets: filing, reading, the lifecycle's transitions, deadlines, decisions."""
