@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from cli.engine_commands import USER_ERRORS, console, fail
+from cli.engine_commands import console, fail, user_errors
 
 bench = typer.Typer(help="Benchmarks whose tables go to benchmarks/results/.", no_args_is_help=True)
 
@@ -61,7 +61,7 @@ def tofu_mini_command(
             command="obliviate " + " ".join(sys.argv[1:]),
             log=console.print,
         )
-    except USER_ERRORS as error:
+    except user_errors() as error:
         fail(error)
     console.print(f"wrote {path}")
 
@@ -82,7 +82,7 @@ def tickets_command(
             commit=commit_id(),
             log=console.print,
         )
-    except USER_ERRORS as error:
+    except user_errors() as error:
         fail(error)
     console.print(f"wrote {path}")
 
@@ -113,7 +113,7 @@ def pretraining_command(
             cells, command="obliviate " + " ".join(sys.argv[1:]), commit=commit_id(),
             log=console.print,
         )  # fmt: skip
-    except USER_ERRORS as error:
+    except user_errors() as error:
         fail(error)
     console.print(f"wrote {path}")
 

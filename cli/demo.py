@@ -10,20 +10,22 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from bench.customers import CustomersTarget
 from cli.engine_commands import ModelOption, console
 from cli.progress import training_progress
-from cli.service_story import ticket_story
-from worker.engine.models import DEFAULT_MODEL
-from worker.engine.synthetic import SyntheticData
+from domain.choices import DEFAULT_MODEL
+
+if TYPE_CHECKING:  # the engine loads when the demo runs, not when `obliviate` starts
+    from worker.engine.synthetic import SyntheticData
 
 
 def demo_target(model: str, customers: int, epochs: int, seed: int) -> tuple[str, SyntheticData]:
     """Fine-tune the model on a few synthetic customers once; later demos reuse the result."""
+    from bench.customers import CustomersTarget
+
     target = CustomersTarget(model, customers, epochs, seed)
     if not target.folder.is_dir():
         console.print(
@@ -52,6 +54,8 @@ def demo_command(
     seed: int = 0,
 ) -> None:
     """The whole story: fine-tune, file a deletion ticket, unlearn, evaluate, publish, audit."""
+    from cli.service_story import ticket_story
+
     target, data = demo_target(model, customers, epochs, seed)
     subject, records, retain, utility = demo_ticket_data(data, customers)
     console.print(

@@ -10,15 +10,20 @@ import typer
 from rich.console import Console
 
 from cli.progress import training_progress
+from domain.choices import DEFAULT_MODEL
 from domain.records import DataError, load_records
-from worker.engine.artifacts import OutputExistsError
-from worker.engine.finetune import FinetuneConfig, finetune
-from worker.engine.generate import generate_answers
-from worker.engine.models import DEFAULT_MODEL, ModelError, load_model
-from worker.engine.synthetic import write_synthetic
 
 console = Console()
-USER_ERRORS = (DataError, ModelError, OutputExistsError, ValueError)
+
+
+def user_errors() -> tuple[type[Exception], ...]:
+    """What a command reports as the user's to fix. The engine loads (torch) only when a
+    command that needs it fails, so `obliviate keys`, `migrate` or `serve` start without it."""
+    from worker.engine.artifacts import OutputExistsError
+    from worker.engine.models import ModelError
+
+    return (DataError, ModelError, OutputExistsError, ValueError)
+
 
 ModelOption = Annotated[
     str, typer.Option("--model", "-m", help="built-in name, HF folder, .gguf file, or hub id")
@@ -52,6 +57,8 @@ def finetune_command(
     resume: Annotated[bool, typer.Option(help="continue an interrupted run")] = False,
 ) -> None:
     """Fine-tune a model on a dataset (makes target and retain models)."""
+    from worker.engine.finetune import FinetuneConfig, finetune
+
     cfg = FinetuneConfig(
         data=str(data), output=str(output), model=model, adapter=adapter, epochs=epochs, lr=lr,
         batch_size=batch_size, max_length=max_length, seed=seed, limit=limit, lora_rank=lora_rank,
@@ -60,7 +67,7 @@ def finetune_command(
     try:
         with training_progress("fine-tuning") as update:
             info = finetune(cfg, on_progress=update)
-    except USER_ERRORS as error:
+    except user_errors() as error:
         fail(error)
     cost = info["cost"]
     console.print(
@@ -79,6 +86,9 @@ def generate_command(
     as_json: Annotated[bool, typer.Option("--json", help="print JSON lines")] = False,
 ) -> None:
     """Answer questions with a model (base, fine-tuned, LoRA or GRUN folder)."""
+    from worker.engine.generate import generate_answers
+    from worker.engine.models import load_model
+
     try:
         questions = list(question or [])
         if data is not None:
@@ -86,7 +96,7 @@ def generate_command(
         if not questions:
             raise ValueError("give --question or --data")
         loaded = load_model(model, precision=precision)
-    except USER_ERRORS as error:
+    except user_errors() as error:
         fail(error)
     answers = generate_answers(loaded, questions, max_new_tokens=max_new_tokens, chat=not no_chat)
     for q, a in zip(questions, answers, strict=True):
@@ -104,9 +114,11 @@ def synthetic_command(
     seed: int = 0,
 ) -> None:
     """Write the built-in synthetic customer dataset (fictitious people) as JSON Lines."""
+    from worker.engine.synthetic import write_synthetic
+
     try:
         paths = write_synthetic(output, customers, holdout, forget, seed)
-    except USER_ERRORS as error:
+    except user_errors() as error:
         fail(error)
     for split, path in paths.items():
         console.print(f"{split}: {path}")
@@ -116,6 +128,6 @@ def register(app: typer.Typer) -> None:
     app.command("finetune")(finetune_command)
     app.command("generate")(generate_command)
     app.command("synthetic")(synthetic_command)
-    from cli.demo import demo_command  # the demo uses the whole product
+    from cli.demo import demo_command
 
     app.command("demo")(demo_command)

@@ -8,13 +8,12 @@ from typing import Annotated
 
 import typer
 
-from cli.engine_commands import USER_ERRORS, ModelOption, PrecisionOption, console, fail
+from cli.engine_commands import ModelOption, PrecisionOption, console, fail, user_errors
 from cli.progress import training_progress
-from worker.engine.models import DEFAULT_MODEL
-from worker.engine.objectives import OBJECTIVES, LossSettings
-from worker.engine.unlearn import UnlearnConfig, unlearn
+from domain.choices import DEFAULT_MODEL
+from domain.choices import METHODS as METHOD_NAMES
 
-METHODS = ", ".join(sorted(OBJECTIVES))
+METHODS = ", ".join(sorted(METHOD_NAMES))
 
 
 def parse_adapter_options(pairs: list[str], lora_rank: int | None, lora_alpha: int | None):
@@ -76,6 +75,9 @@ def unlearn_command(
     resume: Annotated[bool, typer.Option(help="continue an interrupted run")] = False,
 ) -> None:
     """Unlearn the forget records from a model; writes the model and run.json with the cost."""
+    from worker.engine.objectives import LossSettings
+    from worker.engine.unlearn import UnlearnConfig, unlearn
+
     try:
         cfg = UnlearnConfig(
             output=str(output), forget=str(forget), retain=str(retain) if retain else None,
@@ -91,7 +93,7 @@ def unlearn_command(
         )  # fmt: skip
         with training_progress(f"unlearning ({method}, {adapter})") as update:
             info = unlearn(cfg, on_progress=update)
-    except USER_ERRORS as error:
+    except user_errors() as error:
         fail(error)
     cost = info["cost"]
     console.print(

@@ -5,3 +5,5 @@ instead of a worker failing on it later."""
 
 METHODS = ("ga", "graddiff", "npo", "simnpo", "idk", "idkdpo", "rmu")
 ADAPTERS = ("full", "lora", "grun")
+
+DEFAULT_MODEL = "smollm2-135m"  # the built-in model (worker/engine/models.py resolves it)

@@ -21,6 +21,7 @@ from urllib.parse import urlparse
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel
 
+from domain.choices import DEFAULT_MODEL
 from domain.errors import UserError
 from domain.paths import cache_home
 from worker.engine.artifacts import MANIFEST, read_manifest
@@ -58,7 +59,6 @@ BUILTIN_MODELS: dict[str, BuiltinModel] = {
         ),
     ),
 }
-DEFAULT_MODEL = "smollm2-135m"
 
 
 @dataclass
