@@ -17,7 +17,7 @@ from worker.engine.models import load_model
 from worker.engine.objectives import OBJECTIVES, LossSettings, get_objective
 from worker.engine.objectives.refusals import refusals_for
 from worker.engine.precision import frozen_linears_cast
-from worker.engine.unlearn import UnlearnConfig, UnlearnData, step_loss_factory
+from worker.engine.unlearn import UnlearnConfig, UnlearnData, step_loss_factory, unlearn
 
 
 def _step(model_dir, method: str, adapter_name: str, cache_mb: int, steps: int, **loss):
@@ -169,3 +169,27 @@ def test_frozen_weights_cast_once_give_the_step_autocast_gives(memorised_dir, me
     assert grads.keys() == cast_grads.keys() and grads
     for name, grad in grads.items():
         assert torch.equal(cast_grads[name], grad), name
+
+
+@pytest.mark.parametrize(
+    ("method", "loss_options"),
+    [("npo", {}), ("idkdpo", {}), ("rmu", {"rmu_layer": 1}), ("graddiff", {"retain_loss": "kl"})],
+)
+def test_full_fine_tuning_stores_its_reference_instead_of_copying_the_model(
+    memorised_dir, tmp_path, method, loss_options
+):
+    # Every reference value is computed before the first update: the run keeps one copy of
+    # the model, and its losses are those of the run that keeps a frozen second copy, step
+    # after step while the weights move away from the reference.
+    runs = {}
+    for cache_mb in (0, 64):
+        cfg = UnlearnConfig(
+            output=str(tmp_path / f"out{cache_mb}"), model=str(memorised_dir), method=method,
+            adapter="full", steps=4, lr=1e-3, batch_size=2, precision="fp32",
+            reference_cache_mb=cache_mb, loss=LossSettings(**loss_options),
+        )  # fmt: skip
+        runs[cache_mb] = unlearn(cfg, FORGET, RETAIN)
+    assert runs[0]["diagnostics"]["reference"] == "model copy"
+    assert runs[64]["diagnostics"]["reference"] == "stored values"
+    assert runs[64]["losses"] == pytest.approx(runs[0]["losses"], rel=1e-5, abs=1e-6)
+    assert runs[64]["losses"][0] != runs[64]["losses"][-1]  # the weights did move

@@ -27,7 +27,7 @@ from worker.engine.objectives import LossInputs, LossSettings, Objective, get_ob
 from worker.engine.objectives.reference import ReferenceValues
 from worker.engine.objectives.refusals import refusals_for
 from worker.engine.recipe import RunSpec, execute
-from worker.engine.stopping import leak_check
+from worker.engine.stopping import evaluated, leak_check
 from worker.engine.train import (
     TrainConfig,
     batch_indices,
@@ -97,6 +97,14 @@ def record_key(record: Record) -> tuple[str, ...]:
 def describe(record: Record) -> str:
     text = record.question if isinstance(record, QARecord) else record.text
     return repr(text if len(text) <= 60 else text[:57] + "...")
+
+
+def warm_up_batches(n_forget: int, n_retain: int, batch_size: int) -> list[tuple[list, list]]:
+    """(forget rows, retain rows) batches that hold every forget and every retain example at
+    least once: the reference values a run can ask for (they are stored per sequence)."""
+    chunks = max(math.ceil(n_forget / batch_size), math.ceil(n_retain / batch_size), 1)
+    rows = lambda n, k: [(k * batch_size + i) % n for i in range(batch_size)] if n else []  # noqa: E731
+    return [(rows(n_forget, k), rows(n_retain, k)) for k in range(chunks)]
 
 
 def check_no_overlap(forget: Sequence[Record], retain: Sequence[Record]) -> None:
@@ -239,6 +247,24 @@ def step_loss_factory(cfg: UnlearnConfig, objective: Objective, settings, data: 
             tokens = sum(int(b["attention_mask"].sum()) for b in batches if b is not None)
             return loss, tokens, metrics
 
+        def warm_reference() -> None:
+            """Every reference value the run can ask for, computed while the model still is the
+            reference (before the first update): the full adapter then keeps no second copy."""
+            with loaded.autocast():
+                for f, r in warm_up_batches(len(forget), len(retain), cfg.batch_size):
+                    objective.loss(LossInputs(
+                        model=loaded.model, reference=adapter.reference,
+                        forget=make_batch(forget, f, pad_id, device),
+                        retain=make_batch(retain, r, pad_id, device) if retain else None,
+                        settings=settings,
+                        forget_refusal=make_batch(refused, f, pad_id, device) if refused else None,
+                        seed=cfg.seed, reference_values=store,
+                    ))  # fmt: skip
+
+        warm = store is not None and adapter.reference_needs_copy
+        if warm and objective.uses_reference(settings):
+            evaluated(loaded, warm_reference)
+        adapter.settle_reference(stored=warm and store.unstored == 0)
         step_loss.reference_values = store  # its hits and size, for run.json and the tests
         return step_loss
 

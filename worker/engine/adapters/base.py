@@ -23,6 +23,9 @@ class Adapter:
     # Saves a module beside its base (LoRA, GRUN) rather than whole weights (full): such a
     # folder loads as its base plus `load`.
     saves_module: bool = False
+    # Its reference is a second copy of the model unless the run stores every reference value
+    # before the first update (full fine-tuning; LoRA and GRUN switch themselves off instead).
+    reference_needs_copy: bool = False
 
     def attach(self, model: nn.Module, *, needs_reference: bool) -> nn.Module:
         """Prepare `model` for training and return the module to call."""
@@ -44,6 +47,10 @@ class Adapter:
     def load(model: nn.Module, folder: Path) -> nn.Module:
         """`model` (the base) with the module saved in `folder` (only when saves_module)."""
         raise NotImplementedError
+
+    def settle_reference(self, stored: bool) -> None:
+        """Called once before the first update. `stored`: every reference value the run will
+        ask for is already in the run's store (full fine-tuning then needs no model copy)."""
 
     def set_diagnostic_questions(self, questions: Mapping[str, Sequence[str]]) -> None:
         """Questions whose values `diagnostics` reports (GRUN: its gates)."""

@@ -25,6 +25,7 @@ class ReferenceValues:
         self.values: dict[tuple, tuple[torch.Tensor, int]] = {}  # key -> (row value, shift)
         self.bytes = 0
         self.hits = self.misses = 0
+        self.unstored = 0  # rows computed but not kept (over max_bytes, or left padded)
 
     def get(self, kind: str, batch: dict, compute: Callable[[dict], torch.Tensor]) -> torch.Tensor:
         """`compute(batch)` -> (B, T - shift, ...) aligned with the batch's positions, from the
@@ -33,6 +34,7 @@ class ReferenceValues:
         lengths = mask.sum(1)  # (B,)
         right_padded = bool((mask.int().cumprod(1).sum(1) == lengths).all())
         if not right_padded:  # the stored rows assume positions from 0
+            self.unstored += len(lengths)
             return compute(batch)
         rows = zip(batch["input_ids"], mask, strict=True)
         keys = [(kind, tuple(ids[ok].tolist())) for ids, ok in rows]
@@ -48,6 +50,8 @@ class ReferenceValues:
             if key not in self.values and self.bytes + size <= self.max_bytes:
                 self.values[key] = (stored.clone(), shift)
                 self.bytes += size
+            elif key not in self.values:
+                self.unstored += 1
         return value
 
     def _assemble(self, keys: list[tuple], length: int) -> torch.Tensor:
@@ -64,4 +68,5 @@ class ReferenceValues:
             "megabytes": self.bytes / 2**20,
             "hits": self.hits,
             "misses": self.misses,
+            "unstored": self.unstored,
         }
