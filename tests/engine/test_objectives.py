@@ -100,6 +100,7 @@ def test_masked_kl_is_zero_against_itself_and_ignores_prompt_tokens():
     batch = batch_of(tokenizer, RETAIN[:2])
     adapter = get_adapter("full")
     model = adapter.attach(model, needs_reference=True)
+    adapter.settle_reference(stored=False)  # nothing stored: the reference is a frozen copy
     inputs = LossInputs(model, adapter.reference, batch, None, LossSettings())
     assert masked_kl(model, inputs, batch).item() == pytest.approx(0.0, abs=1e-6)
     with torch.no_grad():
@@ -145,6 +146,7 @@ def unlearn_in_memory(memorised, method: str, steps: int = 8, lr: float = 1e-3):
     objective = OBJECTIVES[method]
     adapter = get_adapter("full")
     model = adapter.attach(copy.deepcopy(model), needs_reference=objective.needs_reference)
+    adapter.settle_reference(stored=False)  # before the first update: keep a frozen copy
     refusals = builtin_refusals()
     inputs = LossInputs(
         model,

@@ -36,7 +36,8 @@ class Adapter:
         raise NotImplementedError
 
     def reference(self) -> AbstractContextManager[nn.Module]:
-        """Inside: a module that computes what the model computed before training."""
+        """Inside: a module that computes what the model computed before training (for the
+        full adapter: valid after `settle_reference`, or before any update)."""
         raise NotImplementedError
 
     def save(self, folder: Path, tokenizer, *, merge: bool = False) -> None:
