@@ -57,6 +57,17 @@ class TextRecord:
 
 
 Record = QARecord | TextRecord
+
+
+def record_values(record: Record) -> list[str]:
+    """Every text a record holds: what must never appear outside its encrypted copy."""
+    if isinstance(record, TextRecord):
+        return [record.text]
+    optional = [record.paraphrased_answer, record.paraphrased_question]
+    texts = [record.question, record.answer, *optional, *record.perturbed_answer]
+    return [t for t in [*texts, *record.key_facts] if t]
+
+
 _QA_OPTIONAL_STR = ("paraphrased_answer", "paraphrased_question")
 _QA_LISTS = ("perturbed_answer", "key_facts")
 

@@ -39,6 +39,7 @@ from domain.jobs.service import (
     renew_lease,
 )
 from domain.progress import Cancelled, Progress
+from domain.redaction import redacting
 from domain.settings import Settings
 from domain.tickets import repository as tickets_repository
 from domain.tickets.lifecycle import CLOSED, record_ticket_event, transition
@@ -189,7 +190,8 @@ def _assess(context: Context, claim: Claim, lease: Lease) -> str:
         spec = registry_service.require_model(session, ticket.model_name).spec
     policy = load_policy(context.settings.policies_dir, ticket.model_name)
     started = time.perf_counter()
-    assessment = context.runner.assess(spec, records, policy)
+    with redacting(records):
+        assessment = context.runner.assess(spec, records, policy)
     assessment["stage_s"] = {"assess": time.perf_counter() - started}
     with context.database.transaction() as session:
         job, ticket = _locked(session, claim)
@@ -241,24 +243,25 @@ def _unlearn(context: Context, claim: Claim, lease: Lease) -> str:
     registry.discard_earlier_attempts(*where, claim.fence)
     output = registry.staging_folder(*where, claim.fence)
     try:
-        started = time.perf_counter()
-        run = context.runner.unlearn(
-            parent_spec,
-            records,
-            policy,
-            options,
-            output,
-            _progress_reporter(context, claim, lease),
-            lease.should_stop,
-        )
-        unlearn_s = time.perf_counter() - started
-        if lease.lost:
-            raise LeaseLost(f"job {claim.job_id} attempt {claim.fence} lost its lease")
-        with context.database.transaction() as session:
-            _, ticket = _locked(session, claim)
-            _advance(session, context, ticket, "evaluating", {"steps": run.get("steps")})
-        started = time.perf_counter()
-        evaluation = context.runner.evaluate(str(output), records, policy, assessment, run)
+        with redacting(records):
+            started = time.perf_counter()
+            run = context.runner.unlearn(
+                parent_spec,
+                records,
+                policy,
+                options,
+                output,
+                _progress_reporter(context, claim, lease),
+                lease.should_stop,
+            )
+            unlearn_s = time.perf_counter() - started
+            if lease.lost:
+                raise LeaseLost(f"job {claim.job_id} attempt {claim.fence} lost its lease")
+            with context.database.transaction() as session:
+                _, ticket = _locked(session, claim)
+                _advance(session, context, ticket, "evaluating", {"steps": run.get("steps")})
+            started = time.perf_counter()
+            evaluation = context.runner.evaluate(str(output), records, policy, assessment, run)
     except BaseException:
         registry.discard(output)  # a failed, cancelled or lost attempt leaves no model behind
         raise

@@ -5,6 +5,7 @@ FAKE_UNLEARN_S  seconds the unlearn stage takes (it reports progress and honours
 FAKE_LEAK_AFTER leak rate the evaluation reports (above the policy's limit: the ticket is held)
 FAKE_LEAK_BEFORE leak rate the assessment reports (0: the model never gave the data out)
 FAKE_FAIL_ONCE  a file path: the first unlearn attempt creates it and raises (a transient crash)
+FAKE_FAIL_QUOTING  every unlearn attempt raises an error quoting the first record's answer
 """
 
 from __future__ import annotations
@@ -28,6 +29,11 @@ class FakeRunner:
         if marker and not Path(marker).exists():
             Path(marker).write_text("failed once")
             raise RuntimeError("simulated crash")
+        if os.environ.get("FAKE_FAIL_QUOTING"):  # as a tokenizer error quoting its input would
+            try:
+                raise ValueError(f"cannot encode {records[0].answer!r}")
+            except ValueError as inner:
+                raise RuntimeError(f"unlearning failed on {records[0].answer}") from inner
         steps = options.get("steps", 10)
         seconds = float(os.environ.get("FAKE_UNLEARN_S", "0"))
         started = time.perf_counter()

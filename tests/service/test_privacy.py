@@ -1,0 +1,41 @@
+"""No personal data anywhere but the encrypted records (issue 18): a ticket whose engine fails
+with errors quoting the record leaves none of the record's values, nor the subject id, in the
+logs, the audit events, the jobs, the tickets or the API's answers."""
+
+import json
+import logging
+
+import pytest
+
+from domain.records import parse_records, record_values
+from tests.service.conftest import auth, ticket_body
+from worker.inprocess import run_pending_jobs
+
+pytestmark = pytest.mark.service
+
+
+def test_a_failing_ticket_leaks_no_record_value_and_no_subject_id(api, settings, caplog,
+                                                                  monkeypatch):  # fmt: skip
+    monkeypatch.setenv("FAKE_FAIL_QUOTING", "1")
+    body = ticket_body(subject_id="subject-7f3a-Ada-Lovelace")
+    secrets = [body["subject_id"], *[v for r in parse_records(body["records"], "t")
+                                     for v in record_values(r)]]  # fmt: skip
+    caplog.set_level(logging.DEBUG)
+    ticket_id = api.post("/v1/deletion-requests", json=body, headers=auth(api, "requester"))
+    ticket_id = ticket_id.json()["id"]
+    outcomes = [outcome for _, outcome in run_pending_jobs(settings, api.database)]
+    assert outcomes[-1] == "failed"  # every attempt failed, each with the quoting error
+    seen = [caplog.text]
+    for role in ("requester", "operator", "auditor", "admin"):
+        seen.append(api.get(f"/v1/deletion-requests/{ticket_id}", headers=auth(api, role)).text)
+    seen.append(api.get(f"/v1/deletion-requests/{ticket_id}/events",
+                        headers=auth(api, "auditor")).text)  # fmt: skip
+    seen.append(api.get("/v1/audit/events?format=jsonl", headers=auth(api, "auditor")).text)
+    seen.append(api.get("/v1/jobs", headers=auth(api, "operator")).text)
+    seen.append(api.get(f"/v1/deletion-requests/{ticket_id}/report?format=json",
+                        headers=auth(api, "operator")).text)  # fmt: skip
+    detail = api.get(f"/v1/deletion-requests/{ticket_id}", headers=auth(api, "operator")).json()
+    assert "[redacted]" in json.dumps(detail)  # the error is kept, without the record's value
+    everything = "\n".join(seen)
+    for secret in secrets:
+        assert secret not in everything, secret
