@@ -16,6 +16,7 @@ from api.models.endpoints import router as models_router
 from api.models.serving import LoadedModels
 from api.pages.endpoints import error_page
 from api.pages.endpoints import router as pages_router
+from api.ratelimit import RateLimiter
 from api.reports.endpoints import router as reports_router
 from api.requests.endpoints import router as requests_router
 from api.validation import RejectNul
@@ -59,6 +60,9 @@ def create_app(settings: Settings | None = None, dispatcher: Dispatcher | None =
     )
     app.state.settings, app.state.database = settings, database
     app.state.dispatcher, app.state.models = dispatcher, LoadedModels()
+    app.state.rate_limiter = RateLimiter(
+        settings.rate_limit_per_minute, settings.broker_url, settings.broker_key_prefix
+    )
     install_error_handler(app, error_page)
     app.add_middleware(RejectNul)
     app.add_middleware(RequestLimits, max_json_bytes=settings.max_json_bytes,

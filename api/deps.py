@@ -43,9 +43,14 @@ SessionDep = Annotated[Session, Depends(get_session, scope="function")]
 
 
 def get_principal(
-    session: SessionDep, settings: SettingsDep, token: str | None = Security(api_key_header)
+    request: Request,
+    session: SessionDep,
+    settings: SettingsDep,
+    token: str | None = Security(api_key_header),
 ) -> Principal:
-    return authenticate(session, settings.secret_key.get_secret_value(), token)
+    principal = authenticate(session, settings.secret_key.get_secret_value(), token)
+    request.app.state.rate_limiter.hit(str(principal.key_id))
+    return principal
 
 
 PrincipalDep = Annotated[Principal, Depends(get_principal)]

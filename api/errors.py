@@ -9,7 +9,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ValidationError
 
-from domain.errors import ServiceError, Unauthorized
+from domain.errors import RateLimited, ServiceError, Unauthorized
 
 
 class ErrorBody(BaseModel):
@@ -28,6 +28,7 @@ ERROR_RESPONSES: dict[int | str, dict] = {
     409: {"model": ErrorBody, "description": "Conflicts with the current state"},
     413: {"model": ErrorBody, "description": "Request body too large"},
     422: {"model": ErrorBody, "description": "Invalid input: where and why"},
+    429: {"model": ErrorBody, "description": "Too many requests with this key (see Retry-After)"},
 }
 
 
@@ -51,6 +52,8 @@ def install_error_handler(
         if page_error is not None and request.url.path.startswith("/ui/"):
             return page_error(request, error)
         headers = {"WWW-Authenticate": "ApiKey"} if isinstance(error, Unauthorized) else None
+        if isinstance(error, RateLimited):
+            headers = {"Retry-After": str(error.retry_after)}
         return JSONResponse(
             {"detail": error.detail, **error.extra}, status_code=error.status_code, headers=headers
         )

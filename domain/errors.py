@@ -40,3 +40,11 @@ class InvalidInput(ServiceError):
 
 class PayloadTooLarge(ServiceError):
     status_code = 413
+
+
+class RateLimited(ServiceError):
+    status_code = 429
+
+    def __init__(self, detail: str, retry_after: int):
+        super().__init__(detail, retry_after=retry_after)
+        self.retry_after = retry_after

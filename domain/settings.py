@@ -44,6 +44,7 @@ class Settings(BaseSettings):
     max_records: int = 10_000
     max_upload_bytes: int = 20 * 1024 * 1024
     max_json_bytes: int = 8 * 1024 * 1024  # an inline request body (tickets with records)
+    rate_limit_per_minute: int = Field(6000, ge=0)  # requests per API key (0: no limit)
     # Signed audit checkpoints, kept outside the database (mount it elsewhere in production);
     # default cache_home()/service/audit-checkpoints.jsonl.
     audit_checkpoints: Path | None = None
