@@ -54,7 +54,7 @@ class EmbeddedService:
 
     def policy_path(self, model_name: str) -> Path:
         """Where the model's policy TOML is read from (see worker/policy.py for its keys)."""
-        return Path(self.settings.policies_dir) / f"{model_name}.toml"
+        return self.settings.policies_dir / f"{model_name}.toml"
 
     def register_model(self, name: str, spec: str) -> int:
         """Register `spec` as version 1 of `name`; a name already registered is kept as it is.

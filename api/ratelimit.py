@@ -46,7 +46,10 @@ class RateLimiter:
                 return self._counts[key, window]
         name = f"{self.prefix}rate:{key}:{window}"
         try:
-            count, _ = self.redis.pipeline().incr(name).expire(name, 2 * WINDOW_S).execute()
+            pipe = self.redis.pipeline()
+            pipe.incr(name)
+            pipe.expire(name, 2 * WINDOW_S)
+            count, _ = pipe.execute()
         except redis.RedisError:
             # The broker is down: serve (readiness reports it) rather than refuse everyone.
             log.warning("rate limit not counted: Redis unreachable")

@@ -159,6 +159,7 @@ class BenchOptions:
 def evaluate_with_probes(model: Path, split: str, reference, options: BenchOptions) -> dict:
     """The tofu suite, plus the probes on its first forget and retain questions, in one eval.json
     (what `obliviate eval --probes` writes)."""
+    assert options.eval is not None  # filled by BenchOptions.__post_init__
     loaded = load_model(str(model), device=options.eval.device, precision=options.eval.precision)
     result = evaluate(loaded, "tofu", split, reference, options.eval)
     result["probes"] = run_suite_probes(

@@ -40,7 +40,7 @@ def truth_ratios(loaded: LoadedModel, records: Sequence[QARecord]) -> tuple[list
     """Each record's truth ratio (paraphrased answer against the perturbed ones) and the
     probability of its answer, teacher-forced."""
     requests = [
-        ScoreRequest(r.question, (r.answer, r.paraphrased_answer, *r.perturbed_answer))
+        ScoreRequest(r.question, (r.answer, r.paraphrased_answer or r.answer, *r.perturbed_answer))
         for r in records
     ]
     scores = score_requests(loaded, requests)

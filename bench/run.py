@@ -154,6 +154,7 @@ def fixture_row(name: str, model: Path, eval_path: Path) -> dict:
 
 def setup_lines(recipe: FixtureRecipe, options: BenchOptions) -> list[str]:
     probes = options.probes
+    assert options.eval is not None  # filled by BenchOptions.__post_init__
     return [
         f"Fixtures: {recipe.model} fine-tuned {recipe.epochs} epochs, lr {recipe.lr}, batch "
         f"{recipe.batch_size}, seed {recipe.seed}, bf16 autocast; target on TOFU-mini (800 QA), "

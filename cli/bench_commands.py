@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated
 
@@ -99,11 +100,11 @@ def pretraining_command(
     from bench.pretraining import CELLS, run_pretraining_bench
     from domain.choices import ADAPTERS, METHODS
 
-    cells = CELLS
+    cells: Sequence[tuple[str, str]] = CELLS
     if cell:
         if bad := [c for c in cell if c.count(":") != 1]:
             fail(ValueError(f"--cell {bad[0]!r}: write method:adapter, e.g. npo:grun"))
-        cells = [tuple(c.split(":")) for c in cell]
+        cells = [(c.split(":")[0], c.split(":")[1]) for c in cell]
         for method, adapter in cells:
             if method not in METHODS or adapter not in ADAPTERS:
                 fail(ValueError(f"--cell {method}:{adapter}: methods {', '.join(METHODS)}; "

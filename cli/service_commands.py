@@ -116,17 +116,15 @@ def scheduler_command(
     from domain.audit.checkpoints import take_checkpoint
     from domain.db import Database
     from worker.celery_app import CeleryDispatcher
-    from worker.inprocess import worker_name
-    from worker.pipeline import Context, sweep
+    from worker.pipeline import sweep
 
-    context = Context(settings, Database(settings), CeleryDispatcher(settings), None,
-                      worker_name(settings, "scheduler"))  # fmt: skip
+    database, dispatcher = Database(settings), CeleryDispatcher(settings)
     while True:
         try:
-            woken = sweep(context)
+            woken = sweep(database, dispatcher)
             if woken:
                 console.print(f"sweep: woke {len(woken)} job(s)")
-            with context.database.transaction() as session:
+            with database.transaction() as session:
                 secret = settings.secret_key.get_secret_value()
                 take_checkpoint(session, settings.audit_checkpoints, secret)
         except Exception as error:  # a database or broker outage: try again next interval

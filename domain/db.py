@@ -66,6 +66,8 @@ def alembic_config(database_url: str):
 
     # Located, not imported: the migrations import this package (their env.py reads settings).
     spec = find_spec("migrations")
+    if spec is None or not spec.submodule_search_locations:
+        raise RuntimeError("the migrations package is not installed beside obliviate")
     config = Config()
     folder = next(iter(spec.submodule_search_locations))  # also for a namespace package
     config.set_main_option("script_location", str(folder))

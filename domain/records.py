@@ -68,19 +68,18 @@ def record_values(record: Record) -> list[str]:
     return [t for t in [*texts, *record.key_facts] if t]
 
 
-_QA_OPTIONAL_STR = ("paraphrased_answer", "paraphrased_question")
-_QA_LISTS = ("perturbed_answer", "key_facts")
-
-
-def _text_field(row: dict, field: str, source: str, index: int, required: bool) -> str | None:
+def _optional_text(row: dict, field: str, source: str, index: int) -> str | None:
     value = row.get(field)
-    if value is None:
-        if required:
-            raise DataError(source, "missing", index, field)
-        return None
-    if not isinstance(value, str):
+    if value is not None and not isinstance(value, str):
         raise DataError(source, f"must be a string, got {type(value).__name__}", index, field)
-    if required and not value.strip():
+    return value
+
+
+def _required_text(row: dict, field: str, source: str, index: int) -> str:
+    value = _optional_text(row, field, source, index)
+    if value is None:
+        raise DataError(source, "missing", index, field)
+    if not value.strip():
         raise DataError(source, "is empty", index, field)
     return value
 
@@ -103,14 +102,16 @@ def parse_record(row: object, source: str, index: int) -> Record:
     if not isinstance(row, dict):
         raise DataError(source, f"must be a JSON object, got {type(row).__name__}", index)
     if "question" not in row and "answer" not in row and "text" in row:
-        return TextRecord(_text_field(row, "text", source, index, required=True))
+        return TextRecord(_required_text(row, "text", source, index))
     if "question" not in row and "answer" not in row:
         raise DataError(source, "needs 'question' and 'answer' (QA) or 'text'", index, "question")
     return QARecord(
-        question=_text_field(row, "question", source, index, required=True),
-        answer=_text_field(row, "answer", source, index, required=True),
-        **{f: _text_field(row, f, source, index, required=False) for f in _QA_OPTIONAL_STR},
-        **{f: _list_field(row, f, source, index) for f in _QA_LISTS},
+        question=_required_text(row, "question", source, index),
+        answer=_required_text(row, "answer", source, index),
+        paraphrased_answer=_optional_text(row, "paraphrased_answer", source, index),
+        perturbed_answer=_list_field(row, "perturbed_answer", source, index),
+        paraphrased_question=_optional_text(row, "paraphrased_question", source, index),
+        key_facts=_list_field(row, "key_facts", source, index),
     )
 
 
@@ -154,11 +155,12 @@ def load_records(path: str | Path) -> list[Record]:
 
 
 def load_qa_records(path: str | Path) -> list[QARecord]:
-    records = load_records(path)
-    for index, record in enumerate(records):
+    qa = []
+    for index, record in enumerate(load_records(path)):
         if not isinstance(record, QARecord):
             raise DataError(str(path), "expected a QA record (question, answer)", index, "question")
-    return records
+        qa.append(record)
+    return qa
 
 
 def load_refusals(path: str | Path) -> list[str]:

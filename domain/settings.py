@@ -31,8 +31,8 @@ class Settings(BaseSettings):
     broker_key_prefix: str = "obliviate:"
     secret_key: SecretStr = SecretStr(DEV_SECRET)  # HMAC of API keys and subject identifiers
     data_key: SecretStr = SecretStr(DEV_SECRET)  # wraps the per-ticket data keys
-    artifacts_dir: Path | None = None  # model versions; default cache_home()/service/artifacts
-    policies_dir: Path | None = None  # <model>.toml policies; default cache_home()/service/policies
+    artifacts_dir: Path = Field(default_factory=lambda: _service_home() / "artifacts")
+    policies_dir: Path = Field(default_factory=lambda: _service_home() / "policies")  # <model>.toml
     engine_runner: str = "worker.runner:EngineRunner"  # module:attribute, swappable in tests
     worker_name: str = ""
     lease_s: float = Field(120.0, gt=0)  # a worker that stops heartbeating loses the job after
@@ -46,18 +46,14 @@ class Settings(BaseSettings):
     max_json_bytes: int = 8 * 1024 * 1024  # an inline request body (tickets with records)
     rate_limit_per_minute: int = Field(6000, ge=0)  # requests per API key (0: no limit)
     # Signed audit checkpoints, kept outside the database (mount it elsewhere in production);
-    # default cache_home()/service/audit-checkpoints.jsonl.
-    audit_checkpoints: Path | None = None
+    audit_checkpoints: Path = Field(
+        default_factory=lambda: _service_home() / "audit-checkpoints.jsonl"
+    )
 
     @model_validator(mode="after")
     def _fill_defaults_and_refuse_dev_secrets(self) -> Settings:
         if not self.database_url:
             self.database_url = f"sqlite:///{_service_home() / 'obliviate.db'}"
-        self.artifacts_dir = Path(self.artifacts_dir or _service_home() / "artifacts")
-        self.policies_dir = Path(self.policies_dir or _service_home() / "policies")
-        self.audit_checkpoints = Path(
-            self.audit_checkpoints or _service_home() / "audit-checkpoints.jsonl"
-        )
         if self.environment != "development":
             for name in ("secret_key", "data_key"):
                 if getattr(self, name).get_secret_value() == DEV_SECRET:

@@ -49,7 +49,7 @@ def run_pending_jobs(
     try:
         while len(done) < max_jobs:
             collect.job_ids.clear()
-            sweep(context)
+            sweep(context.database, context.dispatcher)
             if not collect.job_ids:
                 return done
             for job_id in dict.fromkeys(collect.job_ids):

@@ -128,7 +128,7 @@ class Lease:
 
 def _locked(session: Session, claim: Claim) -> tuple[Job, DeletionRequest]:
     job = held_job(session, claim)
-    return job, tickets_repository.get(session, job.request_id, for_update=True)
+    return job, tickets_repository.of_job(session, job)
 
 
 def _set_progress(ticket: DeletionRequest, stage: str, **values) -> None:
@@ -378,13 +378,13 @@ def _retry_or_fail(context: Context, claim: Claim, error: Exception) -> str:
     return "retry"
 
 
-def sweep(context: Context) -> list[uuid.UUID]:
+def sweep(database: Database, dispatcher: Dispatcher) -> list[uuid.UUID]:
     """Periodic: fail jobs whose last attempt's lease expired, then wake every claimable job
     (pending ones whose wake-up was lost, and running ones whose worker died)."""
     now = utcnow()
-    with context.database.transaction() as session:
+    with database.transaction() as session:
         for job in jobs_repository.exhausted(session, now):
-            ticket = tickets_repository.get(session, job.request_id, for_update=True)
+            ticket = tickets_repository.of_job(session, job)
             finish_job(job, "failed", "the worker stopped heartbeating on the last attempt")
             if ticket.state not in CLOSED:
                 transition(
@@ -396,5 +396,5 @@ def sweep(context: Context) -> list[uuid.UUID]:
                 )
         job_ids = jobs_repository.claimable_ids(session, now)
     if job_ids:
-        context.dispatcher.wake(job_ids)
+        dispatcher.wake(job_ids)
     return job_ids

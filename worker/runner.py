@@ -51,12 +51,13 @@ def answer_probs(loaded: LoadedModel, records: Sequence[Record]) -> list[float]:
     """Per record: exp(−mean NLL) of its answer after its question, or of a text record's
     tokens: the TOFU `Prob`, through the evaluation's own scoring."""
     probs = [0.0] * len(records)  # a one-token text has nothing to predict
-    qa = [i for i, r in enumerate(records) if isinstance(r, QARecord)]
-    text = [i for i, r in enumerate(records) if isinstance(r, TextRecord)]
-    requests = [ScoreRequest(records[i].question, (records[i].answer,)) for i in qa]
-    for i, scores in zip(qa, score_requests(loaded, requests), strict=True):
+    qa = [(i, r) for i, r in enumerate(records) if isinstance(r, QARecord)]
+    text = [(i, r) for i, r in enumerate(records) if isinstance(r, TextRecord)]
+    requests = [ScoreRequest(r.question, (r.answer,)) for _, r in qa]
+    for (i, _), scores in zip(qa, score_requests(loaded, requests), strict=True):
         probs[i] = metrics.prob(scores[0].nll_mean)
-    for i, logps in zip(text, score_texts(loaded, [records[i].text for i in text]), strict=True):
+    passages = score_texts(loaded, [r.text for _, r in text])
+    for (i, _), logps in zip(text, passages, strict=True):
         probs[i] = math.exp(fmean(logps)) if logps else 0.0
     return probs
 
@@ -117,7 +118,7 @@ def utility_records(policy: ModelPolicy, forget: Sequence[Record]) -> list[Recor
 
 def utility_set(
     loaded: LoadedModel, policy: ModelPolicy, forget: Sequence[Record], assessment: dict | None
-) -> tuple[str, list[Record]]:
+) -> tuple[str, Sequence[Record]]:
     """Where utility is measured and on which records. Without utility or retain data, on the
     general questions with the parent model's own answers, recorded at assessment so the new
     version is scored on the same ones."""

@@ -51,7 +51,7 @@ def signed_in(request: Request, session, settings) -> User | None:
     secret = settings.secret_key.get_secret_value()
     sealed = request.cookies.get(cookies.COOKIE)
     key = cookies.unseal(secret, sealed)
-    if key is None:
+    if key is None or sealed is None:
         return None
     try:
         principal = authenticate(session, secret, key)

@@ -44,4 +44,6 @@ def csrf_token(secret: str, sealed: str) -> str:
 
 
 def csrf_ok(secret: str, sealed: str | None, token: str | None) -> bool:
-    return bool(sealed and token) and hmac.compare_digest(csrf_token(secret, sealed), token)
+    if not sealed or not token:
+        return False
+    return hmac.compare_digest(csrf_token(secret, sealed), token)

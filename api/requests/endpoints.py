@@ -74,7 +74,8 @@ def submit_upload(
     raw = records.file.read(settings.max_upload_bytes + 1)
     if len(raw) > settings.max_upload_bytes:
         raise PayloadTooLarge(f"the file is over {settings.max_upload_bytes} bytes")
-    rows, lines = read_records(raw, records.filename)
+    filename = records.filename or "records"
+    rows, lines = read_records(raw, filename)
     try:
         payload = TicketCreate(
             **TicketMetadata.model_validate_json(metadata).model_dump(), records=rows
@@ -86,7 +87,7 @@ def submit_upload(
     try:
         return _submit(session, settings, principal, payload, idempotency_key, response)
     except InvalidInput as error:
-        raise at_line(error, records.filename, lines) from error
+        raise at_line(error, filename, lines) from error
 
 
 @router.get("", response_model=TicketsPublic)

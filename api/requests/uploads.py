@@ -30,10 +30,10 @@ def read_records(raw: bytes, filename: str) -> tuple[list, list[int] | None]:
                                line=error.lineno) from error  # fmt: skip
         return rows, None
     rows, lines = [], []
-    for number, line in enumerate(text.splitlines(), 1):
-        if line.strip():
+    for number, row in enumerate(text.splitlines(), 1):
+        if row.strip():
             try:
-                rows.append(json.loads(line))
+                rows.append(json.loads(row))
             except json.JSONDecodeError as error:
                 raise InvalidInput(
                     f"{filename}: line {number}: not JSON ({error.msg})", line=number

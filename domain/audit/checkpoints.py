@@ -49,7 +49,7 @@ def take_checkpoint(session: Session, path: Path, secret: str) -> Checkpoint | N
     known = read_checkpoints(path, secret)[0]
     if known and known[-1].seq == tail.seq:
         return None
-    count = session.scalar(select(func.count()).select_from(AuditEvent))
+    count = session.scalar(select(func.count()).select_from(AuditEvent)) or 0
     point = Checkpoint(tail.seq, tail.hash, count, utcnow().isoformat())
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("a") as handle:

@@ -53,7 +53,7 @@ def events_query(
 
 
 def count(session: Session, query) -> int:
-    return session.scalar(select(func.count()).select_from(query.order_by(None).subquery()))
+    return session.scalar(select(func.count()).select_from(query.order_by(None).subquery())) or 0
 
 
 def page(session: Session, query, limit: int, offset: int) -> list[AuditEvent]:

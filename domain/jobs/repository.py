@@ -21,8 +21,8 @@ def add(session: Session, job: Job) -> None:
     session.flush()
 
 
-def get(session: Session, job_id: uuid.UUID) -> Job | None:
-    return session.get(Job, job_id)
+def get(session: Session, job_id: uuid.UUID) -> Job:
+    return session.get_one(Job, job_id)
 
 
 def for_request(session: Session, request_id: uuid.UUID) -> list[Job]:
@@ -108,7 +108,7 @@ def renew(session: Session, job_id: uuid.UUID, fence: int, now: datetime, lease_
         .values(lease_expires_at=now + timedelta(seconds=lease_s), heartbeat_at=now)
         .execution_options(synchronize_session=False)
     )
-    return session.execute(statement).rowcount == 1
+    return session.execute(statement).rowcount == 1  # type: ignore[attr-defined]  # an UPDATE
 
 
 def holds(session: Session, job_id: uuid.UUID, fence: int) -> Job | None:
@@ -130,5 +130,5 @@ def list_jobs(
     count_query = select(func.count(Job.id))
     if status:
         count_query = count_query.where(Job.status == status)
-    total = session.scalar(count_query)
+    total = session.scalar(count_query) or 0
     return list(session.scalars(query.limit(limit).offset(offset))), total

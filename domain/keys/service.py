@@ -75,7 +75,7 @@ def authenticate(session: Session, secret: str, token: str | None) -> Principal:
     valid = key is not None and hmac.compare_digest(
         key.key_hash, keyed_hash(secret, "api-key", token)
     )
-    if not valid or key.revoked_at is not None:
+    if key is None or not valid or key.revoked_at is not None:
         raise Unauthorized("invalid or revoked API key")
     return Principal(key.id, key.organisation_id, key.role)
 

@@ -35,6 +35,12 @@ def get(
     return session.scalars(query).first()
 
 
+def of_job(session: Session, job) -> DeletionRequest:
+    """The ticket a job works for, locked (a job's ticket always exists)."""
+    query = select(DeletionRequest).where(DeletionRequest.id == job.request_id).with_for_update()
+    return session.scalars(query).one()
+
+
 def by_ids(session: Session, ticket_ids: list[uuid.UUID]) -> list[DeletionRequest]:
     """These tickets, locked for update, in id order (a stable lock order)."""
     if not ticket_ids:
@@ -74,7 +80,7 @@ def search(
         .limit(limit)
         .offset(offset)
     )
-    return list(session.scalars(query)), total
+    return list(session.scalars(query)), total or 0
 
 
 def items(session: Session, ticket_id: uuid.UUID) -> list[RequestItem]:

@@ -125,7 +125,11 @@ def submit_ticket(
         with session.begin_nested():  # a concurrent retry with the same key may win the insert
             repository.add(session, ticket)
     except IntegrityError as error:
-        winner = repository.by_idempotency_key(session, principal.organisation_id, idempotency_key)
+        winner = (
+            repository.by_idempotency_key(session, principal.organisation_id, idempotency_key)
+            if idempotency_key
+            else None
+        )
         if winner is None or winner.body_hash != body_hash:
             raise Conflict("this Idempotency-Key was used with a different request body") from error
         return winner, False

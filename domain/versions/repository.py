@@ -15,8 +15,9 @@ def add(session: Session, row) -> None:
     session.flush()
 
 
-def version(session: Session, version_id: uuid.UUID) -> ModelVersion | None:
-    return session.get(ModelVersion, version_id)
+def version(session: Session, version_id: uuid.UUID) -> ModelVersion:
+    """A version by id: ids come from foreign keys and aliases, so it exists."""
+    return session.get_one(ModelVersion, version_id)
 
 
 def version_by_number(session: Session, model_name: str, number: int) -> ModelVersion | None:
