@@ -7,5 +7,6 @@ cd "$(dirname "$0")/.."
 . .venv/bin/activate
 ruff check .
 ruff format --check .
+mypy  # the packages and exceptions are in pyproject.toml [tool.mypy]
 python -m pytest -q
 python -m pytest -q -m slow
