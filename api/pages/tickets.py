@@ -21,7 +21,7 @@ from domain.keys.service import authenticate
 from domain.tickets import service
 from domain.tickets.commands import TicketCreate
 from domain.tickets.deadlines import LegalBasis
-from domain.tickets.lifecycle import OPERATOR_CANCELLABLE, REQUESTER_CANCELLABLE
+from domain.tickets.lifecycle import CLOSED, OPERATOR_CANCELLABLE, REQUESTER_CANCELLABLE
 from domain.tickets.repository import TicketFilter
 from domain.versions import service as models_service
 
@@ -79,8 +79,10 @@ def _ticket_page(session, user: User, ticket_id, lang, notice=None, status=200) 
     ticket = service.visible_ticket(session, user.principal, ticket_id)
     states = REQUESTER_CANCELLABLE if user.role == "requester" else OPERATOR_CANCELLABLE
     cancellable = user.role != "auditor" and ticket.state in states
+    # An open ticket's page reloads itself every 5 s (live progress without JavaScript).
+    live = ticket.state not in CLOSED and ticket.state != "held"
     return page("ticket.html.j2", lang, user, status, ticket=ticket, progress=ticket.progress or {},
-                notice=notice, cancellable=cancellable)  # fmt: skip
+                notice=notice, cancellable=cancellable, live=live)  # fmt: skip
 
 
 @router.get("/tickets/{ticket_id}")

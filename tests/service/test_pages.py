@@ -41,6 +41,7 @@ def test_a_requester_lists_opens_and_cancels_a_ticket_through_the_forms(api):
     assert f"/ui/tickets/{ticket_id}" in listing.text
     page = api.get(f"/ui/tickets/{ticket_id}")
     assert "received" in page.text and f"/ui/tickets/{ticket_id}/report" in page.text
+    assert 'http-equiv="refresh"' in page.text  # an open ticket's progress stays live
     # A form without the session's CSRF token (what a cross-site page would send) is refused.
     forged = api.post(f"/ui/tickets/{ticket_id}/cancel", data={"csrf": "0" * 64})
     assert forged.status_code == 403
@@ -48,7 +49,7 @@ def test_a_requester_lists_opens_and_cancels_a_ticket_through_the_forms(api):
         "state"] == "received"  # fmt: skip
     done = api.post(f"/ui/tickets/{ticket_id}/cancel", data={"csrf": _csrf(page.text)})
     assert done.status_code == 200 and MESSAGES["en"]["cancelled"] in done.text
-    assert "<td>cancelled</td>" in done.text
+    assert "<td>cancelled</td>" in done.text and 'http-equiv="refresh"' not in done.text
     report = api.get(f"/ui/tickets/{ticket_id}/report?lang=ja")
     assert '<html lang="ja">' in report.text
 
