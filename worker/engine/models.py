@@ -16,10 +16,11 @@ import socket
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlparse
 
 import torch
-from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel
+from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from domain.choices import DEFAULT_MODEL
 from domain.errors import UserError
@@ -63,8 +64,10 @@ BUILTIN_MODELS: dict[str, BuiltinModel] = {
 
 @dataclass
 class LoadedModel:
-    model: PreTrainedModel
-    tokenizer: object
+    # A transformers causal LM, possibly wrapped (peft) or hooked (GRUN): its attributes are
+    # dynamic, which no static type describes.
+    model: Any
+    tokenizer: Any  # a transformers tokenizer
     spec: str
     model_hash: str
     device: torch.device
