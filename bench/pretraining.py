@@ -18,8 +18,8 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from api.embedded import EmbeddedService
 from bench.pretraining_data import FORGET, NEIGHBOURS, RETAIN
+from bench.tickets import run_embedded_ticket, write_records
 from domain.paths import cache_home
 from worker.engine.eval.corpus import evaluate_corpus
 from worker.engine.eval.general import GENERAL_QUESTIONS
@@ -40,16 +40,12 @@ utility_data = "neighbours.jsonl"
 """
 
 
-def _write(path: Path, records) -> None:
-    path.write_text("".join(json.dumps(r.to_dict()) + "\n" for r in records))
-
-
 def measure(loaded: LoadedModel) -> dict:
     """The corpus suite on the scenario (knowledge = the ticket's facts, retain = the
     neighbours) and the general questions' answers."""
     with tempfile.TemporaryDirectory() as folder:
-        _write(Path(folder) / "knowledge.jsonl", FORGET)
-        _write(Path(folder) / "retain.jsonl", NEIGHBOURS)
+        write_records(Path(folder) / "knowledge.jsonl", FORGET)
+        write_records(Path(folder) / "retain.jsonl", NEIGHBOURS)
         summary = evaluate_corpus(loaded, folder, MAX_NEW_TOKENS)["summary"]
     general = generate_answers(loaded, list(GENERAL_QUESTIONS), max_new_tokens=32)
     return {**summary, "general": general}
@@ -58,23 +54,9 @@ def measure(loaded: LoadedModel) -> dict:
 def run_cell(method: str, adapter: str, model: str) -> dict:
     """One ticket through the embedded service; the final ticket and its version's spec."""
     run = cache_home() / "bench" / "pretraining" / f"{method}-{adapter}-{time.strftime('%H%M%S')}"
-    service = EmbeddedService.open(
-        database_url=f"sqlite:///{run / 'obliviate.db'}",
-        artifacts_dir=run / "artifacts",
-        policies_dir=run / "policies",
-    )
-    try:
-        policy = service.policy_path("base")
-        policy.parent.mkdir(parents=True, exist_ok=True)
-        policy.write_text(POLICY.format(method=method, adapter=adapter))
-        _write(policy.parent / "retain.jsonl", RETAIN)
-        _write(policy.parent / "neighbours.jsonl", NEIGHBOURS)
-        service.register_model("base", model)
-        ticket_id = service.submit("base", FORGET, subject_id="einstein", reason="benchmark")
-        final = service.run_until_closed(ticket_id)
-        return {"ticket": final, "version": service.ticket_version_spec(ticket_id)}
-    finally:
-        service.close()
+    files = {"retain.jsonl": RETAIN, "neighbours.jsonl": NEIGHBOURS}
+    return run_embedded_ticket(run, "base", model, POLICY.format(method=method, adapter=adapter),
+                               files, FORGET, "einstein")  # fmt: skip
 
 
 def cell_row(method: str, adapter: str, before: dict, after: dict, final: dict) -> dict:

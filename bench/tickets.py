@@ -101,32 +101,40 @@ def others_answers(loaded: LoadedModel, data: SyntheticData, roles: dict) -> dic
     }
 
 
-def _write(path: Path, records) -> None:
+def write_records(path: Path, records) -> None:
     path.write_text("".join(json.dumps(r.to_dict()) + "\n" for r in records))
 
 
-def run_ticket(target: Path, data: SyntheticData, roles: dict, subject: str, seed: int) -> dict:
-    """One ticket through the embedded service; the final ticket and its version's spec."""
-    run = cache_home() / "bench" / "tickets" / f"{subject}-seed{seed}-{time.strftime('%H%M%S')}"
+def run_embedded_ticket(run: Path, model: str, spec: str, policy: str, files: dict, records,
+                        subject_id: str) -> dict:  # fmt: skip
+    """One ticket through a fresh embedded service in `run`: `model` registered from `spec`,
+    its policy text and data `files` ({name: records}) beside it. Returns the final ticket and
+    its version's spec."""
     service = EmbeddedService.open(
         database_url=f"sqlite:///{run / 'obliviate.db'}",
         artifacts_dir=run / "artifacts",
         policies_dir=run / "policies",
     )
     try:
-        policy = service.policy_path(MODEL_NAME)
-        policy.parent.mkdir(parents=True, exist_ok=True)
-        policy.write_text(POLICY.format(seed=seed))
-        _write(policy.parent / "retain.jsonl", data.qa(roles["retain"]))
-        _write(policy.parent / "utility.jsonl", data.qa(roles["utility"]))
-        service.register_model(MODEL_NAME, str(target))
-        ticket_id = service.submit(
-            MODEL_NAME, data.records[subject], subject_id=subject, reason="benchmark ticket"
-        )
+        path = service.policy_path(model)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(policy)
+        for name, rows in files.items():
+            write_records(path.parent / name, rows)
+        service.register_model(model, spec)
+        ticket_id = service.submit(model, records, subject_id=subject_id, reason="benchmark ticket")
         final = service.run_until_closed(ticket_id)
         return {"ticket": final, "version": service.ticket_version_spec(ticket_id)}
     finally:
         service.close()
+
+
+def run_ticket(target: Path, data: SyntheticData, roles: dict, subject: str, seed: int) -> dict:
+    """One ticket of this benchmark (a subject, a seed) through the embedded service."""
+    run = cache_home() / "bench" / "tickets" / f"{subject}-seed{seed}-{time.strftime('%H%M%S')}"
+    files = {"retain.jsonl": data.qa(roles["retain"]), "utility.jsonl": data.qa(roles["utility"])}
+    return run_embedded_ticket(run, MODEL_NAME, str(target), POLICY.format(seed=seed), files,
+                               data.records[subject], subject)  # fmt: skip
 
 
 def ticket_row(before: dict, after: dict, final: dict, subject: str, seed: int) -> dict:

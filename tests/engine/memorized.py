@@ -31,14 +31,18 @@ def memorised_model(steps: int = 60, lr: float = 3e-3):
     model = make_model(len(tokenizer), layers=2, seed=0)
     model.config.pad_token_id = tokenizer.pad_token_id
     model.config.eos_token_id = tokenizer.eos_token_id
-    batch = batch_of(tokenizer, FORGET + RETAIN)
+    _fit(model, batch_of(tokenizer, FORGET + RETAIN), steps, lr)
+    return model.eval(), tokenizer
+
+
+def _fit(model, batch: dict, steps: int, lr: float) -> None:
+    """Full-batch AdamW on the batch's labelled tokens."""
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr)
     for _ in range(steps):
         loss = answer_nll(model, batch)
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
-    return model.eval(), tokenizer
 
 
 def memorised_passage_model(*texts: str, steps: int = 60) -> LoadedModel:
@@ -46,13 +50,8 @@ def memorised_passage_model(*texts: str, steps: int = 60) -> LoadedModel:
     tokenizer = make_tokenizer()
     model = make_model(len(tokenizer), layers=2, seed=0)
     model.config.pad_token_id = tokenizer.pad_token_id
-    batch = collate([encode_text(tokenizer, t) for t in texts], tokenizer.pad_token_id)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3)
-    for _ in range(steps):
-        loss = answer_nll(model, batch)
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
+    _fit(model, collate([encode_text(tokenizer, t) for t in texts], tokenizer.pad_token_id),
+         steps, lr=3e-3)  # fmt: skip
     return LoadedModel(model.eval(), tokenizer, "memorised", "hash", torch.device("cpu"), None)
 
 
