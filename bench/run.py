@@ -22,6 +22,7 @@ from bench.cells import (
     Cell,
     commit_id,
     default_cells,
+    eval_forget_ratios,
     evaluate_cell,
     evaluate_with_probes,
     unlearn_cell,
@@ -124,7 +125,8 @@ def run_cells(
         batch = cells[start : start + workers]
         for cell in batch:
             log(f"cell {cell.split} {cell.name}: unlearning")
-            run = unlearn_cell(cell, target, options, fingerprints["target"], retain_eval)
+            ratios = eval_forget_ratios(retain_eval)
+            run = unlearn_cell(cell, target, options, fingerprints["target"], ratios)
             log(f"  unlearned in {run['cost']['wall_time_s']:.0f} s")
         log(f"evaluating {', '.join(cell.name for cell in batch)}")
         started = time.perf_counter()

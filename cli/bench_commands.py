@@ -27,6 +27,17 @@ def tofu_mini_command(
         int | None,
         typer.Option(help="the epoch budget of each cell (default 10), checked per epoch"),
     ] = None,
+    check_epochs: Annotated[
+        int, typer.Option(help="epochs between the checks (each ~4 min on forget05)")
+    ] = 1,
+    curve: Annotated[
+        bool,
+        typer.Option(
+            help="only unlearn each cell and write its check curve, scored against the stored "
+            "retain-model ratios (tofu_mini/<split>/retain_forget_ratios.json): no retain "
+            "model is built, no table row is written"
+        ),
+    ] = False,
     tofu_dir: Annotated[Path | None, typer.Option(help="TOFU data folder")] = None,
     retrain_seconds: Annotated[
         float | None,
@@ -45,26 +56,28 @@ def tofu_mini_command(
 ) -> None:
     """Build the fixtures (cached), run every cell (cached), write the table and plot."""
     from bench.cells import BenchOptions, select_cells
+    from bench.curve import run_curve, stored_ratios_path
     from bench.run import run_tofu_mini
     from bench.tofu_mini import default_tofu_dir
 
     splits = split or ["forget05"]
+    command = "obliviate " + " ".join(sys.argv[1:])
     try:
-        cells = select_cells(splits, method or [], adapter or [], lr, epochs)
-        path = run_tofu_mini(
-            splits,
-            cells,
-            BenchOptions(
-                tofu_dir or default_tofu_dir(),
-                retrain_s=retrain_seconds,
-                eval_workers=eval_workers,
-            ),
-            command="obliviate " + " ".join(sys.argv[1:]),
-            log=console.print,
+        cells = select_cells(splits, method or [], adapter or [], lr, epochs, check_epochs)
+        options = BenchOptions(
+            tofu_dir or default_tofu_dir(), retrain_s=retrain_seconds, eval_workers=eval_workers
         )
+        if curve:
+            paths = [
+                run_curve(cell, options, stored_ratios_path(cell.split), command, log=console.print)
+                for cell in cells
+            ]
+        else:
+            paths = [run_tofu_mini(splits, cells, options, command=command, log=console.print)]
     except user_errors() as error:
         fail(error)
-    console.print(f"wrote {path}")
+    for path in paths:
+        console.print(f"wrote {path}")
 
 
 @bench.command("tickets")

@@ -1,18 +1,22 @@
 """`obliviate bench tofu-mini` end to end on a tiny model and tiny TOFU files: fixtures, a cell,
 the table and the plot, then a re-run that reuses every cached step."""
 
+import json
+
 import pytest
 from typer.testing import CliRunner
 
 from bench import cells as cells_module
 from bench import epochs as epochs_module
 from bench.cells import BenchOptions, Cell, cell_dir, select_cells
+from bench.curve import run_curve
 from bench.epochs import selection_score
 from bench.report import target_lines
 from bench.rows import RowStore
 from bench.run import run_tofu_mini
 from bench.tofu_mini import FixtureRecipe, fixtures_dir
 from cli.main import app
+from domain.records import DataError
 from tests.tofu_files import write_tofu_mini
 from worker.engine.eval import EvalOptions
 from worker.engine.eval.probes import ProbeOptions
@@ -132,6 +136,7 @@ def test_cells_evaluated_side_by_side_match_an_evaluation_in_process(
         ("--lr", "-1", "positive"),
         ("--eval-workers", "0", "at least 1"),
         ("--epochs", "0", "between 1 and 100"),
+        ("--check-epochs", "11", "do not fit a 10-epoch budget"),
     ],
 )
 def test_cli_refuses_bad_options_before_any_work(tmp_path, option, value, named):
@@ -208,3 +213,37 @@ def test_a_sweep_point_is_its_own_cell():
     assert [(c.name, c.lr) for c in sweep] == [("npo-grun-lr0.01", 1e-2)]
     assert [c.epochs for c in default] == [10]  # the declared budget, checked per epoch
     assert [c.epochs for c in select_cells(["forget05"], ["npo"], ["grun"], epochs=5)] == [5]
+
+
+def test_a_curve_run_checks_every_n_epochs_against_stored_ratios_without_a_retain_model(
+    tiny_model_dir, bench_options, tmp_path
+):
+    recipe = FixtureRecipe(model=str(tiny_model_dir), epochs=1, batch_size=32)
+    cell = Cell("npo", "lora", epochs=4, batch_size=100, lr=1e-2, check_epochs=2)
+    stored = tmp_path / "retain_forget_ratios.json"
+    stored.write_text(json.dumps({"retain_model_sha256": "ab" * 32, "ratios": [1.0, 0.8, 1.2]}))
+    path = run_curve(cell, bench_options, stored, "obliviate bench tofu-mini --curve", recipe,
+                     results_dir=tmp_path / "results")  # fmt: skip
+
+    assert path.name == "tofu_mini_curve_forget05_npo-lora-lr0.01-every2.md"
+    rows = first_table(path.read_text())
+    assert [(row["epoch"], row["step"]) for row in rows] == [("2", "4"), ("4", "8")]
+    assert [row["picked"] for row in rows].count("yes") == 1
+    assert all(0.0 <= float(row["Forget Quality"]) <= 1.0 for row in rows)
+    assert not (fixtures_dir() / "retain-forget05").exists()
+
+
+@pytest.mark.parametrize(
+    ("content", "named"),
+    [
+        ({"retain_model_sha256": "ab", "ratios": [1.0]}, "3 forget questions"),
+        ({"retain_model_sha256": "ab", "ratios": "1.0"}, "'ratios'"),
+        ({"ratios": [1.0, 1.0, 1.0]}, "'retain_model_sha256'"),
+    ],
+)
+def test_a_curve_refuses_stored_ratios_that_do_not_fit(tmp_path, bench_options, content, named):
+    stored = tmp_path / "retain_forget_ratios.json"
+    stored.write_text(json.dumps(content))
+    recipe = FixtureRecipe(model="never-loaded")
+    with pytest.raises((DataError, ValueError), match=named):
+        run_curve(Cell("npo", "grun"), bench_options, stored, "cmd", recipe)

@@ -1,0 +1,105 @@
+"""A TOFU-mini cell's forgetting curve, scored against stored retain-model ratios (issue 19).
+
+The full table needs the retain model (about 40 min to build and evaluate on 2 CPU cores) for
+every row's Forget Quality and privacy leak. The per-epoch checks need only its 200 forget
+truth ratios, which are committed (`tofu_mini/<split>/retain_forget_ratios.json`, with the
+retain model's sha256). A curve run builds (or reuses) the target, unlearns one cell with a
+check every `check_epochs` epochs against those ratios, and writes the checks as a table:
+the cheaper way to try a method's budget or learning rate before it earns a table row. It
+writes no table row: the ending model gets no final evaluation here (ROUGE, Model Utility and
+the probes run in `obliviate bench tofu-mini`).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+from bench.cells import BenchOptions, Cell, commit_id, selection_summary, unlearn_cell
+from bench.epochs import SELECTION_RULE
+from bench.tofu_mini import FixtureRecipe, build_model_fixture, tofu_mini_records
+from domain.records import DataError
+from worker.engine.eval.suites import tofu_suite
+from worker.engine.models import folder_hash
+
+RESULTS = Path(__file__).resolve().parents[1] / "benchmarks" / "results"
+
+
+def stored_ratios_path(split: str, results_dir: Path = RESULTS) -> Path:
+    return results_dir / "tofu_mini" / split / "retain_forget_ratios.json"
+
+
+def load_stored_ratios(path: Path, questions: int) -> dict:
+    """The stored ratios file, checked: one number per forget question, and the model they
+    came from."""
+    try:
+        stored = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise DataError(str(path), "no stored retain-model ratios here") from None
+    except json.JSONDecodeError as error:
+        raise DataError(str(path), f"is not valid JSON ({error.msg})") from None
+    ratios = stored.get("ratios") if isinstance(stored, dict) else None
+    if not isinstance(ratios, list) or not all(isinstance(r, int | float) for r in ratios):
+        raise DataError(str(path), "needs a list of numbers", field="ratios")
+    if len(ratios) != questions:
+        raise DataError(str(path), f"holds {len(ratios)} ratios for {questions} forget questions",
+                        field="ratios")  # fmt: skip
+    if not isinstance(stored.get("retain_model_sha256"), str):
+        raise DataError(str(path), "needs the retain model's sha256", field="retain_model_sha256")
+    return stored
+
+
+def run_curve(
+    cell: Cell,
+    options: BenchOptions,
+    ratios_path: Path,
+    command: str,
+    recipe: FixtureRecipe | None = None,
+    log: Callable[[str], None] = print,
+    results_dir: Path = RESULTS,
+) -> Path:
+    """Unlearn `cell` with its checks scored against the stored ratios; write its curve."""
+    forget = tofu_suite(cell.split, options.tofu_dir).sets["forget"].records
+    stored = load_stored_ratios(ratios_path, len(forget))
+    log("fixture: target model")
+    records = tofu_mini_records(options.tofu_dir)
+    target = build_model_fixture("target", records, recipe or FixtureRecipe())
+    log(f"cell {cell.split} {cell.name}: unlearning, a check every {cell.check_epochs} epochs")
+    run = unlearn_cell(cell, target, options, folder_hash(target), stored["ratios"])
+    path = results_dir / f"tofu_mini_curve_{cell.split}_{cell.name}.md"
+    results_dir.mkdir(parents=True, exist_ok=True)
+    path.write_text(curve_markdown(cell, run, stored, ratios_path, command), encoding="utf-8")
+    return path
+
+
+def curve_markdown(cell: Cell, run: dict, stored: dict, ratios_path: Path, command: str) -> str:
+    selection = selection_summary(run)
+    if selection is None:
+        raise ValueError(f"{cell.name}: the run recorded no checks")
+    steps_per_epoch = run["stopping"]["checks"][0]["step"] // cell.check_epochs
+    lines = [
+        f"# TOFU-mini {cell.split}: {cell.name}, checked every {cell.check_epochs} epochs",
+        "",
+        f"Command: `{command}`  ",
+        f"Commit: {commit_id()}  ",
+        f"Cell: {cell.method} + {cell.adapter}, lr {cell.lr:g}, batch {cell.batch_size} forget + "
+        f"{cell.batch_size} retain, budget {cell.epochs} epochs ({steps_per_epoch} steps each).  ",
+        f"Forget Quality against the stored truth ratios of a retain model "
+        f"(`{ratios_path.name}`, retain model sha256 {stored['retain_model_sha256'][:12]}…, "
+        f"its forget TR score and answer probability in that file); no final evaluation.  ",
+        f"Unlearning wall time {run['cost']['wall_time_s']:.0f} s, of which the checks "
+        f"{selection['seconds']:.0f} s.",
+        "",
+        "| epoch | step | Forget Quality | forget TR score | forget prob | retain kept | picked |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for check in selection["checks"]:
+        picked = "yes" if check["step"] == selection["picked_step"] else ""
+        lines.append(
+            f"| {check['step'] // steps_per_epoch} | {check['step']} | "
+            f"{check['forget_quality']:.2e} | {check['forget_truth_ratio']:.3f} | "
+            f"{check['forget_prob']:.3f} | {check['retain_kept']:.3f} | {picked} |"
+        )
+    lines += ["", f"Selection rule: {SELECTION_RULE}.", ""]
+    return "\n".join(lines)
