@@ -1,5 +1,11 @@
-"""Append events to the chain and verify it. Services flush; the caller owns the transaction,
-so a state change and its event commit (or roll back) together."""
+"""Append events to the chain and verify it. The caller owns the transaction, so a state
+change and its event commit (or roll back) together.
+
+Appending takes the chain's one lock (every event links to the one before it), held until the
+transaction ends. An event is therefore queued when recorded and appended just before its
+transaction commits (`_append_queued`): the lock then covers the append and the commit only,
+not the rest of the request's work; concurrent submits serialised on it for their whole
+transaction (benchmarks/results/load.md). A savepoint rolled back drops what it queued."""
 
 from __future__ import annotations
 
@@ -8,12 +14,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from sqlalchemy.orm import Session
+from sqlalchemy import event as orm_events
+from sqlalchemy.orm import Session, SessionTransaction
 
 from domain.audit import repository
 from domain.audit.chain import GENESIS_HASH, chain_hash, event_fields
 from domain.audit.checkpoints import Checkpoint, check_against, read_checkpoints
 from models import AuditEvent, utcnow
+
+QUEUE = "audit_queue"  # Session.info key: [(savepoint or None, event arguments), ...]
 
 
 def record_event(
@@ -24,16 +33,42 @@ def record_event(
     data: dict | None = None,
     request_id: uuid.UUID | None = None,
     organisation_id: uuid.UUID | None = None,
-) -> AuditEvent:
+) -> None:
+    """Queue an event for the chain; it is appended when the transaction commits."""
+    arguments = (actor, organisation_id, request_id, event_type, dict(data or {}))
+    session.info.setdefault(QUEUE, []).append((session.get_nested_transaction(), arguments))
+
+
+@orm_events.listens_for(Session, "before_commit")
+def _append_queued(session: Session) -> None:
+    if session.in_nested_transaction() or not session.info.get(QUEUE):
+        return  # a savepoint's events wait for the outer commit
+    queued = session.info.pop(QUEUE)
     repository.lock_chain(session)
     tail = repository.chain_tail(session)
     seq, prev_hash = (tail.seq + 1, tail.hash) if tail else (1, GENESIS_HASH)
-    fields = event_fields(
-        seq, utcnow(), actor, organisation_id, request_id, event_type, dict(data or {})
-    )
-    event = AuditEvent(**fields, prev_hash=prev_hash, hash=chain_hash(prev_hash, fields))
-    repository.add(session, event)
-    return event
+    for _, (actor, organisation_id, request_id, event_type, data) in queued:
+        fields = event_fields(seq, utcnow(), actor, organisation_id, request_id, event_type, data)
+        digest = chain_hash(prev_hash, fields)
+        repository.add(session, AuditEvent(**fields, prev_hash=prev_hash, hash=digest))
+        seq, prev_hash = seq + 1, digest
+
+
+@orm_events.listens_for(Session, "after_soft_rollback")
+def _drop_rolled_back(session: Session, previous: SessionTransaction) -> None:
+    """A savepoint's rollback drops the events queued inside it; the outer one's, all."""
+    if not previous.nested:
+        session.info.pop(QUEUE, None)
+        return
+
+    def inside(savepoint: SessionTransaction | None) -> bool:
+        while savepoint is not None:
+            if savepoint is previous:
+                return True
+            savepoint = savepoint.parent
+        return False
+
+    session.info[QUEUE] = [item for item in session.info.get(QUEUE, []) if not inside(item[0])]
 
 
 @dataclass

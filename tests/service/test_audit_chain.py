@@ -5,6 +5,7 @@ import pytest
 from sqlalchemy import text
 
 from domain.audit.checkpoints import read_checkpoints, take_checkpoint
+from domain.audit.repository import AUDIT_LOCK_ID
 from domain.audit.service import record_event, verify_chain
 from domain.db import Database, upgrade_database
 from domain.settings import Settings
@@ -33,6 +34,52 @@ def test_chain_links_each_event_to_the_previous_one(database):
     with database.transaction() as session:
         result = verify_chain(session)
     assert result.ok and result.checked == 3 and result.breaches == []
+
+
+def _event_types(db: Database) -> list[str]:
+    with db.transaction() as session:
+        rows = session.execute(text("SELECT event_type FROM audit_events ORDER BY seq"))
+        return [row[0] for row in rows]
+
+
+def _chain_lock_free(db: Database) -> bool:
+    with db.engine.begin() as connection:
+        query = text("SELECT pg_try_advisory_xact_lock(:id)")
+        return connection.execute(query, {"id": AUDIT_LOCK_ID}).scalar()
+
+
+def test_events_are_appended_at_commit_and_a_rolled_back_savepoint_drops_its_own(database):
+    with database.transaction() as session:
+        record_event(session, "outer.before", actor="test")
+        try:
+            with session.begin_nested():
+                record_event(session, "inside.failed", actor="test")
+                with session.begin_nested():
+                    record_event(session, "inside.deeper", actor="test")
+                raise ValueError("the form's service call failed")
+        except ValueError:
+            pass
+        with session.begin_nested():
+            record_event(session, "inside.kept", actor="test")
+        record_event(session, "outer.after", actor="test")
+        assert _chain_lock_free(database)  # the lock is taken at commit, not at the first event
+    with pytest.raises(RuntimeError):
+        with database.transaction() as session:
+            record_event(session, "rolled.back", actor="test")
+            raise RuntimeError
+    assert _event_types(database) == ["outer.before", "inside.kept", "outer.after"]
+    with database.transaction() as session:
+        assert verify_chain(session).ok
+
+
+def test_concurrent_appends_form_one_chain(database):
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(lambda _: _write_events(database, 5), range(8)))
+    with database.transaction() as session:
+        result = verify_chain(session)
+    assert result.ok and result.checked == 40
 
 
 def test_verify_names_the_row_a_superuser_edited_on_postgres(database):
