@@ -63,10 +63,9 @@ def test_events_are_appended_at_commit_and_a_rolled_back_savepoint_drops_its_own
             record_event(session, "inside.kept", actor="test")
         record_event(session, "outer.after", actor="test")
         assert _chain_lock_free(database)  # the lock is taken at commit, not at the first event
-    with pytest.raises(RuntimeError):
-        with database.transaction() as session:
-            record_event(session, "rolled.back", actor="test")
-            raise RuntimeError
+    with pytest.raises(RuntimeError), database.transaction() as session:
+        record_event(session, "rolled.back", actor="test")
+        raise RuntimeError
     assert _event_types(database) == ["outer.before", "inside.kept", "outer.after"]
     with database.transaction() as session:
         assert verify_chain(session).ok
