@@ -45,7 +45,7 @@ def _event_types(db: Database) -> list[str]:
 def _chain_lock_free(db: Database) -> bool:
     with db.engine.begin() as connection:
         query = text("SELECT pg_try_advisory_xact_lock(:id)")
-        return connection.execute(query, {"id": AUDIT_LOCK_ID}).scalar()
+        return bool(connection.execute(query, {"id": AUDIT_LOCK_ID}).scalar())
 
 
 def test_events_are_appended_at_commit_and_a_rolled_back_savepoint_drops_its_own(database):
