@@ -7,3 +7,4 @@ METHODS = ("ga", "graddiff", "npo", "simnpo", "idk", "idkdpo", "rmu")
 ADAPTERS = ("full", "lora", "grun")
 
 DEFAULT_MODEL = "smollm2-135m"  # the built-in model (worker/engine/models.py resolves it)
+BUILTIN_MODEL_NAMES = ("smollm2-135m", "gemma3-270m")  # worker.engine.models.BUILTIN_MODELS

@@ -19,6 +19,7 @@ from api.models.schemas import (
     VersionsPublic,
 )
 from api.validation import VersionNumber
+from domain.errors import Conflict, UserError
 from domain.versions import service
 from worker.registry import base_artifact_hash
 
@@ -82,5 +83,8 @@ def generate(
     commits before generating: no transaction (or SQLite write lock) is held meanwhile."""
     with database.transaction() as session:
         spec = service.get_version(session, name, number).spec
-    answers = request.app.state.models.generate(spec, body.questions, body.max_new_tokens)
+    try:
+        answers = request.app.state.models.generate(spec, body.questions, body.max_new_tokens)
+    except UserError as error:  # its files were moved or deleted since it was registered
+        raise Conflict(f"version {number} of {name!r} cannot be loaded: {error}") from error
     return Answers(model=name, version=number, answers=answers)

@@ -3,11 +3,14 @@
 
 from __future__ import annotations
 
+import re
 import uuid
+from pathlib import Path
 
 from sqlalchemy.orm import Session
 
 from domain.audit.service import record_event
+from domain.choices import BUILTIN_MODEL_NAMES
 from domain.errors import Conflict, InvalidInput, NotFound
 from domain.tickets import repository as requests_repository
 from domain.tickets.lifecycle import transition
@@ -15,6 +18,18 @@ from domain.versions import repository
 from models import ModelAlias, ModelVersion, utcnow
 
 PRODUCTION = "production"
+HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[\w.-]+")  # owner/name on the Hugging Face hub
+
+
+def check_spec(spec: str) -> None:
+    """A spec the engine can resolve (worker.engine.models.resolve_spec): a built-in name, a
+    local folder or .gguf file, or a hub id. Refused at registration, not at the first job."""
+    if spec in BUILTIN_MODEL_NAMES or Path(spec).expanduser().exists() or HUB_ID.fullmatch(spec):
+        return
+    raise InvalidInput(
+        f"model spec {spec!r} is neither a built-in ({', '.join(BUILTIN_MODEL_NAMES)}), an "
+        "existing local folder or .gguf file, nor a Hugging Face hub id (owner/name)"
+    )
 
 
 def require_model(session: Session, name: str) -> ModelVersion:
@@ -35,6 +50,7 @@ def get_version(session: Session, name: str, number: int) -> ModelVersion:
 def register_model(
     session: Session, name: str, spec: str, *, actor: str, artifact_hash: str | None
 ) -> ModelVersion:
+    check_spec(spec)
     if repository.alias(session, name, PRODUCTION) is not None:
         raise Conflict(f"model {name!r} is already registered")
     base = add_version(

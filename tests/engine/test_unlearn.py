@@ -19,7 +19,7 @@ from tests.engine.memorized import (
     one_thread,  # noqa: F401  (fixture)
 )
 from worker.engine.adapters import ADAPTERS, FullAdapter, LoraAdapter
-from worker.engine.models import load_model
+from worker.engine.models import BUILTIN_MODELS, load_model
 from worker.engine.objectives import OBJECTIVES, LossSettings
 from worker.engine.unlearn import UnlearnConfig, unlearn
 from worker.policy import ModelPolicy
@@ -244,6 +244,7 @@ def test_cli_unlearns_and_reports_errors(memorised_dir, tmp_path):
 def test_the_names_the_api_accepts_are_the_engine_registries():
     assert sorted(choices.METHODS) == sorted(OBJECTIVES)
     assert sorted(choices.ADAPTERS) == sorted(ADAPTERS)
+    assert sorted(choices.BUILTIN_MODEL_NAMES) == sorted(BUILTIN_MODELS)
 
 
 @pytest.mark.parametrize(("adapter", "lr"), [("full", 1e-5), ("lora", 1e-4), ("grun", 4e-3)])

@@ -152,3 +152,26 @@ def test_a_request_without_a_key_is_401_before_its_body_is_read(api):
     response = api.post("/v1/deletion-requests", content=huge,
                         headers={"content-type": "application/json"})  # fmt: skip
     assert response.status_code == 401
+
+
+def test_a_model_spec_the_engine_cannot_resolve_is_refused_at_registration(api):
+    # Found by schemathesis: spec "0" was registered, then its spot-check answered 500.
+    response = api.post(
+        "/v1/models", json={"name": "zero", "spec": "0"}, headers=auth(api, "admin")
+    )
+    assert response.status_code == 422 and "'0'" in response.json()["detail"]
+    hub = api.post("/v1/models", json={"name": "hub", "spec": "owner/name"},
+                   headers=auth(api, "admin"))  # fmt: skip
+    assert hub.status_code == 201  # resolved on the hub when a job loads it
+
+
+def test_a_version_whose_files_are_gone_answers_409_not_500(api, tmp_path):
+    folder = tmp_path / "moved-later"
+    folder.mkdir()
+    registered = api.post("/v1/models", json={"name": "gone", "spec": str(folder)},
+                          headers=auth(api, "admin"))  # fmt: skip
+    assert registered.status_code == 201
+    folder.rmdir()
+    response = api.post("/v1/models/gone/versions/1/generate", json={"questions": ["Hi?"]},
+                        headers=auth(api, "auditor"))  # fmt: skip
+    assert response.status_code == 409 and "cannot be loaded" in response.json()["detail"]
