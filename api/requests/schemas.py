@@ -32,7 +32,8 @@ class TicketPublic(BaseModel):
     reason: str | None
     received_at: datetime
     due_at: datetime
-    extension_reason: str | None
+    extension_reason: str | None  # free text: gone once the ticket closes
+    extension_notice_at: datetime | None  # when the person was told of the extension
     record_count: int
     records_hash: str
     progress: Progress

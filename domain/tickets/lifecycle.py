@@ -87,10 +87,11 @@ def transition(
 
 def close(session: Session, ticket: DeletionRequest, *, actor: str) -> None:
     """Destroy the per-ticket data key: the encrypted records become unreadable for good. The
-    filer's free-text reason goes with it (it often names the person: issue 18)."""
+    free text about the request goes with it (the filing and the extension reasons often name
+    the person: issue 18); the extension's notice date stays, as the record that it was sent."""
     ticket.closed_at = ticket.closed_at or utcnow()  # an undone ticket closed when published
     ticket.progress = {**ticket.progress, "stage": ticket.state}
-    ticket.reason = None
+    ticket.reason = ticket.extension_reason = None
     if ticket.wrapped_key is not None:
         ticket.wrapped_key = None
         record_ticket_event(

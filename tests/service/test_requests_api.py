@@ -167,6 +167,11 @@ def test_gdpr_deadline_extends_once_with_reason_and_notice(api):
         extended["due_at"] > ticket["due_at"] and extended["extension_reason"] == "complex request"
     )
     assert api.post(path, json=body, headers=auth(api, "operator")).status_code == 409
+    # Closed (here: cancelled), the reason goes with the data key; the notice date stays.
+    cancel = f"/v1/deletion-requests/{ticket['id']}/cancel"
+    closed = api.post(cancel, headers=auth(api, "requester")).json()
+    assert closed["extension_reason"] is None and closed["extension_notice_at"] is not None
+    assert api.post(path, json=body, headers=auth(api, "operator")).status_code == 409
 
 
 def test_missing_or_revoked_key_is_401(api):
