@@ -25,31 +25,66 @@ call, and `config.layer_types` with it where the decoder looks layers' kinds up 
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import NamedTuple
 
 import torch
 from torch import nn
+from transformers import PreTrainedConfig
 
 DEFAULT_MAX_BYTES = 2**30
 
 
-def _narrow(decoder: nn.Module, start: int, stop: int | None) -> tuple:
+def decoder_of(model: nn.Module) -> nn.Module:
+    """The module holding the decoder blocks as `.layers` (LlamaModel, Gemma3TextModel...)."""
+    get_decoder = getattr(model, "get_decoder", None)  # transformers models (and peft's) have it
+    decoder = get_decoder() if get_decoder is not None else model
+    if not isinstance(getattr(decoder, "layers", None), nn.ModuleList):
+        raise ValueError(f"GRUN cannot find the decoder layers of {type(model).__name__}")
+    return decoder
+
+
+def decoder_layers(decoder: nn.Module) -> nn.ModuleList:
+    """`decoder.layers`, typed: nn.Module's `__getattr__` says `Tensor | Module`."""
+    layers = decoder.layers
+    assert isinstance(layers, nn.ModuleList), "decoder_of checked it is one"
+    return layers
+
+
+def _config(decoder: nn.Module) -> PreTrainedConfig:
+    config = decoder.config  # a plain attribute, not a submodule, whatever `__getattr__` says
+    assert isinstance(config, PreTrainedConfig), "a transformers decoder carries its config"
+    return config
+
+
+class _Window(NamedTuple):
+    """What `_narrow` replaced and `_widen` puts back."""
+
+    layers: nn.ModuleList
+    layer_types: list[str] | None  # config.layer_types, on decoders that have it
+
+
+def _narrow(decoder: nn.Module, start: int, stop: int | None) -> _Window:
     """Make `decoder` run only its current layers[start:stop]; returns what `_widen` restores."""
-    saved = (decoder.layers, getattr(decoder.config, "layer_types", None))
-    decoder.layers = nn.ModuleList(list(saved[0])[start:stop])
-    if saved[1] is not None:
-        decoder.config.layer_types = saved[1][start:stop]
+    config = _config(decoder)
+    saved = _Window(decoder_layers(decoder), getattr(config, "layer_types", None))
+    decoder.layers = nn.ModuleList(list(saved.layers)[start:stop])
+    if saved.layer_types is not None:
+        config.layer_types = saved.layer_types[start:stop]
     return saved
 
 
-def _widen(decoder: nn.Module, saved: tuple) -> None:
-    decoder.layers = saved[0]
-    if saved[1] is not None:
-        decoder.config.layer_types = saved[1]
+def _widen(decoder: nn.Module, saved: _Window) -> None:
+    decoder.layers = saved.layers
+    if saved.layer_types is not None:
+        _config(decoder).layer_types = saved.layer_types
 
 
 @contextmanager
-def layer_window(decoder: nn.Module, start: int = 0, stop: int | None = None):
+def layer_window(
+    decoder: nn.Module, start: int = 0, stop: int | None = None
+) -> Iterator[nn.Module]:
     """Inside, a call of `decoder` runs layers[start:stop] only (then the final norm). With
     start > 0 the caller passes that layer's input as `inputs_embeds`."""
     saved = _narrow(decoder, start, stop)
@@ -64,17 +99,18 @@ class FrozenPrefix:
     Installed on a decoder with `install()`, taken off with `remove()` (end of the run)."""
 
     def __init__(self, decoder: nn.Module, start: int, max_bytes: int = DEFAULT_MAX_BYTES):
-        if not 0 < start < len(decoder.layers):
-            raise ValueError(f"a frozen prefix needs 0 < start < {len(decoder.layers)}")
+        layers = decoder_layers(decoder)
+        if not 0 < start < len(layers):
+            raise ValueError(f"a frozen prefix needs 0 < start < {len(layers)}")
         self.decoder = decoder
         self.start = start
-        self.entry = decoder.layers[start]  # the module whose input is stored
+        self.entry = layers[start]  # the module whose input is stored
         self.max_bytes = max_bytes
         self.states: dict[tuple, torch.Tensor] = {}  # key -> (n, d) hidden entering `entry`
         self.bytes = 0
         self.hits = self.misses = 0  # forwards started at `start` / run whole
         self._handles: list = []
-        self._saved: tuple | None = None  # the window to restore after a shortened call
+        self._saved: _Window | None = None  # the window to restore after a shortened call
         self._pending: list | None = None  # (row, key, offset, length) to store in a full call
 
     def install(self) -> FrozenPrefix:

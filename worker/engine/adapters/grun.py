@@ -28,14 +28,21 @@ from collections.abc import Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import cast
 
 import torch
 import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 from torch import nn
+from transformers import PreTrainedConfig
 
 from worker.engine.adapters.base import Adapter, named_trainable, register_adapter
-from worker.engine.adapters.frozen_prefix import DEFAULT_MAX_BYTES, FrozenPrefix
+from worker.engine.adapters.frozen_prefix import (
+    DEFAULT_MAX_BYTES,
+    FrozenPrefix,
+    decoder_layers,
+    decoder_of,
+)
 from worker.engine.adapters.grun_gates import (
     gate_logits,
     gate_report,
@@ -47,7 +54,6 @@ from worker.engine.adapters.grun_module import (
     GrunConfig,
     GrunRequest,
     GrunStack,
-    decoder_of,
     default_layers,
     prompt_keys,
     prompt_markers,
@@ -174,9 +180,10 @@ class GrunAdapter(Adapter):
             # load_model reads holds it beside the weights.
             from worker.engine.models import load_tokenizer  # models imports the adapters
 
-            self.tokenizer = load_tokenizer(model.name_or_path)
-        hidden = model.config.get_text_config().hidden_size
-        depth = len(decoder_of(model).layers)
+            # load_model's models know where they came from: a folder or a hub id.
+            self.tokenizer = load_tokenizer(cast(str, model.name_or_path))
+        hidden = hidden_size(model)
+        depth = len(decoder_layers(decoder_of(model)))
         config = GrunConfig(
             hidden_size=hidden,
             layers=self.options.layers or default_layers(depth),
@@ -188,14 +195,14 @@ class GrunAdapter(Adapter):
         )
         model.requires_grad_(False)
         stack = GrunStack.of(model)
-        for earlier in stack.requests:
+        for earlier in stack.in_order():
             earlier.gate_log = None  # frozen now: only the new request's gates are trained
         device = next(model.parameters()).device
         self.request = stack.add(model, GrunRequest(config).to(device))
         if self.options.initial_gate is not None:
             logit = math.log(self.options.initial_gate / (1 - self.options.initial_gate))
-            for reft in self.request.interventions.values():
-                reft.set_gate_bias(logit)
+            for layer in config.layers:
+                self.request.reft(layer).set_gate_bias(logit)
         self.request.requires_grad_(True)
         self.request.gate_log = GateLog()
         self.pools["general"] = PromptPool(self.tokenizer, GENERAL_QUESTIONS)
@@ -207,8 +214,13 @@ class GrunAdapter(Adapter):
         self.model = model.train()
         return model
 
+    def _attached(self) -> tuple[nn.Module, GrunRequest]:
+        """The model and the request `attach` added: every method below runs after it."""
+        assert self.model is not None and self.request is not None, "attach() first"
+        return self.model, self.request
+
     def trainable(self) -> dict[str, nn.Parameter]:
-        return named_trainable(self.model)
+        return named_trainable(self._attached()[0])
 
     @contextmanager
     def reference(self):
@@ -226,7 +238,7 @@ class GrunAdapter(Adapter):
             self.prefix_stats = self.prefix.stats()
             self.prefix.remove()
             self.prefix = None
-        save_request(self.request, Path(folder))
+        save_request(self._attached()[1], Path(folder))
 
     @staticmethod
     def load(model: nn.Module, folder: Path) -> nn.Module:
@@ -236,7 +248,7 @@ class GrunAdapter(Adapter):
         if not config_path.is_file():
             raise ValueError(f"{folder} has no {CONFIG}: not a GRUN folder")
         config = GrunConfig.from_dict(json.loads(config_path.read_text())["config"])
-        hidden = model.config.get_text_config().hidden_size
+        hidden = hidden_size(model)
         if config.hidden_size != hidden:
             raise ValueError(
                 f"{folder}: GRUN module for hidden size {config.hidden_size}, model has {hidden}"
@@ -265,6 +277,7 @@ class GrunAdapter(Adapter):
         customer learns "not that customer" and opens on everything else); the extra retain
         questions make it tell subjects apart rather than wordings."""
         options = self.options
+        request = self._attached()[1]
         general = options.general_negatives
         if retain_batch is None and "retain" not in self.pools:
             general = max(general, len(GENERAL_QUESTIONS))  # the only negatives there are
@@ -279,12 +292,13 @@ class GrunAdapter(Adapter):
                  if count and name.removesuffix("_more") in self.pools}  # fmt: skip
         if drawn:  # one gate pass over every drawn prompt
             rows = [row for examples in drawn.values() for row in examples]
-            device = next(self.request.parameters()).device
+            device = next(request.parameters()).device
             batch = {k: v.to(device) for k, v in collate(rows, self.tokenizer.pad_token_id).items()}
             logits = self._batch_gate_logits(batch, "drawn").split([len(e) for e in drawn.values()])
             for name, part in zip(drawn, logits, strict=True):
                 (positives if name == "paraphrased" else negatives)[name] = part
-        self.request.gate_log.clear()
+        assert request.gate_log is not None, "attach() gives the request it trains a gate log"
+        request.gate_log.clear()
         self.training_gates = {
             name: torch.sigmoid(logits).mean().item()
             for name, logits in {**positives, **negatives}.items()
@@ -294,20 +308,18 @@ class GrunAdapter(Adapter):
         targets[: sum(len(p) for p in positives.values())] = 1.0
         return options.gate_weight * F.binary_cross_entropy_with_logits(logits, targets)
 
-    def _batch_gate_logits(self, batch: Mapping, kind: str) -> torch.Tensor:
+    def _batch_gate_logits(self, batch: Mapping[str, torch.Tensor], kind: str) -> torch.Tensor:
         """(B, L) gate logits of a batch: those the objective's forwards already computed on
         the same prompts, else one forward over the prompts, stopped at the top layer."""
+        model, request = self._attached()
         input_ids, mask = batch["input_ids"], batch["attention_mask"]  # (B, T)
-        labels = batch.get("labels")
-        answers = labels != IGNORE_INDEX if labels is not None else None  # (B, T)
-        first_answer = answers.int().argmax(1) if answers is not None else None  # (B,)
-        # QA rows only: a text record is all answer (no prompt), so there is nothing to cut to
-        # and its gate reads its last token, as `last_prompt_positions` does for a bare text.
-        if answers is not None and bool(answers.any(1).all()) and bool((first_answer > 0).all()):
+        first_answer = _first_answers(batch.get("labels"))  # (B,)
+        if first_answer is not None:
             keys = prompt_keys(input_ids, mask.bool(), first_answer - 1)
             seen = self.trained_prompts.setdefault(kind, {})
             seen.update((key, None) for key in keys if len(seen) < MAX_REPORTED_PROMPTS)
-            logged = self.request.gate_log.lookup(keys, self.request.config.layers)
+            assert request.gate_log is not None, "attach() gives the request it trains a gate log"
+            logged = request.gate_log.lookup(keys, request.config.layers)
             if logged is not None:
                 return logged
             # The gate reads the last prompt token; tokens after it cannot change it (causal).
@@ -315,27 +327,29 @@ class GrunAdapter(Adapter):
             input_ids, mask = input_ids[:, :cut], mask[:, :cut]
         if kind in ("forget", "retain"):  # the drawn questions never go through the objective
             self.extra_gate_forwards += 1
-        return gate_logits(self.model, [self.request], input_ids, mask)[:, 0]
+        return gate_logits(model, [request], input_ids, mask)[:, 0]
 
     def set_diagnostic_questions(self, questions: Mapping[str, Sequence[str]]) -> None:
         """Question sets (e.g. forget, paraphrased_forget, retain) for run.json's gate report."""
         self.diagnostic_questions = {name: list(qs) for name, qs in questions.items()}
 
     def diagnostics(self) -> dict:
-        report = {
-            "config": self.request.config.to_dict(),
+        model, request = self._attached()
+        report: dict[str, object] = {
+            "config": request.config.to_dict(),
             "gate_weight": self.options.gate_weight,
-            "requests_on_model": len(GrunStack.of(self.model).requests),
+            "requests_on_model": len(GrunStack.of(model).requests),
             "last_training_gates": self.training_gates,
             "gate_loss_extra_forwards": self.extra_gate_forwards,
             "frozen_prefix": self.prefix_stats,
         }
         sets = {"general": list(GENERAL_QUESTIONS), **self.diagnostic_questions}
-        report["gates"] = gate_report(self.model, self.tokenizer, sets)
+        gates = gate_report(model, self.tokenizer, sets)
+        report["gates"] = gates
         for kind, prompts in self.trained_prompts.items():
             ids = [list(key) for key in prompts]
-            values = gate_values_of_ids(self.model, ids, self.tokenizer.pad_token_id)
-            report["gates"][f"trained_{kind}"] = summarize_gates(values)
+            values = gate_values_of_ids(model, ids, self.tokenizer.pad_token_id)
+            gates[f"trained_{kind}"] = summarize_gates(values)
         return report
 
 
@@ -355,6 +369,24 @@ class PromptPool:
         rows = [self.examples[(self.cursor + i) % n] for i in range(min(count, n))]
         self.cursor = (self.cursor + len(rows)) % n
         return rows
+
+
+def hidden_size(model: nn.Module) -> int:
+    """The language model's hidden size (a multimodal config holds it in its text config)."""
+    config = model.config  # a plain attribute, whatever nn.Module's `__getattr__` says
+    assert isinstance(config, PreTrainedConfig), "a transformers model (peft forwards it)"
+    return config.get_text_config().hidden_size
+
+
+def _first_answers(labels: torch.Tensor | None) -> torch.Tensor | None:
+    """(B,) each row's first answer position when every row is a QA row (a prompt, then its
+    answer), else None: a text record is all answer (no prompt), so there is nothing to cut
+    to and its gate reads its last token, as `last_prompt_positions` does for a bare text."""
+    if labels is None:
+        return None
+    answers = labels != IGNORE_INDEX  # (B, T)
+    first = answers.int().argmax(1)  # (B,)
+    return first if bool(answers.any(1).all()) and bool((first > 0).all()) else None
 
 
 def save_request(request: GrunRequest, folder: Path) -> None:

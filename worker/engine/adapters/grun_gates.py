@@ -9,8 +9,8 @@ from contextlib import contextmanager, nullcontext
 import torch
 from torch import nn
 
-from worker.engine.adapters.frozen_prefix import layer_window
-from worker.engine.adapters.grun_module import GrunRequest, GrunStack, decoder_of
+from worker.engine.adapters.frozen_prefix import decoder_of, layer_window
+from worker.engine.adapters.grun_module import GrunRequest, GrunStack
 from worker.engine.data import Example, collate, format_prompt
 
 
@@ -21,9 +21,12 @@ def gate_logits(model: nn.Module, requests: Sequence[GrunRequest], input_ids, at
     stack = GrunStack.of(model)
     top = max(layer for r in requests for layer in r.config.layers)
     decoder = decoder_of(model)
-    with stack.soft(), stack.recording(requests), layer_window(decoder, 0, top + 1):
+    with stack.soft(), stack.recording(requests) as records, layer_window(decoder, 0, top + 1):
         decoder(input_ids=input_ids, attention_mask=attention_mask, use_cache=False)
-        per_request = [torch.cat([r.record[i] for i in r.config.layers], 1) for r in requests]
+        per_request = [
+            torch.cat([record[i] for i in r.config.layers], 1)
+            for r, record in zip(requests, records, strict=True)
+        ]
     return torch.stack(per_request, 1)
 
 
@@ -44,7 +47,7 @@ def gate_values_of_ids(
     model: nn.Module, ids: Sequence[Sequence[int]], pad_id: int, *, batch_size=16, autocast=None
 ) -> torch.Tensor:
     """σ(gate) (N, requests, layers) for tokenized prompts, each at its last prompt token."""
-    requests = list(GrunStack.of(model).requests)
+    requests = GrunStack.of(model).in_order()
     if not requests:
         raise ValueError("the model carries no GRUN module")
     device = next(model.parameters()).device

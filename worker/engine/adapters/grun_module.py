@@ -19,15 +19,16 @@ other format) uses its last non-padding token, which is right for a prompt being
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
+from typing import cast
 
 import torch
 from torch import nn
 from torch.nn.utils.parametrizations import orthogonal
 
-from worker.engine.adapters.frozen_prefix import layer_window
+from worker.engine.adapters.frozen_prefix import decoder_layers, decoder_of, layer_window
 from worker.engine.data import format_prompt
 from worker.engine.errors import OptionError
 
@@ -161,6 +162,7 @@ class CallState:
         """(B, T) bool: where a module in `positions` mode edits during a prompt pass."""
         if positions == "all":
             return self.valid
+        assert self.last_prompt is not None, "a prompt pass (not decoding) has its last prompt"
         index = torch.arange(self.valid.shape[1], device=self.valid.device)  # (T,)
         if positions == "prompt":
             return self.valid & (index[None, :] <= self.last_prompt[:, None])
@@ -204,10 +206,10 @@ class GatedReft(nn.Module):
         super().__init__()
         self.rotate = nn.Linear(hidden_size, rank, bias=False)  # R, weight (r, d)
         if trainable:  # keeps R's rows orthonormal while it trains; a loaded R is just a matrix
-            self.rotate = orthogonal(self.rotate)
+            orthogonal(self.rotate)  # in place: the same Linear, `weight` now computed from Q
         self.project = nn.Linear(hidden_size, rank)  # W, b
         if gate == "linear":
-            self.gate = nn.Linear(hidden_size, 1)
+            self.gate: nn.Linear | nn.Sequential = nn.Linear(hidden_size, 1)
         else:
             self.gate = nn.Sequential(
                 nn.Linear(hidden_size, 256), nn.ReLU(), nn.Linear(256, 64), nn.ReLU(),
@@ -216,6 +218,7 @@ class GatedReft(nn.Module):
 
     def set_gate_bias(self, logit: float) -> None:
         last = self.gate[-1] if isinstance(self.gate, nn.Sequential) else self.gate
+        assert isinstance(last, nn.Linear), "both gates end in a Linear"
         with torch.no_grad():
             last.bias.fill_(logit)
 
@@ -242,9 +245,12 @@ class GrunRequest(nn.Module):
         self.gate_log: GateLog | None = None  # set while this request trains
         self.consensus: torch.Tensor | None = None  # (B, 1) 0/1 for the prompt pass in progress
 
-    def apply(self, layer: int, hidden: torch.Tensor, call: CallState) -> torch.Tensor:
+    def reft(self, layer: int) -> GatedReft:  # an nn.ModuleDict types its values nn.Module
+        return cast(GatedReft, self.interventions[str(layer)])
+
+    def add_edit(self, layer: int, hidden: torch.Tensor, call: CallState) -> torch.Tensor:
         """hidden: (B, T, d) block output -> the same with this request's edit added."""
-        reft = self.interventions[str(layer)]
+        reft = self.reft(layer)
         if call.decoding:
             if self.config.positions != "all":
                 return hidden  # the prompt's edit lives on in the KV cache
@@ -283,8 +289,8 @@ class GrunRequest(nn.Module):
             for name, tensor in self.state_dict().items()
             if ".rotate.parametrizations." not in name
         }
-        for layer, reft in self.interventions.items():
-            state[f"interventions.{layer}.rotate.weight"] = reft.rotate.weight
+        for layer in self.config.layers:
+            state[f"interventions.{layer}.rotate.weight"] = self.reft(layer).rotate.weight
         return {name: tensor.detach().contiguous().cpu() for name, tensor in state.items()}
 
     def _decision(self, layer: int, batch: int) -> torch.Tensor:
@@ -306,7 +312,7 @@ class GrunStack(nn.Module):
         self.enabled = True
         self.call: CallState | None = None
         self._hooks: dict[int, object] = {}
-        self._prompt_hook = None
+        self._prompt_hook: object | None = None
         self._soft = False  # inside `soft()`: no consensus pre-pass, every gate soft
 
     @staticmethod
@@ -321,8 +327,11 @@ class GrunStack(nn.Module):
             )
         return stack
 
+    def in_order(self) -> list[GrunRequest]:  # an nn.ModuleList types its items nn.Module
+        return cast(list[GrunRequest], list(self.requests))
+
     def add(self, model: nn.Module, request: GrunRequest) -> GrunRequest:
-        layers = decoder_of(model).layers
+        layers = decoder_layers(decoder_of(model))
         for layer in request.config.layers:
             if not 0 <= layer < len(layers):
                 raise OptionError(f"GRUN layer {layer} is outside 0..{len(layers) - 1}")
@@ -332,7 +341,7 @@ class GrunStack(nn.Module):
         return request
 
     def markers(self) -> list[tuple[int, ...]]:
-        return sorted({m for r in self.requests for m in r.config.prompt_markers})
+        return sorted({m for r in self.in_order() for m in r.config.prompt_markers})
 
     def _begin_call(self, decoder, args, kwargs) -> None:
         input_ids = kwargs.get("input_ids", args[0] if args else None)
@@ -347,7 +356,7 @@ class GrunStack(nn.Module):
             valid = torch.ones(batch, length, dtype=torch.bool, device=tokens.device)
         last_prompt = None
         if not decoding:
-            for request in self.requests:  # a new prompt pass: earlier decisions are stale
+            for request in self.in_order():  # a new prompt pass: earlier decisions are stale
                 request.decisions = {}
             # Embeddings without ids (rare) cannot show a marker: their last valid token.
             ids = (
@@ -355,7 +364,7 @@ class GrunStack(nn.Module):
             )
             last_prompt = last_prompt_positions(ids, valid, self.markers())
         keys = None
-        if last_prompt is not None and any(r.gate_log is not None for r in self.requests):
+        if last_prompt is not None and any(r.gate_log is not None for r in self.in_order()):
             keys = prompt_keys(input_ids, valid, last_prompt) if input_ids is not None else None
         if not decoding and not self._soft and input_ids is not None:
             self._decide(decoder, input_ids, valid, last_prompt)
@@ -364,19 +373,19 @@ class GrunStack(nn.Module):
     def _decide(self, decoder, input_ids, valid, last_prompt) -> None:
         """Consensus requests outside training: their gates over the prompt as in training
         (one soft pass up to their top layer), then one 0/1 decision per row for all layers."""
-        deciding = [r for r in self.requests if r.enabled and not r.training
+        deciding = [r for r in self.in_order() if r.enabled and not r.training
                     and r.config.inference_gate == "consensus"]  # fmt: skip
-        for request in self.requests:
+        for request in self.in_order():
             request.consensus = None
         if not deciding or not self.enabled:  # switched off: no edit to decide on
             return
         top = max(layer for r in deciding for layer in r.config.layers)
         cut = int(last_prompt.max()) + 1  # the gates read the last prompt token: causal
-        with self.soft(), self.recording(deciding), layer_window(decoder, 0, top + 1):
+        with self.soft(), self.recording(deciding) as records, layer_window(decoder, 0, top + 1):
             decoder(input_ids=input_ids[:, :cut], attention_mask=valid[:, :cut].long(),
                     use_cache=False)  # fmt: skip
-            for r in deciding:
-                gates = torch.sigmoid(torch.cat([r.record[i] for i in r.config.layers], 1))
+            for r, record in zip(deciding, records, strict=True):
+                gates = torch.sigmoid(torch.cat([record[i] for i in r.config.layers], 1))
                 r.consensus = (gates.float().mean(1, keepdim=True) > 0.5).float()  # (B, 1)
 
     @contextmanager
@@ -395,26 +404,19 @@ class GrunStack(nn.Module):
             hidden = output[0] if isinstance(output, tuple) else output  # (B, T, d)
             for request in self.requests:
                 if request.enabled and layer in request.config.layers:
-                    hidden = request.apply(layer, hidden, self.call)
+                    hidden = request.add_edit(layer, hidden, self.call)
             return (hidden, *output[1:]) if isinstance(output, tuple) else hidden
 
         return hook
 
     @contextmanager
-    def recording(self, requests: Sequence[GrunRequest]):
-        """Inside: each request's `record` collects its gate logits by layer."""
-        for request in requests:
-            request.record = {}
+    def recording(self, requests: Sequence[GrunRequest]) -> Iterator[list[dict[int, torch.Tensor]]]:
+        """Inside: each request's `record` collects its gate logits by layer; yields them."""
+        records: list[dict[int, torch.Tensor]] = [{} for _ in requests]
+        for request, record in zip(requests, records, strict=True):
+            request.record = record
         try:
-            yield
+            yield records
         finally:
             for request in requests:
                 request.record = None
-
-
-def decoder_of(model: nn.Module) -> nn.Module:
-    """The module holding the decoder blocks as `.layers` (LlamaModel, Gemma3TextModel...)."""
-    decoder = model.get_decoder() if hasattr(model, "get_decoder") else model
-    if not isinstance(getattr(decoder, "layers", None), nn.ModuleList):
-        raise ValueError(f"GRUN cannot find the decoder layers of {type(model).__name__}")
-    return decoder
