@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from contextlib import AbstractContextManager
 from pathlib import Path
+from typing import TypeVar
 
 from torch import Tensor, nn
 
@@ -68,7 +69,10 @@ class Adapter:
         return None
 
 
-def register_adapter(cls: type) -> type:
+AdapterT = TypeVar("AdapterT", bound=Adapter)
+
+
+def register_adapter(cls: type[AdapterT]) -> type[AdapterT]:
     ADAPTERS[cls.name] = cls
     return cls
 

@@ -7,8 +7,10 @@ from __future__ import annotations
 import copy
 from contextlib import contextmanager
 from pathlib import Path
+from typing import cast
 
 from torch import nn
+from transformers import PreTrainedModel
 
 from worker.engine.adapters.base import Adapter, named_trainable, register_adapter
 
@@ -30,13 +32,17 @@ class FullAdapter(Adapter):
         self.model = model.requires_grad_(True).train()
         return self.model
 
+    def _attached(self) -> nn.Module:
+        assert self.model is not None, "attach() first: every method below runs after it"
+        return self.model
+
     def trainable(self) -> dict[str, nn.Parameter]:
-        return named_trainable(self.model)
+        return named_trainable(self._attached())
 
     def settle_reference(self, stored: bool) -> None:
         if self.wants_reference and not stored:
             # A second copy in memory: the price of a reference whose values were not stored.
-            self.reference_model = copy.deepcopy(self.model).eval().requires_grad_(False)
+            self.reference_model = copy.deepcopy(self._attached()).eval().requires_grad_(False)
         self.settled = True
 
     @contextmanager
@@ -62,5 +68,6 @@ class FullAdapter(Adapter):
         return {"reference": "model copy" if self.reference_model is not None else "stored values"}
 
     def save(self, folder: Path, tokenizer, *, merge: bool = False) -> None:
-        self.model.save_pretrained(folder, safe_serialization=True)
+        # Whole weights: the model load_model gave attach, a transformers model.
+        cast(PreTrainedModel, self._attached()).save_pretrained(folder, safe_serialization=True)
         tokenizer.save_pretrained(folder)

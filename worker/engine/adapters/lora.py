@@ -45,8 +45,12 @@ class LoraAdapter(Adapter):
         self.model.train()
         return self.model
 
+    def _attached(self) -> PeftModel:
+        assert self.model is not None, "attach() first: every method below runs after it"
+        return self.model
+
     def trainable(self) -> dict[str, nn.Parameter]:
-        return named_trainable(self.model)
+        return named_trainable(self._attached())
 
     @contextmanager
     def reference(self):
@@ -54,10 +58,12 @@ class LoraAdapter(Adapter):
             yield self.model
 
     def save(self, folder: Path, tokenizer, *, merge: bool = False) -> None:
+        model = self._attached()
         if merge:
-            self.model.merge_and_unload().save_pretrained(folder, safe_serialization=True)
+            model.merge_and_unload().save_pretrained(folder, safe_serialization=True)
         else:
-            self.model.save_pretrained(folder, safe_serialization=True)
+            # str: peft's annotation (it joins paths with os.path, which takes either).
+            model.save_pretrained(str(folder), safe_serialization=True)
         tokenizer.save_pretrained(folder)
 
     @staticmethod
