@@ -31,4 +31,5 @@ def gradient_difference(inputs: LossInputs) -> LossOutput:
 )
 def idk_nll(inputs: LossInputs) -> LossOutput:
     """NLL of a refusal answer to each forget question + alpha * retain term."""
+    assert inputs.forget_refusal is not None, "needs_refusals: the run draws refusal batches"
     return with_retain(inputs, answer_nll(inputs.model, inputs.forget_refusal))

@@ -49,6 +49,12 @@ def dpo_loss(
     return -(2 / beta) * F.logsigmoid(beta * margin).mean()
 
 
+def beta_of(inputs: LossInputs) -> float:
+    """β: `unlearn.resolve_settings` fills in the objective's default when none was given."""
+    assert inputs.settings.beta is not None, "every objective here has a default beta"
+    return inputs.settings.beta
+
+
 def sequence_logprobs(inputs: LossInputs, batch) -> tuple[torch.Tensor, torch.Tensor]:
     """Sequence log-probs under the model (with grad) and the reference (without): (B,), (B,)."""
     logp = sequence_logprob(*token_logprobs(inputs.model, batch))
@@ -60,7 +66,7 @@ def sequence_logprobs(inputs: LossInputs, batch) -> tuple[torch.Tensor, torch.Te
 def npo(inputs: LossInputs) -> LossOutput:
     """Negative preference optimisation on the forget answers + alpha * retain term (NPO+RT)."""
     logp, ref_logp = sequence_logprobs(inputs, inputs.forget)
-    return with_retain(inputs, npo_loss(logp, ref_logp, inputs.settings.beta))
+    return with_retain(inputs, npo_loss(logp, ref_logp, beta_of(inputs)))
 
 
 @objective(
@@ -72,7 +78,7 @@ def npo(inputs: LossInputs) -> LossOutput:
 )
 def simnpo(inputs: LossInputs) -> LossOutput:
     mean_nll = sequence_mean_nll(*token_logprobs(inputs.model, inputs.forget))
-    forget_loss = simnpo_loss(mean_nll, inputs.settings.beta, inputs.settings.delta)
+    forget_loss = simnpo_loss(mean_nll, beta_of(inputs), inputs.settings.delta)
     return with_retain(inputs, forget_loss)
 
 
@@ -88,5 +94,5 @@ def idk_dpo(inputs: LossInputs) -> LossOutput:
     """DPO with a refusal as the chosen answer and the true answer as the rejected one."""
     chosen, chosen_ref = sequence_logprobs(inputs, inputs.forget_refusal)
     rejected, rejected_ref = sequence_logprobs(inputs, inputs.forget)
-    forget_loss = dpo_loss(chosen, chosen_ref, rejected, rejected_ref, inputs.settings.beta)
+    forget_loss = dpo_loss(chosen, chosen_ref, rejected, rejected_ref, beta_of(inputs))
     return with_retain(inputs, forget_loss)

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from importlib.resources import files
+from pathlib import Path
 
 from domain.records import load_refusals
 
 
 def builtin_refusals() -> list[str]:
-    return load_refusals(files(__package__) / "refusals.txt")
+    # Next to this module: the package ships as plain files (load_refusals reads a path).
+    return load_refusals(Path(__file__).with_name("refusals.txt"))
 
 
 def refusals_for(path: str | None) -> list[str]:

@@ -102,7 +102,7 @@ def rmu(inputs: LossInputs) -> LossOutput:
     settings = inputs.settings
     layer = settings.rmu_layer if settings.rmu_layer is not None else default_layer(inputs.model)
     forget_mask = answer_predicting_mask(inputs.forget)  # (B, T)
-    coefficient = settings.rmu_steering
+    coefficient: float | torch.Tensor | None = settings.rmu_steering
     if coefficient is None:
         coefficient = adaptive_coefficient(inputs, layer, forget_mask)
     hidden = hidden_at(inputs.model, layer, inputs.forget)  # (B, T, D)

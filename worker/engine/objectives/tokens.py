@@ -86,11 +86,12 @@ def masked_kl(model: nn.Module, inputs: LossInputs, batch: Batch) -> torch.Tenso
     return (per_token * mask).sum() / mask.sum().clamp_min(1)
 
 
-def retain_term(inputs: LossInputs) -> torch.Tensor:
-    """The retain loss shared by the regularized objectives: NLL or masked KL, token mean."""
+def retain_term(inputs: LossInputs, retain: Batch) -> torch.Tensor:
+    """The retain loss shared by the regularized objectives on `retain` (the inputs' retain
+    batch): NLL or masked KL, token mean."""
     if inputs.settings.retain_loss == "kl":
-        return masked_kl(inputs.model, inputs, inputs.retain)
-    return answer_nll(inputs.model, inputs.retain)
+        return masked_kl(inputs.model, inputs, retain)
+    return answer_nll(inputs.model, retain)
 
 
 def with_retain(inputs: LossInputs, forget_loss: torch.Tensor) -> LossOutput:
@@ -99,7 +100,7 @@ def with_retain(inputs: LossInputs, forget_loss: torch.Tensor) -> LossOutput:
     metrics = {"forget": forget_loss.item()}
     loss = settings.gamma * forget_loss
     if settings.alpha and inputs.retain is not None:
-        retain_loss = retain_term(inputs)
+        retain_loss = retain_term(inputs, inputs.retain)
         metrics["retain"] = retain_loss.item()
         loss = loss + settings.alpha * retain_loss
     return LossOutput(loss, metrics)
