@@ -136,9 +136,9 @@ def generate_set(
     return cache.cached_map([(q,) for q in questions], compute)
 
 
-def add_perplexity(sets: dict, options: EvalOptions) -> None:
-    """Each generation's perplexity under the original model (options.fluency_model)."""
-    judge = load_model(options.fluency_model, device=options.device, precision=options.precision)
+def add_perplexity(sets: dict, fluency_model: str, options: EvalOptions) -> None:
+    """Each generation's perplexity under the original model (`fluency_model`, a spec)."""
+    judge = load_model(fluency_model, device=options.device, precision=options.precision)
     for block in sets.values():
         rows = block["per_example"]
         if "generation" in rows:
@@ -243,14 +243,14 @@ def evaluate(
         }
     if options.fluency_model:
         clock = Stopwatch()
-        add_perplexity(sets, options)
+        add_perplexity(sets, options.fluency_model, options)
         timings["fluency_model"] = clock.read()
     clock = Stopwatch()
     gates = gate_block(loaded, the_suite, options)
     if gates is not None:
         timings["gates"] = clock.read()
     clock = Stopwatch()
-    mia = mia_block(the_suite, all_scores, ref)
+    attacks = mia_block(the_suite, all_scores, ref)
     timings["mia"] = clock.read()
     timings["total"] = total.read()
     result = {
@@ -261,7 +261,7 @@ def evaluate(
         "reference": None if ref is None else {"model": ref["model"], "source": ref["source"]},
         "options": asdict(options),
         "sets": sets,
-        "mia": mia,
+        "mia": attacks,
         "gates": gates,
         "timings": timings,
     }

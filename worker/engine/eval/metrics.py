@@ -68,10 +68,10 @@ def forget_quality(ratios: Sequence[float], retain_model_ratios: Sequence[float]
 
 def model_utility(values: Sequence[float]) -> float:
     """Harmonic mean of the utility numbers (9 on TOFU); any zero makes it zero."""
-    values = np.asarray(values, dtype=float)
-    if np.any(values <= 0):
+    array = np.asarray(values, dtype=float)
+    if np.any(array <= 0):
         return 0.0
-    return float(stats.hmean(values))
+    return float(stats.hmean(array))
 
 
 # --- generation ------------------------------------------------------------------------------

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import tempfile
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 
@@ -54,8 +55,8 @@ def _mean(values) -> float:
     return float(np.mean(values))
 
 
-def _set_summary(name: str, rows: dict) -> dict[str, float]:
-    out = {f"{name}_prob": _mean(rows["prob"])}
+def _set_summary(name: str, rows: dict) -> dict[str, float | None]:
+    out: dict[str, float | None] = {f"{name}_prob": _mean(rows["prob"])}
     if "normalised_prob" in rows:
         out[f"{name}_normalised_prob"] = _mean(rows["normalised_prob"])
     if "paraphrased_prob" in rows:
@@ -95,7 +96,9 @@ def summarise(result: dict, reference: dict | None) -> tuple[dict, dict]:
     for name, block in result["sets"].items():
         summary |= _set_summary(name, block["per_example"])
     parts = utility_parts(summary)
-    summary["model_utility"] = metrics.model_utility([summary[p] for p in parts])
+    # Probabilities, ROUGE and truth ratios are always numbers: only a perplexity can be null.
+    utility = cast(list[float], [summary[p] for p in parts])
+    summary["model_utility"] = metrics.model_utility(utility)
     for attack, block in result["mia"].items():
         summary[f"mia_{attack}"] = block["auc"]
     not_computed = {}

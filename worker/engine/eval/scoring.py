@@ -221,7 +221,7 @@ def score_texts(
     records are trained (`data.encode_text`) and what passage attacks and probabilities read."""
     tokenizer = loaded.tokenizer
     loaded.model.eval()
-    result = []
+    result: list[list[float]] = []
     with loaded.autocast():
         for start in range(0, len(texts), batch_size):
             examples = [encode_text(tokenizer, t) for t in texts[start : start + batch_size]]

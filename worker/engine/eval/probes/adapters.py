@@ -29,7 +29,10 @@ def adapter_kind(model: nn.Module) -> str | None:
 
 
 def adapter_off(model: nn.Module, kind: str) -> contextlib.AbstractContextManager:
-    return model.disable_adapter() if kind == "lora" else switched_off(model)
+    if kind == "lora":
+        assert isinstance(model, PeftModel), "what adapter_kind calls lora"
+        return model.disable_adapter()
+    return switched_off(model)
 
 
 @probe("adapter_removal", "adapter", "LoRA or GRUN switched off: what the base weights still say")
@@ -60,12 +63,13 @@ def gate_evasion(ctx: ProbeContext) -> dict:
     loaded, options = ctx.loaded, ctx.options
     if adapter_kind(loaded.model) != "grun":
         raise ProbeSkipped("not applicable: the model carries no GRUN module")
-    blocks, by_format = {}, {}
+    blocks: dict[str, dict] = {}
+    by_format: dict[str, dict[str, float]] = {}
     for set_name, records in ctx.sets.items():
-        rows = []
+        rows: list[dict] = []
         for format_name, build in PROMPT_FORMATS.items():
-            cases = [(i, build(loaded.tokenizer, r, options)) for i, r in enumerate(records)]
-            cases = [(i, c) for i, c in cases if c is not None]
+            built = [(i, build(loaded.tokenizer, r, options)) for i, r in enumerate(records)]
+            cases = [(i, c) for i, c in built if c is not None]
             if not cases:
                 continue
             prompts = [c.prompt + c.given for _, c in cases]

@@ -29,7 +29,7 @@ def choice_block(loaded: LoadedModel, records: Sequence[QARecord]) -> dict:
         for i in used
     ]
     scores = score_requests(loaded, requests) if requests else []
-    per_example = []
+    per_example: list[dict] = []
     for index, options in zip(used, scores, strict=True):
         nll = [s.nll_mean for s in options]
         picked = min(range(len(nll)), key=nll.__getitem__)

@@ -81,8 +81,8 @@ def leak_block(
     """Leak rate with per-example values. samples > 1: sampled at options.temperature, and a
     record leaks when any of its samples leaks."""
     cases = [build(loaded.tokenizer, r, options) for r in records]
-    used = [i for i, c in enumerate(cases) if c is not None]
-    repeated = [cases[i] for i in used for _ in range(samples)]
+    used = [(i, c) for i, c in enumerate(cases) if c is not None]
+    repeated = [c for _, c in used for _ in range(samples)]
     outputs = complete(
         loaded,
         repeated,
@@ -93,8 +93,8 @@ def leak_block(
         seed=options.seed,
     )
     per_example = []
-    for position, index in enumerate(used):
-        case, record = cases[index], records[index]
+    for position, (index, case) in enumerate(used):
+        record = records[index]
         group = outputs[position * samples : (position + 1) * samples]
         verdicts = [judge(record, case.judged_text(o), options.rouge_threshold) for o in group]
         first_leak = next((v for v in verdicts if v.leaked), verdicts[0])

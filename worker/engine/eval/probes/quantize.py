@@ -13,6 +13,7 @@ from __future__ import annotations
 import torch
 from peft import PeftModel
 from torch import nn
+from transformers import PreTrainedModel
 
 from worker.engine.eval.probes.base import probe
 from worker.engine.eval.probes.copying import copy_loaded
@@ -23,7 +24,7 @@ from worker.engine.models import LoadedModel
 INT4_GROUP = 32  # weights per scale, as GGUF Q4_0
 
 
-def quantizable_linears(model: nn.Module) -> list[str]:
+def quantizable_linears(model: PreTrainedModel) -> list[str]:
     """Names of the Linear layers to quantize (see the module docstring for what is left)."""
     output = model.get_output_embeddings()
     return [

@@ -59,14 +59,12 @@ def relearning(ctx: ProbeContext) -> dict:
     options = ctx.options
     before = ctx.measure("model", ctx.loaded, "forget_held_out", direct_case, records=held_out)
     attacked, attack = attacked_copy(ctx.loaded, attack_set, options)
-    blocks = {
-        "model": {
-            "forget": ctx.measure("model+relearn", attacked, "forget_held_out", direct_case,
-                                  records=held_out),
-            "retain": ctx.measure("model+relearn", attacked, "retain", direct_case),
-        },
-        "reference": None,
+    model_blocks = {
+        "forget": ctx.measure("model+relearn", attacked, "forget_held_out", direct_case,
+                              records=held_out),
+        "retain": ctx.measure("model+relearn", attacked, "retain", direct_case),
     }  # fmt: skip
+    blocks: dict[str, dict | None] = {"model": model_blocks, "reference": None}
     del attacked  # one attacked copy in memory at a time
     details = {
         "attack": {
@@ -79,7 +77,7 @@ def relearning(ctx: ProbeContext) -> dict:
         },
         "forget_before_attack": before,
     }
-    model_rate = blocks["model"]["forget"]["leak_rate"]
+    model_rate = model_blocks["forget"]["leak_rate"]
     details["recovered"] = model_rate - before["leak_rate"]
     if ctx.reference is not None:
         attacked_reference, reference_attack = attacked_copy(ctx.reference, attack_set, options)

@@ -71,7 +71,7 @@ def run_probes(
     results = {}
     for item in chosen:
         clock = time.perf_counter()
-        result = {"name": item.name, "family": item.family, "description": item.description}
+        result: dict = {"name": item.name, "family": item.family, "description": item.description}
         try:
             result |= {"status": "ok", "reason": None, **item.run(ctx)}
         except ProbeSkipped as skipped:
