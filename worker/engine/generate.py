@@ -61,8 +61,9 @@ def select_rows(model: torch.nn.Module, cache, indices: torch.Tensor) -> None:
     """
     cache.batch_select_indices(indices)
     for module in model.modules():
-        if hasattr(module, "batch_select_indices"):
-            module.batch_select_indices(indices)
+        select = getattr(module, "batch_select_indices", None)  # not an nn.Module method
+        if select is not None:
+            select(indices)
 
 
 def _next_tokens(

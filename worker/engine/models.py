@@ -176,7 +176,8 @@ def _dequantize_to_folder(gguf: Path, target: Path) -> None:
     tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
     model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name)
     # save_pretrained refuses GGUF-quantized models; the weights are already dequantized fp32.
-    model.hf_quantizer = None
+    # torch types nn.Module.__setattr__'s value as `Tensor | Module`; it takes any value.
+    model.hf_quantizer = None  # type: ignore[assignment]
     if hasattr(model.config, "quantization_config"):
         del model.config.quantization_config
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -270,7 +271,9 @@ def load_model(
             raise ModelError(f"could not load model folder {source}: {error}") from error
         raise ModelError(_offline_help(spec)) from error
     target = pick_device(device)
-    model.to(target).eval()
+    # transformers wraps PreTrainedModel.to in functools.wraps(nn.Module.to), which mypy reads
+    # as taking the model as its first argument.
+    model.to(target).eval()  # type: ignore[arg-type]
     model_hash = folder_hash(source) if isinstance(source, Path) else f"hub:{spec}"
     return LoadedModel(model, tokenizer, spec, model_hash, target, pick_autocast(target, precision))
 

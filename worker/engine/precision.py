@@ -22,12 +22,13 @@ from torch import nn
 def frozen_linears_cast(model: nn.Module, dtype: torch.dtype | None) -> Iterator[int]:
     """Inside: every frozen fp32 `nn.Linear` of `model` holds `dtype` weights (and bias); yields
     how many were cast. `dtype` None (no autocast): nothing changes."""
-    swapped = []
+    swapped: list[tuple[nn.Linear, torch.Tensor, nn.Parameter | None]] = []
     if dtype is not None:
         for module in model.modules():
-            weight = getattr(module, "weight", None)
-            if (isinstance(module, nn.Linear) and not weight.requires_grad
-                    and weight.dtype == torch.float32):  # fmt: skip
+            if not isinstance(module, nn.Linear):
+                continue
+            weight = module.weight
+            if not weight.requires_grad and weight.dtype == torch.float32:
                 swapped.append((module, weight, module.bias))
                 module.weight = nn.Parameter(weight.detach().to(dtype), requires_grad=False)
                 if module.bias is not None:
@@ -38,4 +39,6 @@ def frozen_linears_cast(model: nn.Module, dtype: torch.dtype | None) -> Iterator
         # Put back the very Parameter objects: ties (the output head and the embedding)
         # and every other reference to them hold again.
         for module, weight, bias in swapped:
-            module.weight, module.bias = weight, bias
+            module.weight = weight
+            if bias is not None:  # a Linear without bias kept its None: nothing to put back
+                module.bias = bias

@@ -49,7 +49,7 @@ TEXT_PROBE = "verbatim"
 def check_probes(records: Sequence[Record]) -> dict[str, list[tuple[str, QARecord]]]:
     """Per QA probe, the (question, record) pairs it asks; probes with no question are left out."""
     qa = [r for r in records if isinstance(r, QARecord)]
-    pairs = {name: [(ask(r), r) for r in qa if ask(r)] for name, ask in CHECK_PROBES.items()}
+    pairs = {name: [(q, r) for r in qa if (q := ask(r))] for name, ask in CHECK_PROBES.items()}
     return {name: rows for name, rows in pairs.items() if rows}
 
 
@@ -134,14 +134,10 @@ def leak_check(
     known = [r for r in neighbours if isinstance(r, QARecord) and r.key_facts][:NEIGHBOURS]
     neighbour_rows = [(r.question, r) for r in known]
 
-    def recall() -> float | None:
-        return (
-            fmean(ask_and_judge(loaded, neighbour_rows, max_new_tokens)[0])
-            if neighbour_rows
-            else None
-        )
+    def recall() -> float:
+        return fmean(ask_and_judge(loaded, neighbour_rows, max_new_tokens)[0])
 
-    before = evaluated(loaded, recall)
+    before = evaluated(loaded, recall) if neighbour_rows else None
 
     def measure() -> dict:
         asked = ask_probes(loaded, records, max_new_tokens, names=limits)

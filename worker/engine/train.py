@@ -134,7 +134,9 @@ def save_checkpoint(folder: Path, params: dict[str, nn.Parameter], optimizer, st
     staging.rename(folder)
 
 
-def load_checkpoint(folder: Path, params: dict[str, nn.Parameter], optimizer) -> tuple[int, list]:
+def load_checkpoint(
+    folder: Path, params: dict[str, nn.Parameter], optimizer
+) -> tuple[int, list[float]]:
     weights = load_file(folder / "weights.safetensors")
     missing = set(params) - set(weights)
     if missing:
@@ -170,7 +172,8 @@ def train(
     measures the model; the run stops as soon as one returns {"passed": True, ...}. When none
     passes, the trainable weights end as they were at the check with the highest "score"."""
     optimizer = torch.optim.AdamW(params.values(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    start_step, losses = 0, []
+    start_step = 0
+    losses: list[float] = []
     if checkpoint_dir is not None and (checkpoint_dir / "state.json").is_file():
         start_step, losses = load_checkpoint(checkpoint_dir, params, optimizer)
     tokens, started = 0, time.perf_counter()

@@ -300,6 +300,7 @@ def unlearn(
     data = UnlearnData(forget, retain or None, refusals)
     steps_per_epoch = math.ceil(len(forget) / cfg.batch_size)
     steps = cfg.steps or cfg.epochs * steps_per_epoch
+    assert cfg.lr is not None, "UnlearnConfig.__post_init__ fills in the adapter's default"
     run = RunSpec(
         kind="unlearn",
         model=cfg.model,
