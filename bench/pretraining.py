@@ -19,8 +19,9 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from bench.pretraining_data import FORGET, NEIGHBOURS, RETAIN
-from bench.tickets import run_embedded_ticket, write_records
+from bench.tickets import run_embedded_ticket
 from domain.paths import cache_home
+from domain.records import write_records
 from worker.engine.eval.corpus import evaluate_corpus
 from worker.engine.eval.general import GENERAL_QUESTIONS
 from worker.engine.generate import generate_answers

@@ -26,7 +26,7 @@ from statistics import fmean
 from api.embedded import EmbeddedService
 from bench.customers import CustomersTarget
 from domain.paths import cache_home
-from domain.records import QARecord
+from domain.records import QARecord, write_records
 from worker.engine.eval.fluency import fluency
 from worker.engine.eval.general import GENERAL_QUESTIONS
 from worker.engine.generate import generate_answers
@@ -99,10 +99,6 @@ def others_answers(loaded: LoadedModel, data: SyntheticData, roles: dict) -> dic
         "neighbours_recall": leak_rate(loaded, _rows(data.qa(roles["neighbours"]))),
         "general": generate_answers(loaded, list(GENERAL_QUESTIONS), max_new_tokens=32),
     }
-
-
-def write_records(path: Path, records) -> None:
-    path.write_text("".join(json.dumps(r.to_dict()) + "\n" for r in records))
 
 
 def run_embedded_ticket(run: Path, model: str, spec: str, policy: str, files: dict, records,

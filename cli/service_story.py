@@ -17,6 +17,7 @@ from rich.console import Console
 from rich.table import Table
 
 from api.embedded import EmbeddedService
+from domain.records import write_records
 
 MODEL_NAME = "customers"
 # Only the data: how to unlearn and when to publish are the defaults every model gets
@@ -30,10 +31,6 @@ utility_data = "utility.jsonl"
 """
 
 
-def _write_records(path: Path, records: list) -> None:
-    path.write_text("".join(json.dumps(r.to_dict()) + "\n" for r in records))
-
-
 def _open_run(retain: list, utility: list, home: Path) -> EmbeddedService:
     run = home / datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
     service = EmbeddedService.open(
@@ -44,8 +41,8 @@ def _open_run(retain: list, utility: list, home: Path) -> EmbeddedService:
     policy = service.policy_path(MODEL_NAME)
     policy.parent.mkdir(parents=True, exist_ok=True)
     policy.write_text(DEMO_POLICY)
-    _write_records(policy.parent / "retain.jsonl", retain)
-    _write_records(policy.parent / "utility.jsonl", utility)
+    write_records(policy.parent / "retain.jsonl", retain)
+    write_records(policy.parent / "utility.jsonl", utility)
     return service
 
 

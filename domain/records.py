@@ -154,6 +154,11 @@ def load_records(path: str | Path) -> list[Record]:
     return parse_records(_read_rows(path), str(path))
 
 
+def write_records(path: Path, records: Iterable[Record]) -> None:
+    """JSON Lines that `load_records` reads back: one record's dict per line."""
+    path.write_text("".join(json.dumps(r.to_dict()) + "\n" for r in records), encoding="utf-8")
+
+
 def load_qa_records(path: str | Path) -> list[QARecord]:
     qa = []
     for index, record in enumerate(load_records(path)):
