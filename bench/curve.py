@@ -16,14 +16,13 @@ import json
 from collections.abc import Callable
 from pathlib import Path
 
+from bench import RESULTS
 from bench.cells import BenchOptions, Cell, commit_id, selection_summary, unlearn_cell
 from bench.epochs import SELECTION_RULE
 from bench.tofu_mini import FixtureRecipe, build_model_fixture, tofu_mini_records
 from domain.records import DataError
 from worker.engine.eval.suites import tofu_suite
 from worker.engine.models import folder_hash
-
-RESULTS = Path(__file__).resolve().parents[1] / "benchmarks" / "results"
 
 
 def stored_ratios_path(split: str, results_dir: Path = RESULTS) -> Path:

@@ -18,6 +18,7 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from bench import RESULTS
 from bench.pretraining_data import FORGET, NEIGHBOURS, RETAIN
 from bench.tickets import run_embedded_ticket
 from domain.paths import cache_home
@@ -27,7 +28,6 @@ from worker.engine.eval.general import GENERAL_QUESTIONS
 from worker.engine.generate import generate_answers
 from worker.engine.models import DEFAULT_MODEL, LoadedModel, load_model
 
-RESULTS = Path(__file__).resolve().parents[1] / "benchmarks" / "results"
 CELLS = (("idk", "grun"), ("npo", "grun"), ("idk", "full"), ("npo", "full"))
 MAX_NEW_TOKENS = 48
 POLICY = """

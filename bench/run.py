@@ -17,6 +17,7 @@ from pathlib import Path
 
 import torch
 
+from bench import RESULTS
 from bench.cells import (
     BenchOptions,
     Cell,
@@ -37,8 +38,6 @@ from bench.tofu_mini import (
 )
 from worker.engine.eval.report import write_eval
 from worker.engine.models import folder_hash
-
-RESULTS = Path(__file__).resolve().parents[1] / "benchmarks" / "results"
 
 
 def fixture_eval(model: Path, split: str, reference: Path | None, options: BenchOptions) -> Path:
@@ -121,11 +120,11 @@ def run_cells(
     scoring: two forget05 cells took 1050 s side by side, 510-660 s each alone.
     """
     workers = options.eval_workers
+    ratios = eval_forget_ratios(retain_eval)  # every cell's checks score against these
     for start in range(0, len(cells), workers):
         batch = cells[start : start + workers]
         for cell in batch:
             log(f"cell {cell.split} {cell.name}: unlearning")
-            ratios = eval_forget_ratios(retain_eval)
             run = unlearn_cell(cell, target, options, fingerprints["target"], ratios)
             log(f"  unlearned in {run['cost']['wall_time_s']:.0f} s")
         log(f"evaluating {', '.join(cell.name for cell in batch)}")

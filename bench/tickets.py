@@ -24,6 +24,7 @@ from pathlib import Path
 from statistics import fmean
 
 from api.embedded import EmbeddedService
+from bench import RESULTS
 from bench.customers import CustomersTarget
 from domain.paths import cache_home
 from domain.records import QARecord, write_records
@@ -34,7 +35,6 @@ from worker.engine.models import LoadedModel, folder_hash, load_model
 from worker.engine.stopping import ask_and_judge
 from worker.engine.synthetic import SyntheticData, unseen_questions
 
-RESULTS = Path(__file__).resolve().parents[1] / "benchmarks" / "results"
 MODEL_NAME = "customers"
 MAX_NEW_TOKENS = 48
 POLICY = """
