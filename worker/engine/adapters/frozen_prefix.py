@@ -52,9 +52,11 @@ def decoder_layers(decoder: nn.Module) -> nn.ModuleList:
     return layers
 
 
-def _config(decoder: nn.Module) -> PreTrainedConfig:
-    config = decoder.config  # a plain attribute, not a submodule, whatever `__getattr__` says
-    assert isinstance(config, PreTrainedConfig), "a transformers decoder carries its config"
+def config_of(module: nn.Module) -> PreTrainedConfig:
+    """A transformers model's or decoder's config (peft forwards it), typed: a plain
+    attribute, not a submodule, whatever nn.Module's `__getattr__` says."""
+    config = module.config
+    assert isinstance(config, PreTrainedConfig), "a transformers module carries its config"
     return config
 
 
@@ -67,7 +69,7 @@ class _Window(NamedTuple):
 
 def _narrow(decoder: nn.Module, start: int, stop: int | None) -> _Window:
     """Make `decoder` run only its current layers[start:stop]; returns what `_widen` restores."""
-    config = _config(decoder)
+    config = config_of(decoder)
     saved = _Window(decoder_layers(decoder), getattr(config, "layer_types", None))
     decoder.layers = nn.ModuleList(list(saved.layers)[start:stop])
     if saved.layer_types is not None:
@@ -78,7 +80,7 @@ def _narrow(decoder: nn.Module, start: int, stop: int | None) -> _Window:
 def _widen(decoder: nn.Module, saved: _Window) -> None:
     decoder.layers = saved.layers
     if saved.layer_types is not None:
-        _config(decoder).layer_types = saved.layer_types
+        config_of(decoder).layer_types = saved.layer_types
 
 
 @contextmanager

@@ -34,12 +34,12 @@ import torch
 import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 from torch import nn
-from transformers import PreTrainedConfig
 
 from worker.engine.adapters.base import Adapter, named_trainable, register_adapter
 from worker.engine.adapters.frozen_prefix import (
     DEFAULT_MAX_BYTES,
     FrozenPrefix,
+    config_of,
     decoder_layers,
     decoder_of,
 )
@@ -373,9 +373,7 @@ class PromptPool:
 
 def hidden_size(model: nn.Module) -> int:
     """The language model's hidden size (a multimodal config holds it in its text config)."""
-    config = model.config  # a plain attribute, whatever nn.Module's `__getattr__` says
-    assert isinstance(config, PreTrainedConfig), "a transformers model (peft forwards it)"
-    return config.get_text_config().hidden_size
+    return config_of(model).get_text_config().hidden_size
 
 
 def _first_answers(labels: torch.Tensor | None) -> torch.Tensor | None:
