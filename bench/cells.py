@@ -60,14 +60,17 @@ class Cell:
     adapter_options: dict = field(default_factory=dict)
     select_epoch: bool = True  # evaluate every epoch and end on the rule's pick (epochs.py)
     check_epochs: int = 1  # epochs between those checks (each costs ~4 min on forget05)
+    seed: int = 0  # the unlearning run's batch order (a second seed shows what was luck)
 
     @property
     def name(self) -> str:
-        """method-adapter, plus the learning rate when it is not the adapter's default (a sweep
-        point gets its own cached folder and table row)."""
+        """method-adapter, plus the learning rate when it is not the adapter's default and the
+        seed when it is not 0 (a sweep point gets its own cached folder and table row)."""
         name = f"{self.method}-{self.adapter}"
         if self.lr != default_lr(self.adapter):
             name += f"-lr{self.lr:g}"
+        if self.seed:
+            name += f"-seed{self.seed}"
         return name if self.check_epochs == 1 else f"{name}-every{self.check_epochs}"
 
     def __post_init__(self) -> None:
@@ -89,6 +92,7 @@ def select_cells(
     lr: float | None = None,
     epochs: int | None = None,
     check_epochs: int = 1,
+    seed: int = 0,
 ) -> list[Cell]:
     """The default cells of these splits, only these methods and adapters (empty: all), at
     learning rate `lr` and with an `epochs` budget if given. An unknown name is refused before
@@ -110,6 +114,7 @@ def select_cells(
             lr=lr or cell.lr,
             epochs=epochs or cell.epochs,
             check_epochs=check_epochs,
+            seed=seed,
         )  # fmt: skip
         for split in splits
         for cell in default_cells(split)
@@ -217,7 +222,7 @@ def unlearn_cell(
     cfg = UnlearnConfig(
         output=str(model_folder), model=str(target), method=cell.method,
         adapter=cell.adapter, adapter_options=cell.adapter_options, epochs=cell.epochs,
-        lr=cell.lr, batch_size=cell.batch_size, loss=cell.loss, resume=True,
+        lr=cell.lr, batch_size=cell.batch_size, loss=cell.loss, seed=cell.seed, resume=True,
         check_every=math.ceil(len(forget) / cell.batch_size) * cell.check_epochs
         if cell.select_epoch else 0,
     )  # fmt: skip

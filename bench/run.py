@@ -41,8 +41,10 @@ from worker.engine.models import folder_hash
 
 
 def fixture_eval(model: Path, split: str, reference: Path | None, options: BenchOptions) -> Path:
-    """eval.json (with probes) of a fixture model on a split, cached beside the model."""
-    path = model.parent / f"{model.name}-eval-{split}.json"
+    """eval.json (with probes) of a fixture model on a split, cached beside the model (one file
+    with a reference, another without: the same model's Forget Quality is n/c without)."""
+    unreferenced = "-no-reference" if reference is None else ""
+    path = model.parent / f"{model.name}-eval-{split}{unreferenced}.json"
     if not path.is_file():
         write_eval(path, evaluate_with_probes(model, split, reference, options))
     return path

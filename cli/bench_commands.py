@@ -38,6 +38,14 @@ def tofu_mini_command(
             "model is built, no table row is written"
         ),
     ] = False,
+    evaluate: Annotated[
+        bool,
+        typer.Option(
+            help="with --curve: also evaluate the picked model and the target (the whole suite "
+            "and the probes, ~10 min each on forget05), beside the stored retain-model row"
+        ),
+    ] = False,
+    seed: Annotated[int, typer.Option(help="the unlearning runs' seed (batch order)")] = 0,
     tofu_dir: Annotated[Path | None, typer.Option(help="TOFU data folder")] = None,
     retrain_seconds: Annotated[
         float | None,
@@ -63,13 +71,22 @@ def tofu_mini_command(
     splits = split or ["forget05"]
     command = "obliviate " + " ".join(sys.argv[1:])
     try:
-        cells = select_cells(splits, method or [], adapter or [], lr, epochs, check_epochs)
+        if evaluate and not curve:
+            raise ValueError("--evaluate goes with --curve (a table run always evaluates)")
+        cells = select_cells(splits, method or [], adapter or [], lr, epochs, check_epochs, seed)
         options = BenchOptions(
             tofu_dir or default_tofu_dir(), retrain_s=retrain_seconds, eval_workers=eval_workers
         )
         if curve:
             paths = [
-                run_curve(cell, options, stored_ratios_path(cell.split), command, log=console.print)
+                run_curve(
+                    cell,
+                    options,
+                    stored_ratios_path(cell.split),
+                    command,
+                    log=console.print,
+                    evaluate=evaluate,
+                )  # fmt: skip
                 for cell in cells
             ]
         else:

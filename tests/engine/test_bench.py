@@ -55,7 +55,7 @@ def test_bench_writes_table_and_plot_then_rewrites_them_from_stored_rows(
     assert rows["npo-lora"]["Forget Quality"] != "n/c"  # against the retain model's eval.json
     assert float(rows["npo-lora"]["cost % of retrain"]) > 0
     assert "adapter_removal" in text and (results / "tofu_mini_forget05.png").stat().st_size > 0
-    assert (fixtures_dir() / "retain-forget05-eval-forget05.json").is_file()
+    assert (fixtures_dir() / "retain-forget05-eval-forget05-no-reference.json").is_file()
 
     def must_not_run(*args, **kwargs):
         raise AssertionError("a stored row was measured again")
@@ -231,6 +231,53 @@ def test_a_curve_run_checks_every_n_epochs_against_stored_ratios_without_a_retai
     assert [row["picked"] for row in rows].count("yes") == 1
     assert all(0.0 <= float(row["Forget Quality"]) <= 1.0 for row in rows)
     assert not (fixtures_dir() / "retain-forget05").exists()
+
+
+def stored_retain_row(results) -> None:
+    """What a table run commits for its retain model (tofu_mini/<split>/retain.json)."""
+    RowStore(results / "tofu_mini" / "forget05").write_fixture("retain", {
+        "name": "retain", "commit": "abc1234", "fixtures": {"target": "cd" * 32, "retain": "ab"},
+        "summary": {"model_utility": 0.3, "forget_quality": 1.0},
+        "probes": {"direct": {"status": "ok", "forget": 0.0, "retain": 0.5},
+                   "adapter_removal": {"status": "skipped"}},
+        "cost": {"wall_time_s": 100.0, "peak_memory_mb": 1.0, "trainable_parameters": 10},
+    })  # fmt: skip
+
+
+def test_an_evaluated_curve_sets_the_picked_model_beside_the_target_and_stored_retain_row(
+    tiny_model_dir, bench_options, tmp_path
+):
+    recipe = FixtureRecipe(model=str(tiny_model_dir), epochs=1, batch_size=32)
+    cell = Cell("npo", "grun", epochs=2, batch_size=100, check_epochs=2, seed=1)
+    stored = tmp_path / "retain_forget_ratios.json"
+    stored.write_text(json.dumps({"retain_model_sha256": "ab" * 32, "ratios": [1.0, 0.8, 1.2]}))
+    results = tmp_path / "results"
+    stored_retain_row(results)
+    path = run_curve(cell, bench_options, stored, "cmd", recipe, results_dir=results,
+                     evaluate=True)  # fmt: skip
+
+    assert path.name == "tofu_mini_curve_forget05_npo-grun-seed1-every2.md"
+    text = path.read_text()
+    final = text[text.index("## Final evaluation") :]
+    rows = {row["model"]: row for row in first_table(final)}
+    assert list(rows) == ["target", "retain", "npo-grun-seed1-every2"]
+    for name in ("target", "npo-grun-seed1-every2"):  # scored against the stored ratios
+        assert 0.0 <= float(rows[name]["Forget Quality"]) <= 1.0
+        assert rows[name]["privleak"] == "n/c"
+        assert float(rows[name]["Model Utility"]) >= 0.0  # the final evaluation's own
+    assert rows["retain"]["Model Utility"] == "0.300"  # the stored row, as committed
+    assert "another target build" in final and "Targets (issue 19)" in final
+    assert "| npo-grun-seed1-every2 | " in final.split("Robustness probes")[1]
+
+
+def test_an_evaluated_curve_without_a_stored_retain_row_is_refused_before_any_work(
+    tmp_path, bench_options
+):
+    stored = tmp_path / "retain_forget_ratios.json"
+    stored.write_text(json.dumps({"retain_model_sha256": "ab", "ratios": [1.0, 0.8, 1.2]}))
+    with pytest.raises(DataError, match="no stored retain-model row"):
+        run_curve(Cell("npo", "grun"), bench_options, stored, "cmd", FixtureRecipe("never-loaded"),
+                  results_dir=tmp_path / "results", evaluate=True)  # fmt: skip
 
 
 @pytest.mark.parametrize(
