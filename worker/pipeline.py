@@ -16,10 +16,9 @@ from __future__ import annotations
 
 import importlib
 import logging
-import threading
 import time
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from sqlalchemy.orm import Session
@@ -36,7 +35,6 @@ from domain.jobs.service import (
     finish_job,
     held_job,
     release_for_retry,
-    renew_lease,
 )
 from domain.progress import Cancelled, Progress
 from domain.redaction import redacting
@@ -47,6 +45,7 @@ from domain.tickets.service import decrypt_records
 from domain.versions import service as registry_service
 from models import DeletionRequest, Job, utcnow
 from worker import registry
+from worker.lease import Lease
 from worker.policy import load_policy, violations
 
 if TYPE_CHECKING:  # the engine (torch) loads only in a process that runs a stage
@@ -82,48 +81,6 @@ class Context:
     def actor(self) -> str:
         """Who the audit trail names for this worker's writes."""
         return f"worker:{self.worker}"
-
-
-@dataclass
-class Lease:
-    """Keeps the claim alive from a background thread while the engine works."""
-
-    context: Context
-    claim: Claim
-    lost: bool = False
-    cancel_requested: bool = False
-    _stop: threading.Event = field(default_factory=threading.Event)
-
-    def __post_init__(self):
-        self._thread = threading.Thread(
-            target=self._beat, name=f"lease-{self.claim.job_id}", daemon=True
-        )
-
-    def _beat(self) -> None:
-        settings = self.context.settings
-        while not self._stop.wait(settings.heartbeat_s):
-            try:
-                with self.context.database.transaction() as session:
-                    renew_lease(session, self.claim, settings.lease_s)
-                    self.cancel_requested = jobs_repository.cancel_requested(
-                        session, self.claim.job_id
-                    )
-            except LeaseLost:
-                self.lost = True
-                return
-            except Exception:  # a database blip: try again next beat, the lease has slack
-                log.exception("heartbeat failed for job %s", self.claim.job_id)
-
-    def should_stop(self) -> bool:
-        return self.lost or self.cancel_requested
-
-    def __enter__(self) -> Lease:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *_exc) -> None:
-        self._stop.set()
-        self._thread.join()
 
 
 def _locked(session: Session, claim: Claim) -> tuple[Job, DeletionRequest]:
@@ -262,22 +219,54 @@ def _unlearn(context: Context, claim: Claim, lease: Lease) -> str:
                 _advance(session, context, ticket, "evaluating", {"steps": run.get("steps")})
             started = time.perf_counter()
             evaluation = context.runner.evaluate(str(output), records, policy, assessment, run)
+        stages = {
+            **assessment.get("stage_s", {}),
+            "unlearn": unlearn_s,
+            "evaluate": time.perf_counter() - started,
+        }
+        evaluation["stage_s"] = stages
+        evaluation["cost"] = {**evaluation.get("cost", {}), "total_s": sum(stages.values())}
+        evaluation["policy"] = policy.fingerprint()
+        return _publish_or_hold(context, claim, parent_id, output, run, evaluation, policy)
     except BaseException:
-        registry.discard(output)  # a failed, cancelled or lost attempt leaves no model behind
+        # A failed, cancelled or lost attempt (a full disk at publication included) leaves no
+        # model behind: these weights were trained on the data to delete.
+        registry.discard(output)
         raise
-    stages = {
-        **assessment.get("stage_s", {}),
-        "unlearn": unlearn_s,
-        "evaluate": time.perf_counter() - started,
-    }
-    evaluation["stage_s"] = stages
-    evaluation["cost"] = {**evaluation.get("cost", {}), "total_s": sum(stages.values())}
-    evaluation["policy"] = policy.fingerprint()
-    return _publish_or_hold(context, claim, parent_id, output, run, evaluation, policy)
 
 
 def _publish_or_hold(context, claim, parent_id, output, run, evaluation, policy) -> str:
     problems = violations(policy.publish, evaluation)
+    claimed: list[tuple[str, int]] = []  # the version folder this attempt moved into place
+    try:
+        return _store_and_decide(
+            context, claim, parent_id, output, run, evaluation, problems, claimed
+        )
+    except BaseException:
+        if claimed:
+            _discard_unregistered(context, *claimed[0])
+        raise
+
+
+def _discard_unregistered(context: Context, model_name: str, number: int) -> None:
+    """After a failed publication, remove the version folder it moved into place unless its row
+    was committed after all (a commit whose answer was lost keeps its files)."""
+    try:
+        with context.database.transaction() as session:
+            registered = registry_service.repository.version_by_number(session, model_name, number)
+    except Exception:  # the database is away: the retry's store_version replaces the folder
+        log.exception("could not check version %s of %s after a failed publication", number,
+                      model_name)  # fmt: skip
+        return
+    if registered is None:
+        registry.discard(
+            registry.version_folder(context.settings.artifacts_dir, model_name, number)
+        )
+
+
+def _store_and_decide(context, claim, parent_id, output, run, evaluation, problems, claimed):
+    """Move the attempt's output into its version folder, add the version and publish it or hold
+    the ticket, in one transaction."""
     actor = context.actor
     with context.database.transaction() as session:
         job, ticket = _locked(session, claim)
@@ -288,6 +277,7 @@ def _publish_or_hold(context, claim, parent_id, output, run, evaluation, policy)
                 f"production moved from version {parent.number} to {serving.number} meanwhile"
             )
         number = registry_service.repository.next_number(session, ticket.model_name)
+        claimed.append((ticket.model_name, number))
         info = {
             "parent": parent.number,
             "tickets": [str(ticket.id)],

@@ -12,10 +12,12 @@ import uuid
 
 import psycopg
 import pytest
+import redis
 from sqlalchemy import text
 
 from domain.db import Database, upgrade_database
 from domain.settings import Settings
+from tests.service.running import Processes
 
 PG_ADMIN = os.environ.get("OBLIVIATE_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
 REDIS_URL = os.environ.get("OBLIVIATE_TEST_REDIS", "redis://127.0.0.1:6379/11")
@@ -147,3 +149,39 @@ def ticket_body(**overrides) -> dict:
 
 def auth(client, role: str) -> dict:
     return {"X-API-Key": client.keys[role]}
+
+
+@pytest.fixture
+def service_env(settings, database, tiny_model_dir, tmp_path, redis_prefix):
+    from domain.versions.service import register_model
+
+    with database.transaction() as session:
+        register_model(session, "tiny", str(tiny_model_dir), actor="test", artifact_hash=None)
+    env = {
+        **os.environ,
+        "OBLIVIATE_ENVIRONMENT": "test",
+        "OBLIVIATE_DATABASE_URL": settings.database_url,
+        "OBLIVIATE_BROKER_URL": REDIS_URL,
+        "OBLIVIATE_BROKER_KEY_PREFIX": redis_prefix,
+        "OBLIVIATE_SECRET_KEY": settings.secret_key.get_secret_value(),
+        "OBLIVIATE_DATA_KEY": settings.data_key.get_secret_value(),
+        "OBLIVIATE_ARTIFACTS_DIR": str(settings.artifacts_dir),
+        "OBLIVIATE_POLICIES_DIR": str(settings.policies_dir),
+        "OBLIVIATE_ENGINE_RUNNER": settings.engine_runner,
+        "OBLIVIATE_LEASE_S": "3",
+        "OBLIVIATE_HEARTBEAT_S": "0.5",
+        "OBLIVIATE_SWEEP_INTERVAL_S": "1",
+        "OBLIVIATE_HOME": str(tmp_path / "home"),
+    }
+    yield env, make_keys(database, settings)
+    client = redis.Redis.from_url(REDIS_URL)
+    for key in client.scan_iter(f"{redis_prefix}*"):
+        client.delete(key)
+
+
+@pytest.fixture
+def processes(service_env, tmp_path):
+    env, _ = service_env
+    running = Processes(env, tmp_path)
+    yield running
+    running.stop_all()

@@ -2,6 +2,7 @@
 
 Environment knobs (read at call time, so subprocess workers obey them too):
 FAKE_UNLEARN_S  seconds the unlearn stage takes (it reports progress and honours should_stop)
+FAKE_EVALUATE_S seconds the evaluation takes
 FAKE_LEAK_AFTER leak rate the evaluation reports (above the policy's limit: the ticket is held)
 FAKE_LEAK_BEFORE leak rate the assessment reports (0: the model never gave the data out)
 FAKE_FAIL_ONCE  a file path: the first unlearn attempt creates it and raises (a transient crash)
@@ -54,6 +55,7 @@ class FakeRunner:
         }
 
     def evaluate(self, spec, records, policy, assessment, run) -> dict:
+        time.sleep(float(os.environ.get("FAKE_EVALUATE_S", "0")))
         leak = float(os.environ.get("FAKE_LEAK_AFTER", "0"))
         return {
             "leak_rate": {"direct": leak, "paraphrased": leak},

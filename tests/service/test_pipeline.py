@@ -1,5 +1,6 @@
 """The pipeline in one process with the fake engine: lifecycle, publish/hold, retry, leases."""
 
+import errno
 from datetime import timedelta
 
 import pytest
@@ -200,6 +201,31 @@ def test_a_killed_attempts_leftovers_are_removed_by_the_next_attempt(
     first = calls[0]
     assert first.name.endswith("-a1") and not first.exists()  # weights trained on the data
     assert _ticket(api, ticket_id)["state"] == "published"
+
+
+@pytest.mark.parametrize("moved", [False, True], ids=["before-the-move", "after-the-move"])
+def test_a_disk_full_at_publication_fails_cleanly_with_nothing_left_behind(
+    api, settings, monkeypatch, moved
+):
+    real_store = registry.store_version
+
+    def disk_full(*args):
+        if moved:  # the training output is in its version folder; what came next failed
+            real_store(*args)
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(registry, "store_version", disk_full)
+    ticket_id = _submit(api)
+    outcomes = [outcome for _, outcome in run_pending_jobs(settings, api.database)]
+    assert outcomes == ["assessed", "retry", "retry", "failed"]  # transient, until out of tries
+    ticket = _ticket(api, ticket_id)
+    assert ticket["state"] == "failed" and "No space left on device" in ticket["error"]
+    # No weights trained on the data are left, neither staged nor as an unregistered version,
+    # and production is still version 1.
+    model_dir = settings.artifacts_dir / "tiny"
+    assert [p.name for p in model_dir.iterdir() if any(p.iterdir())] == []
+    models = api.get("/v1/models", headers=auth(api, "operator")).json()["data"]
+    assert models[0]["production"]["number"] == 1
 
 
 def test_a_user_error_fails_the_ticket_at_once_instead_of_burning_retries(
