@@ -5,9 +5,10 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 
-from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy import Engine, create_engine, event, func, select, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -38,6 +39,17 @@ def make_engine(database_url: str) -> Engine:
         connection.exec_driver_sql("BEGIN IMMEDIATE")
 
     return engine
+
+
+def database_now(session: Session) -> datetime:
+    """The time every lease is measured in: the database server's clock, so that workers whose
+    own clocks drift cannot see a live lease as expired (or keep a dead one alive). SQLite is
+    the embedded stack's, with its one process and one clock: that clock."""
+    if session.get_bind().dialect.name == "sqlite":
+        return datetime.now(UTC)
+    now = session.scalar(select(func.now()))  # the transaction's start, timezone-aware
+    assert now is not None
+    return now.astimezone(UTC)
 
 
 class Database:

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from sqlalchemy.orm import Session
 
+from domain.db import database_now
 from domain.dispatch import wake_later
 from domain.jobs import repository
 from models import Job, utcnow
@@ -33,12 +34,12 @@ def create_job(
 
 
 def claim_job(session: Session, job_id: uuid.UUID, worker: str, lease_s: float) -> Claim | None:
-    fence = repository.claim(session, job_id, worker, utcnow(), lease_s)
+    fence = repository.claim(session, job_id, worker, database_now(session), lease_s)
     return Claim(job_id, fence, worker) if fence is not None else None
 
 
 def renew_lease(session: Session, claim: Claim, lease_s: float) -> None:
-    if not repository.renew(session, claim.job_id, claim.fence, utcnow(), lease_s):
+    if not repository.renew(session, claim.job_id, claim.fence, database_now(session), lease_s):
         raise LeaseLost(f"job {claim.job_id} attempt {claim.fence} lost its lease")
 
 

@@ -7,7 +7,7 @@ import pytest
 from sqlalchemy import select, update
 
 from domain.audit.service import verify_chain
-from domain.jobs.service import claim_job
+from domain.jobs.service import claim_job, renew_lease
 from models import Job, ModelVersion, utcnow
 from tests.service.conftest import auth, ticket_body
 from tests.service.fake_engine import FakeRunner
@@ -256,12 +256,27 @@ def test_expired_lease_is_reclaimed_and_the_stale_worker_cannot_write(api, setti
     with api.database.transaction() as session:
         second = claim_job(session, job_id, "new-worker", lease_s=60)
     assert (first.fence, second.fence) == (1, 2)
-    from domain.jobs.service import LeaseLost, held_job, renew_lease
+    from domain.jobs.service import LeaseLost, held_job
 
     with pytest.raises(LeaseLost), api.database.transaction() as session:
         renew_lease(session, first, 60)
     with pytest.raises(LeaseLost), api.database.transaction() as session:
         held_job(session, first)
+
+
+def test_a_worker_whose_clock_runs_ahead_cannot_take_a_live_lease(api, monkeypatch):
+    _submit(api)
+    with api.database.transaction() as session:
+        job_id = session.scalars(select(Job.id)).one()
+        first = claim_job(session, job_id, "worker-a", lease_s=60)
+    # Worker b's clock is two hours fast: by its own time the lease ran out long ago.
+    fast = utcnow() + timedelta(hours=2)
+    for module in ("domain.jobs.service", "worker.pipeline"):  # what reads this process's clock
+        monkeypatch.setattr(f"{module}.utcnow", lambda: fast)
+    with api.database.transaction() as session:
+        assert claim_job(session, job_id, "worker-b", lease_s=60) is None
+    with api.database.transaction() as session:  # and worker a still holds it
+        renew_lease(session, first, 60)
 
 
 def test_jobs_on_one_model_run_one_at_a_time(api, settings):
