@@ -164,8 +164,9 @@ class EmbeddedService:
         from domain.tickets.commands import Decision
 
         with self.database.transaction() as session:
+            operator = self._principal(session, "operator")
             tickets.approve_ticket(
-                session, self._principal(session, "operator"), ticket_id, Decision(reason=reason)
+                session, self.settings, operator, ticket_id, Decision(reason=reason)
             )
         return self.ticket(ticket_id)
 

@@ -1,4 +1,5 @@
-"""Errors leave the worker without the ticket's personal data in their messages."""
+"""Errors leave the worker, and operators' reasons enter the ticket, without the ticket's
+personal data in their text."""
 
 from __future__ import annotations
 
@@ -19,16 +20,20 @@ def redacting(records: Sequence[Record]) -> Iterator[None]:
     try:
         yield
     except Exception as error:
-        values = {v for r in records for v in record_values(r) if len(v) >= MIN_REDACTED}
-        ordered = sorted(values, key=len, reverse=True)
         seen: set[int] = set()
         current: BaseException | None = error
         while current is not None and id(current) not in seen:
             seen.add(id(current))
-            text = clean = str(current)
-            for value in ordered:
-                clean = clean.replace(value, "[redacted]")
-            if clean != text:
+            text = str(current)
+            if (clean := redact(text, records)) != text:
                 current.args = (clean,)
             current = current.__cause__ or current.__context__
         raise
+
+
+def redact(text: str, records: Sequence[Record]) -> str:
+    """`text` with every value of `records` (longest first) replaced by "[redacted]"."""
+    values = {v for r in records for v in record_values(r) if len(v) >= MIN_REDACTED}
+    for value in sorted(values, key=len, reverse=True):
+        text = text.replace(value, "[redacted]")
+    return text

@@ -52,7 +52,7 @@ def _decide(verdict: str, ticket_id, request, session, settings, reason, csrf, l
     try:
         body = Decision(reason=reason)
         with session.begin_nested():  # answered here: a failure must not half-commit
-            act(session, user.principal, ticket_id, body)
+            act(session, settings, user.principal, ticket_id, body)
     except ValidationError:
         return _operations(session, user, lang, t["reason_required"], 422)
     except ServiceError as error:

@@ -102,7 +102,7 @@ def cancel(ticket_id: uuid.UUID, request: Request, session: SessionDep, settings
         return to_login(lang)
     check_form(settings, user, csrf, ("requester", "operator", "admin"))
     try:
-        service.cancel_ticket(session, user.principal, ticket_id, None)
+        service.cancel_ticket(session, settings, user.principal, ticket_id, None)
     except ServiceError as error:
         return _ticket_page(session, user, ticket_id, lang, error.detail, error.status_code)
     return _ticket_page(session, user, ticket_id, lang, MESSAGES[lang]["cancelled"])

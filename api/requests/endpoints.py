@@ -119,10 +119,12 @@ def request_events(ticket_id: uuid.UUID, session: SessionDep, principal: AnyRole
 
 @router.post("/{ticket_id}/cancel", response_model=TicketPublic | TicketDetail)
 def cancel(
-    ticket_id: uuid.UUID, session: SessionDep, principal: Canceller, body: Decision | None = None
-):
+    ticket_id: uuid.UUID, session: SessionDep, settings: SettingsDep, principal: Canceller,
+    body: Decision | None = None,
+):  # fmt: skip
     """Requesters cancel before unlearning starts; operators also stop a running job."""
-    ticket = service.cancel_ticket(session, principal, ticket_id, body.reason if body else None)
+    reason = body.reason if body else None
+    ticket = service.cancel_ticket(session, settings, principal, ticket_id, reason)
     return present(session, principal, ticket)
 
 
@@ -133,9 +135,13 @@ def extend(ticket_id: uuid.UUID, body: TicketExtend, session: SessionDep, princi
 
 
 @router.post("/{ticket_id}/approve", response_model=TicketPublic | TicketDetail)
-def approve(ticket_id: uuid.UUID, body: Decision, session: SessionDep, principal: Operator):
+def approve(
+    ticket_id: uuid.UUID, body: Decision, session: SessionDep, settings: SettingsDep,
+    principal: Operator,
+):  # fmt: skip
     """Publish a held result although the policy was not met."""
-    return present(session, principal, service.approve_ticket(session, principal, ticket_id, body))
+    ticket = service.approve_ticket(session, settings, principal, ticket_id, body)
+    return present(session, principal, ticket)
 
 
 @router.post("/{ticket_id}/rerun", response_model=TicketPublic | TicketDetail)
@@ -149,5 +155,9 @@ def rerun(
 
 
 @router.post("/{ticket_id}/reject", response_model=TicketPublic | TicketDetail)
-def reject(ticket_id: uuid.UUID, body: Decision, session: SessionDep, principal: Operator):
-    return present(session, principal, service.reject_ticket(session, principal, ticket_id, body))
+def reject(
+    ticket_id: uuid.UUID, body: Decision, session: SessionDep, settings: SettingsDep,
+    principal: Operator,
+):  # fmt: skip
+    ticket = service.reject_ticket(session, settings, principal, ticket_id, body)
+    return present(session, principal, ticket)

@@ -15,6 +15,7 @@ from domain.jobs import repository as jobs_repository
 from domain.jobs.service import create_job
 from domain.keys.service import Principal
 from domain.records import DataError, hash_records, parse_records
+from domain.redaction import redact
 from domain.settings import Settings
 from domain.tickets import repository
 from domain.tickets.commands import Decision, Rerun, TicketCreate, TicketExtend
@@ -183,8 +184,23 @@ def list_tickets(
     return repository.search(session, where, limit, offset)
 
 
+def operator_text(
+    session: Session, settings: Settings, ticket: DeletionRequest, text: str | None
+) -> str | None:
+    """An operator's free text as the ticket keeps it: without any value of the ticket's
+    records (a reason that quotes the person's data would outlive the data key, and every role
+    reads it: issue 18). Read while the key is alive, before the ticket closes."""
+    if text is None or ticket.wrapped_key is None:
+        return text
+    return redact(text, decrypt_records(session, settings, ticket))
+
+
 def cancel_ticket(
-    session: Session, principal: Principal, ticket_id: uuid.UUID, reason: str | None
+    session: Session,
+    settings: Settings,
+    principal: Principal,
+    ticket_id: uuid.UUID,
+    reason: str | None,
 ) -> DeletionRequest:
     ticket = visible_ticket(session, principal, ticket_id, for_update=True)
     allowed = (
@@ -200,6 +216,7 @@ def cancel_ticket(
             job.status, job.finished_at = "cancelled", utcnow()
         elif job.status == "running":
             job.cancel_requested, running = True, True
+    reason = operator_text(session, settings, ticket, reason)
     if running and ticket.state in ("unlearning", "evaluating"):
         # Cooperative: the training loop sees the flag and the worker closes the ticket.
         record_ticket_event(
@@ -246,10 +263,16 @@ def extend_deadline(
 
 
 def _decide(
-    session: Session, principal: Principal, ticket_id: uuid.UUID, verdict: str, body: Decision
+    session: Session,
+    settings: Settings,
+    principal: Principal,
+    ticket_id: uuid.UUID,
+    verdict: str,
+    body: Decision,
 ) -> DeletionRequest:
     """Record an operator's verdict ("approved" or "rejected") on a held ticket."""
     ticket = visible_ticket(session, principal, ticket_id, for_update=True)
+    reason = operator_text(session, settings, ticket, body.reason)
     transition(
         session,
         ticket,
@@ -257,15 +280,19 @@ def _decide(
         actor=principal.actor,
         data={"version_id": str(ticket.version_id)},
     )
-    ticket.decision_reason = body.reason
+    ticket.decision_reason = reason
     return ticket
 
 
 def approve_ticket(
-    session: Session, principal: Principal, ticket_id: uuid.UUID, body: Decision
+    session: Session,
+    settings: Settings,
+    principal: Principal,
+    ticket_id: uuid.UUID,
+    body: Decision,
 ) -> DeletionRequest:
     """Publish the held candidate version: an operator accepts what the policy did not."""
-    ticket = _decide(session, principal, ticket_id, "approved", body)
+    ticket = _decide(session, settings, principal, ticket_id, "approved", body)
     version = registry_service.publish_candidate(session, ticket.version_id, actor=principal.actor)
     transition(
         session, ticket, "published", actor=principal.actor, data={"version": version.number}
@@ -274,9 +301,13 @@ def approve_ticket(
 
 
 def reject_ticket(
-    session: Session, principal: Principal, ticket_id: uuid.UUID, body: Decision
+    session: Session,
+    settings: Settings,
+    principal: Principal,
+    ticket_id: uuid.UUID,
+    body: Decision,
 ) -> DeletionRequest:
-    ticket = _decide(session, principal, ticket_id, "rejected", body)
+    ticket = _decide(session, settings, principal, ticket_id, "rejected", body)
     if ticket.version_id is not None:
         registry_service.reject_candidate(session, ticket.version_id, actor=principal.actor)
     return ticket
@@ -295,7 +326,7 @@ def rerun_ticket(
         registry_service.reject_candidate(session, ticket.version_id, actor=principal.actor)
     ticket.version_id, ticket.evaluation = None, None
     ticket.options = {**ticket.options, **changes}
-    ticket.decision_reason = f"re-run: {body.reason}"
+    ticket.decision_reason = f"re-run: {operator_text(session, settings, ticket, body.reason)}"
     create_job(session, ticket.id, ticket.model_name, "unlearn", settings.max_attempts)
     return ticket
 

@@ -39,3 +39,26 @@ def test_a_failing_ticket_leaks_no_record_value_and_no_subject_id(api, settings,
     everything = "\n".join(seen)
     for secret in secrets:
         assert secret not in everything, secret
+
+
+@pytest.mark.parametrize("verdict", ["reject", "approve", "cancel"])
+def test_an_operators_reason_keeps_no_record_value_after_the_ticket_closes(
+    api, settings, monkeypatch, verdict
+):
+    monkeypatch.setenv("FAKE_LEAK_AFTER", "0.5")  # the policy holds the ticket for review
+    ticket_id = api.post(
+        "/v1/deletion-requests", json=ticket_body(), headers=auth(api, "requester")
+    ).json()["id"]
+    if verdict != "cancel":  # approve and reject decide a held ticket; cancel one not yet run
+        outcomes = [outcome for _, outcome in run_pending_jobs(settings, api.database)]
+        assert outcomes[-1] == "held"
+    # An operator quoting what still leaked: the email, and the whole answer.
+    reason = "Still says ada@example.com (Ada's email is ada@example.com.); closing anyway."
+    response = api.post(f"/v1/deletion-requests/{ticket_id}/{verdict}", json={"reason": reason},
+                        headers=auth(api, "operator"))  # fmt: skip
+    assert response.status_code == 200, response.text
+    for role in ("requester", "operator", "auditor"):
+        ticket = api.get(f"/v1/deletion-requests/{ticket_id}", headers=auth(api, role)).json()
+        assert ticket["state"] in ("rejected", "published", "cancelled")  # closed: key destroyed
+        assert "ada@example.com" not in ticket["decision_reason"]
+        assert ticket["decision_reason"].endswith("[redacted]); closing anyway.")
