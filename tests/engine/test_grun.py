@@ -13,7 +13,8 @@ from tests.engine.memorized import FORGET, RETAIN, mean_nll
 from worker.engine.adapters import get_adapter
 from worker.engine.adapters.grun import GrunAdapter
 from worker.engine.adapters.grun_gates import gate_report, switched_off
-from worker.engine.adapters.grun_module import GrunStack, default_layers, last_prompt_positions
+from worker.engine.adapters.grun_module import GrunStack, default_layers
+from worker.engine.adapters.grun_prompts import last_prompt_positions
 from worker.engine.artifacts import MANIFEST
 from worker.engine.data import collate, encode_qa, format_prompt
 from worker.engine.generate import generate_answers, prefill, select_rows

@@ -55,9 +55,8 @@ from worker.engine.adapters.grun_module import (
     GrunRequest,
     GrunStack,
     default_layers,
-    prompt_keys,
-    prompt_markers,
 )
+from worker.engine.adapters.grun_prompts import prompt_keys, prompt_markers
 from worker.engine.data import IGNORE_INDEX, Example, collate, format_prompt
 from worker.engine.errors import OptionError
 

@@ -29,7 +29,7 @@ from torch import nn
 from torch.nn.utils.parametrizations import orthogonal
 
 from worker.engine.adapters.frozen_prefix import decoder_layers, decoder_of, layer_window
-from worker.engine.data import format_prompt
+from worker.engine.adapters.grun_prompts import last_prompt_positions, prompt_keys
 from worker.engine.errors import OptionError
 
 POSITIONS = ("last_prompt", "prompt", "all")
@@ -42,9 +42,6 @@ GATES = ("linear", "mlp")
 INFERENCE_GATES = ("soft", "hard", "consensus")
 # The paper's layers for a 32-layer Llama (20, 25, 31), as fractions of the last layer's index.
 PAPER_LAYER_FRACTIONS = (20 / 31, 25 / 31, 1.0)
-# Questions with different endings: the tokens every formatted prompt shares at its end
-# are the marker (a question's last character may merge with the template in BPE).
-_MARKER_PROBES = ("Who is Ada?", "Name the year.", "x")
 
 
 @dataclass(frozen=True)
@@ -94,58 +91,6 @@ class GrunConfig:
 def default_layers(num_layers: int) -> tuple[int, ...]:
     """Three layers in the upper part of the network, the paper's 20/25/31-of-32 scaled."""
     return tuple(sorted({round(f * (num_layers - 1)) for f in PAPER_LAYER_FRACTIONS}))
-
-
-def _common_suffix(sequences: Sequence[Sequence[int]]) -> tuple[int, ...]:
-    shortest = min(len(s) for s in sequences)
-    length = 0
-    while length < shortest and len({s[len(s) - 1 - length] for s in sequences}) == 1:
-        length += 1
-    return tuple(sequences[0][len(sequences[0]) - length :])
-
-
-def prompt_markers(tokenizer) -> tuple[tuple[int, ...], ...]:
-    """The token ids that end every chat and every plain prompt (at least 2 tokens each)."""
-    markers = []
-    for chat in (True, False):
-        prompts = [
-            tokenizer(format_prompt(tokenizer, q, chat=chat), add_special_tokens=False)["input_ids"]
-            for q in _MARKER_PROBES
-        ]
-        marker = _common_suffix(prompts)
-        if len(marker) >= 2 and marker not in markers:
-            markers.append(marker)
-    return tuple(markers)
-
-
-def last_prompt_positions(
-    input_ids: torch.Tensor, valid: torch.Tensor, markers: Sequence[Sequence[int]]
-) -> torch.Tensor:
-    """(B,) index of each row's last prompt token: the end of its last marker, else its last
-    valid token. input_ids, valid: (B, T)."""
-    positions = torch.arange(input_ids.shape[1], device=input_ids.device)  # (T,)
-    last_valid = torch.where(valid, positions, -1).amax(1)  # (B,)
-    found = torch.full_like(last_valid, -1)
-    for marker in markers:
-        k = len(marker)
-        if k > input_ids.shape[1]:
-            continue
-        pattern = torch.tensor(marker, device=input_ids.device)
-        windows = input_ids.unfold(1, k, 1)  # (B, T-k+1, k)
-        hits = (windows == pattern).all(-1) & valid.unfold(1, k, 1).all(-1)  # (B, T-k+1)
-        ends = torch.where(hits, positions[k - 1 :], -1).amax(1)  # (B,)
-        found = torch.maximum(found, ends)
-    return torch.where(found >= 0, found, last_valid)
-
-
-def prompt_keys(
-    input_ids: torch.Tensor, valid: torch.Tensor, last_prompt: torch.Tensor
-) -> list[tuple[int, ...]]:
-    """Each row's prompt tokens, padding dropped: all its gate depends on (causal attention)."""
-    return [
-        tuple(ids[: end + 1][ok[: end + 1]].tolist())
-        for ids, ok, end in zip(input_ids, valid, last_prompt.tolist(), strict=True)
-    ]
 
 
 @dataclass
