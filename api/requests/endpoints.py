@@ -31,9 +31,13 @@ IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key", max_lengt
 
 def present(session, principal: Principal, ticket) -> TicketPublic | TicketDetail:
     """Requesters get the public view; staff also get measurements, hashes and jobs."""
-    if principal.role == "requester":
-        return TicketPublic.model_validate(ticket)
-    return TicketDetail.of(ticket, jobs_repository.for_request(session, ticket.id))
+    jobs = jobs_repository.for_request(session, ticket.id)
+    view = (
+        TicketPublic.model_validate(ticket)
+        if principal.role == "requester"
+        else TicketDetail.of(ticket, jobs)
+    )
+    return view.model_copy(update=service.waiting_state(session, jobs))
 
 
 def _submit(session, settings, principal, payload, idempotency_key, response):

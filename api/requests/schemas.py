@@ -39,6 +39,8 @@ class TicketPublic(BaseModel):
     progress: Progress
     decision_reason: str | None
     closed_at: datetime | None
+    queue_position: int | None = None  # 1 = the next job to run on its model; None: not waiting
+    cancel_pending: bool = False  # an operator's cancel waits for the running job to stop
 
 
 class JobPublic(BaseModel):

@@ -31,6 +31,16 @@ def for_request(session: Session, request_id: uuid.UUID) -> list[Job]:
     )
 
 
+def ahead_of(session: Session, job: Job) -> int:
+    """Jobs on the same model that will run before `job` (oldest first, one at a time)."""
+    query = select(func.count()).where(
+        Job.model_name == job.model_name,
+        Job.status.in_(("pending", "running")),
+        Job.created_at < job.created_at,
+    )
+    return session.scalar(query) or 0
+
+
 def _claimable(now: datetime):
     return or_(
         Job.status == "pending",

@@ -195,6 +195,18 @@ def operator_text(
     return redact(text, decrypt_records(session, settings, ticket))
 
 
+def waiting_state(session: Session, jobs: list) -> dict:
+    """Where an open ticket stands beyond its state: its place in its model's queue (1 = next
+    to run), and whether an operator's cancel waits for the running job to stop."""
+    pending = next((job for job in jobs if job.status == "pending"), None)
+    return {
+        "queue_position": None
+        if pending is None
+        else jobs_repository.ahead_of(session, pending) + 1,
+        "cancel_pending": any(job.status == "running" and job.cancel_requested for job in jobs),
+    }
+
+
 def cancel_ticket(
     session: Session,
     settings: Settings,
@@ -216,7 +228,8 @@ def cancel_ticket(
             job.status, job.finished_at = "cancelled", utcnow()
         elif job.status == "running":
             job.cancel_requested, running = True, True
-    reason = operator_text(session, settings, ticket, reason)
+    # Kept in both cases: a running job's cancel closes the ticket later, from the worker.
+    ticket.decision_reason = operator_text(session, settings, ticket, reason)
     if running and ticket.state in ("unlearning", "evaluating"):
         # Cooperative: the training loop sees the flag and the worker closes the ticket.
         record_ticket_event(
@@ -230,7 +243,6 @@ def cancel_ticket(
         transition(
             session, ticket, "cancelled", actor=principal.actor, data={"reason_given": bool(reason)}
         )
-        ticket.decision_reason = reason
     return ticket
 
 

@@ -280,8 +280,11 @@ def test_a_worker_whose_clock_runs_ahead_cannot_take_a_live_lease(api, monkeypat
 
 
 def test_jobs_on_one_model_run_one_at_a_time(api, settings):
-    _submit(api)
-    _submit(api, subject_id="someone-else")
+    tickets = [_submit(api), _submit(api, subject_id="someone-else")]
+    # Each waiting ticket shows its place in its model's queue, requesters included.
+    for place, ticket_id in enumerate(tickets, start=1):
+        view = api.get(f"/v1/deletion-requests/{ticket_id}", headers=auth(api, "requester"))
+        assert view.json()["queue_position"] == place
     with api.database.transaction() as session:
         first, second = session.scalars(select(Job.id).order_by(Job.created_at)).all()
         assert claim_job(session, first, "w1", lease_s=60) is not None
@@ -313,11 +316,17 @@ def test_operator_cancels_a_running_unlearning_job_cooperatively(api, settings, 
         time.sleep(0.2)
     too_late = api.post(f"/v1/deletion-requests/{ticket_id}/cancel", headers=auth(api, "requester"))
     assert too_late.status_code == 409  # requesters cannot stop a running job
-    response = api.post(f"/v1/deletion-requests/{ticket_id}/cancel", headers=auth(api, "operator"))
+    response = api.post(f"/v1/deletion-requests/{ticket_id}/cancel",
+                        json={"reason": "filed against the wrong model"},
+                        headers=auth(api, "operator"))  # fmt: skip
     assert response.status_code == 200
+    # The job stops at its next step; until then the ticket says a cancel is pending.
+    assert response.json()["state"] == "unlearning" and response.json()["cancel_pending"]
     worker.join(30)
     ticket = _ticket(api, ticket_id)
     assert ticket["state"] == "cancelled" and ticket["data_key_destroyed"]
+    assert ticket["decision_reason"] == "filed against the wrong model"  # before: dropped
+    assert not ticket["cancel_pending"]
     assert next(j for j in ticket["jobs"] if j["kind"] == "unlearn")["status"] == "cancelled"
     with api.database.transaction() as session:
         assert session.scalars(select(ModelVersion).where(ModelVersion.number > 1)).all() == []
