@@ -33,11 +33,21 @@ def check_spec(spec: str) -> None:
 
 
 def require_model(session: Session, name: str) -> ModelVersion:
-    """The version serving `name` now; 422 when no such model is registered."""
+    """The version serving `name` now; 422 when no such model is registered (a name given in
+    a request body, such as a ticket's model)."""
     serving = repository.alias(session, name, PRODUCTION)
     if serving is None:
         raise InvalidInput(f"unknown model {name!r}; an admin registers it with POST /v1/models")
     return repository.version(session, serving.version_id)
+
+
+def model_at_path(session: Session, name: str) -> ModelVersion:
+    """`require_model` for a model named in the URL: 404 when there is none, as for a
+    missing version of it."""
+    try:
+        return require_model(session, name)
+    except InvalidInput as error:
+        raise NotFound(str(error)) from None
 
 
 def get_version(session: Session, name: str, number: int) -> ModelVersion:
@@ -194,7 +204,7 @@ def rollback(
 ) -> ModelVersion:
     """Point production back at an earlier published version (default: the serving one's
     parent). The event lists the tickets whose forgetting the rollback undoes."""
-    serving = require_model(session, name)
+    serving = model_at_path(session, name)
     target = (
         get_version(session, name, to_number)
         if to_number
@@ -246,5 +256,5 @@ def list_models(session: Session) -> list[tuple[str, ModelVersion]]:
 
 
 def list_versions(session: Session, name: str) -> list[ModelVersion]:
-    require_model(session, name)
+    model_at_path(session, name)
     return repository.versions(session, name)

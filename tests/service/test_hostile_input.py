@@ -175,3 +175,18 @@ def test_a_version_whose_files_are_gone_answers_409_not_500(api, tmp_path):
     response = api.post("/v1/models/gone/versions/1/generate", json={"questions": ["Hi?"]},
                         headers=auth(api, "auditor"))  # fmt: skip
     assert response.status_code == 409 and "cannot be loaded" in response.json()["detail"]
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("get", "/v1/models/nope/versions"),
+        ("get", "/v1/models/nope/versions/1"),
+        ("post", "/v1/models/nope/rollback"),
+    ],
+)
+def test_a_model_named_in_the_url_that_does_not_exist_is_404_on_every_route(api, method, path):
+    body = {"json": {"reason": "test"}} if method == "post" else {}
+    response = getattr(api, method)(path, headers=auth(api, "admin"), **body)
+    assert response.status_code == 404, response.text  # before: 422 on two routes, 404 on one
+    assert "nope" in response.json()["detail"]
