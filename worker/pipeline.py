@@ -285,8 +285,9 @@ def _store_and_decide(context, claim, parent_id, output, run, evaluation, proble
             "adapter": run["adapter"],
         }
         folder, artifact_hash = registry.store_version(
-            output, context.settings.artifacts_dir, ticket.model_name, number, info
-        )
+            output, context.settings.artifacts_dir, ticket.model_name, number, info,
+            forget_hash=ticket.records_hash,
+        )  # fmt: skip
         version = registry_service.add_version(
             session, ticket.model_name, parent=parent, status="candidate", spec=str(folder),
             kind="full" if run["adapter"] == "full" else "adapter", method=run["method"],

@@ -14,6 +14,7 @@ import shutil
 from pathlib import Path
 
 VERSION_INFO = "version.json"
+RUN_INFO = "run.json"  # the engine's record of the run (worker.engine.recipe)
 
 
 def base_artifact_hash(spec: str) -> str | None:
@@ -37,14 +38,28 @@ def staging_folder(artifacts_dir: Path, model_name: str, job_id: str, attempt: i
 
 
 def store_version(
-    trained: Path, artifacts_dir: Path, model_name: str, number: int, info: dict
+    trained: Path,
+    artifacts_dir: Path,
+    model_name: str,
+    number: int,
+    info: dict,
+    forget_hash: str | None = None,
 ) -> tuple[Path, str]:
-    """Move a finished training output into its version folder; return (folder, weights hash)."""
+    """Move a finished training output into its version folder; return (folder, weights hash).
+
+    `forget_hash` (the ticket's keyed records hash) replaces the engine's plain hash of the
+    forget set in run.json: a version outlives the ticket's data key, and a plain hash of a
+    one-record forget set would confirm a guessed record."""
     from worker.engine.models import folder_hash
 
     target = version_folder(artifacts_dir, model_name, number)
     if target.exists():  # left by an attempt that died between the move and its commit
         shutil.rmtree(target)
+    run_info = trained / RUN_INFO
+    if forget_hash is not None and run_info.is_file():
+        run = json.loads(run_info.read_text())
+        run.setdefault("data", {})["forget"] = forget_hash
+        run_info.write_text(json.dumps(run, indent=2, sort_keys=True))
     info = {"model": model_name, "version": number, **info}
     (trained / VERSION_INFO).write_text(json.dumps(info, indent=2, sort_keys=True))
     target.parent.mkdir(parents=True, exist_ok=True)

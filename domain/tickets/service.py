@@ -115,9 +115,10 @@ def submit_ticket(
         body_hash=body_hash,
         record_kind=kinds.pop() if len(kinds) == 1 else "mixed",
         record_count=len(records),
-        # The engine's dataset hash: the same value the unlearning run.json records for its
-        # forget set, so an auditor can match a ticket to the run that used its records.
-        records_hash=hash_records(records),
+        # Keyed (a plain hash of a one-record ticket confirms a guessed record offline); the
+        # published version's run.json records this same value for its forget set, so an
+        # auditor matches a ticket to its run (worker.registry.store_version).
+        records_hash=keyed_hash(secret, "records", hash_records(records)),
         wrapped_key=wrapped_key,
         options=payload.options.model_dump(exclude_none=True) if payload.options else {},
         progress={"stage": "received"},

@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 
 from domain.progress import Cancelled, Progress
+from domain.records import hash_records
 
 
 class FakeRunner:
@@ -45,6 +46,9 @@ class FakeRunner:
             on_progress(Progress(step, steps, 1.0 / step, time.perf_counter() - started))
         manifest = {"adapter": "fake", "base_model": spec, "records": len(records)}
         (output / "obliviate.json").write_text(json.dumps(manifest))
+        # What the engine's run.json says of its data (worker.engine.recipe): plain hashes.
+        run_info = {"data": {"forget": hash_records(records)}}
+        (output / "run.json").write_text(json.dumps(run_info))
         method = options.get("method", policy.unlearning.method)
         adapter = options.get("adapter", policy.unlearning.adapter)
         return {

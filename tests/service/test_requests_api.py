@@ -1,9 +1,14 @@
+import hashlib
+import json
 import uuid
 
 import pytest
+from sqlalchemy import select
 
 from domain.records import hash_records, parse_records
+from models import RequestItem
 from tests.service.conftest import auth, ticket_body
+from worker.inprocess import run_pending_jobs
 
 pytestmark = pytest.mark.service
 
@@ -27,12 +32,6 @@ def test_subject_id_is_stored_only_as_a_keyed_hash(api):
 
 
 def test_each_record_is_stored_with_a_keyed_hash_not_a_plain_one(api):
-    import hashlib
-    import json
-
-    from sqlalchemy import select
-
-    from models import RequestItem
 
     body = ticket_body()
     api.post("/v1/deletion-requests", json=body, headers=auth(api, "requester"))
@@ -44,12 +43,19 @@ def test_each_record_is_stored_with_a_keyed_hash_not_a_plain_one(api):
     assert len(stored) == 1 and len(stored[0]) == 64 and stored[0] != plain
 
 
-def test_records_hash_is_the_hash_the_unlearning_run_records(api):
+def test_records_hash_is_keyed_and_the_published_run_records_the_same_value(api, settings):
     body = ticket_body()
     ticket = api.post("/v1/deletion-requests", json=body, headers=auth(api, "requester")).json()
-    detail = api.get(f"/v1/deletion-requests/{ticket['id']}", headers=auth(api, "auditor")).json()
+    plain = hash_records(parse_records(body["records"], "records"))
+    # A guessed record set cannot be confirmed offline from the ticket (before: plain sha256).
+    assert ticket["records_hash"] != plain and len(ticket["records_hash"]) == 64
+    outcomes = [outcome for _, outcome in run_pending_jobs(settings, api.database)]
+    assert outcomes[-1] == "published"
+    run = json.loads((settings.artifacts_dir / "tiny" / "v2" / "run.json").read_text())
     # run.json's data.forget: what an auditor matches a ticket with its unlearning run by.
-    assert detail["records_hash"] == hash_records(parse_records(body["records"], "records"))
+    assert run["data"]["forget"] == ticket["records_hash"]
+    stored = [p.read_bytes() for p in settings.artifacts_dir.rglob("*") if p.is_file()]
+    assert not any(plain.encode() in content for content in stored)
 
 
 def test_same_idempotency_key_returns_the_same_ticket(api):
