@@ -209,9 +209,9 @@ def test_a_disk_full_at_publication_fails_cleanly_with_nothing_left_behind(
 ):
     real_store = registry.store_version
 
-    def disk_full(*args):
+    def disk_full(*args, **kwargs):
         if moved:  # the training output is in its version folder; what came next failed
-            real_store(*args)
+            real_store(*args, **kwargs)
         raise OSError(errno.ENOSPC, "No space left on device")
 
     monkeypatch.setattr(registry, "store_version", disk_full)
