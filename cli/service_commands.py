@@ -116,7 +116,7 @@ def scheduler_command(
     from domain.audit.checkpoints import take_checkpoint
     from domain.db import Database
     from worker.celery_app import CeleryDispatcher
-    from worker.pipeline import sweep
+    from worker.sweep import sweep
 
     database, dispatcher = Database(settings), CeleryDispatcher(settings)
     while True:

@@ -11,7 +11,8 @@ import uuid
 
 from domain.db import Database
 from domain.settings import Settings
-from worker.pipeline import Context, load_runner, run_job, sweep
+from worker.pipeline import Context, load_runner, run_job
+from worker.sweep import sweep
 
 log = logging.getLogger(__name__)
 

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy.orm import Session
 
-from domain.db import Database, database_now
+from domain.db import Database
 from domain.dispatch import Dispatcher, wake_after_commit, wake_later
 from domain.errors import Conflict, UserError
 from domain.jobs import repository as jobs_repository
@@ -367,25 +367,3 @@ def _retry_or_fail(context: Context, claim: Claim, error: Exception) -> str:
     except LeaseLost:
         return "lost"
     return "retry"
-
-
-def sweep(database: Database, dispatcher: Dispatcher) -> list[uuid.UUID]:
-    """Periodic: fail jobs whose last attempt's lease expired, then wake every claimable job
-    (pending ones whose wake-up was lost, and running ones whose worker died)."""
-    with database.transaction() as session:
-        now = database_now(session)  # the leases' clock, not this process's
-        for job in jobs_repository.exhausted(session, now):
-            ticket = tickets_repository.of_job(session, job)
-            finish_job(job, "failed", "the worker stopped heartbeating on the last attempt")
-            if ticket.state not in CLOSED:
-                transition(
-                    session,
-                    ticket,
-                    "failed",
-                    actor="system:sweep",
-                    data={"job_id": str(job.id), "attempts": job.attempt},
-                )
-        job_ids = jobs_repository.claimable_ids(session, now)
-    if job_ids:
-        dispatcher.wake(job_ids)
-    return job_ids

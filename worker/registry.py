@@ -14,6 +14,7 @@ import shutil
 from pathlib import Path
 
 VERSION_INFO = "version.json"
+STAGING = ".staging"
 RUN_INFO = "run.json"  # the engine's record of the run (worker.engine.recipe)
 
 
@@ -34,7 +35,7 @@ def version_folder(artifacts_dir: Path, model_name: str, number: int) -> Path:
 
 def staging_folder(artifacts_dir: Path, model_name: str, job_id: str, attempt: int) -> Path:
     """Where one attempt trains; a retried attempt starts from a fresh folder."""
-    return Path(artifacts_dir) / model_name / ".staging" / f"{job_id}-a{attempt}"
+    return Path(artifacts_dir) / model_name / STAGING / f"{job_id}-a{attempt}"
 
 
 def store_version(
@@ -70,6 +71,16 @@ def store_version(
 def discard(folder: Path) -> None:
     shutil.rmtree(folder, ignore_errors=True)
     shutil.rmtree(folder.with_name(folder.name + ".partial"), ignore_errors=True)
+
+
+def staged_attempts(artifacts_dir: Path) -> list[tuple[str, Path]]:
+    """Every staging folder (and `.partial` checkpoint) on disk, with the job id in its name."""
+    found = []
+    for folder in Path(artifacts_dir).glob(f"*/{STAGING}/*"):
+        job_id, marker, _ = folder.name.rpartition("-a")  # "<job uuid>-a<attempt>[.partial]"
+        if marker:
+            found.append((job_id, folder))
+    return found
 
 
 def discard_earlier_attempts(artifacts_dir: Path, model_name: str, job_id: str, attempt: int):

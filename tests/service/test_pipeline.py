@@ -228,6 +228,28 @@ def test_a_disk_full_at_publication_fails_cleanly_with_nothing_left_behind(
     assert models[0]["production"]["number"] == 1
 
 
+def test_the_sweep_removes_what_attempts_of_finished_jobs_left_in_staging(api, settings):
+    from worker.sweep import sweep
+
+    _submit(api)
+    run_pending_jobs(settings, api.database)  # published: its jobs are done
+    _submit(api, subject_id="someone-else")  # its assess job is pending
+    with api.database.transaction() as session:
+        done = session.scalars(select(Job).where(Job.kind == "unlearn")).one()
+        pending = session.scalars(select(Job).where(Job.status == "pending")).one()
+    where = (settings.artifacts_dir, "tiny")
+    # As a killed last attempt leaves them: nobody retries this job, so nobody cleaned up.
+    left = [registry.staging_folder(*where, str(done.id), 3)]
+    left.append(left[0].with_name(left[0].name + ".partial"))
+    live = registry.staging_folder(*where, str(pending.id), 1)
+    for folder in (*left, live):
+        folder.mkdir(parents=True)
+        (folder / "weights.safetensors").write_bytes(b"trained on the data")
+    sweep(api.database, api.dispatcher)
+    assert [folder.exists() for folder in left] == [False, False]
+    assert live.exists()  # a job that may still run keeps its attempt
+
+
 def test_a_user_error_fails_the_ticket_at_once_instead_of_burning_retries(
     api, settings, monkeypatch
 ):
