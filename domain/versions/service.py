@@ -164,7 +164,8 @@ def publish_version(session: Session, version: ModelVersion, *, actor: str) -> N
     if version.parent_id != serving.id:
         raise Conflict(
             f"version {version.number} of {version.model_name!r} was built on another version "
-            f"than the one serving now ({serving.number}); file the ticket again"
+            f"than the one serving now ({serving.number}); re-run the ticket (POST "
+            "/v1/deletion-requests/{id}/rerun) to unlearn its data again on the serving version"
         )
     version.status = "published"
     _move_alias(

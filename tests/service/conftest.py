@@ -151,6 +151,23 @@ def auth(client, role: str) -> dict:
     return {"X-API-Key": client.keys[role]}
 
 
+def submit(api, **overrides) -> str:
+    response = api.post(
+        "/v1/deletion-requests", json=ticket_body(**overrides), headers=auth(api, "requester")
+    )
+    assert response.status_code == 201, response.text
+    return response.json()["id"]
+
+
+def ticket_view(api, ticket_id) -> dict:
+    return api.get(f"/v1/deletion-requests/{ticket_id}", headers=auth(api, "operator")).json()
+
+
+def event_types(api, ticket_id) -> list[str]:
+    data = api.get(f"/v1/deletion-requests/{ticket_id}/events", headers=auth(api, "auditor")).json()
+    return [e["event_type"] for e in data["data"]]
+
+
 @pytest.fixture
 def service_env(settings, database, tiny_model_dir, tmp_path, redis_prefix):
     from domain.versions.service import register_model
