@@ -29,7 +29,14 @@ def export_lines(database: Database, query, fmt: str) -> Iterator[str]:
         yield from (jsonl_lines(events) if fmt == "jsonl" else csv_lines(events))
 
 
-@router.get("/events", response_model=EventsPublic)
+@router.get(
+    "/events",
+    response_model=EventsPublic,
+    # The exports' types beside the JSON page (format=jsonl|csv): a client reads them here.
+    responses={
+        200: {"content": {media: {"schema": {"type": "string"}} for media in MEDIA.values()}}
+    },
+)
 def list_events(
     session: SessionDep,
     database: DatabaseDep,

@@ -105,3 +105,5 @@ def test_the_openapi_schema_documents_every_error_status(api):
             for method, operation in item.items():
                 documented = set(operation["responses"])
                 assert {"401", "403", "404", "409", "413", "422"} <= documented, (method, path)
+    exports = api.app.openapi()["paths"]["/v1/audit/events"]["get"]["responses"]["200"]["content"]
+    assert {"application/json", "application/x-ndjson", "text/csv"} <= set(exports)
