@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request, status
 
-from api.deps import Admin, AnyRole, DatabaseDep, Operator, SessionDep, Staff
+from api.deps import Admin, AnyRole, Operator, SessionDep, Staff
 from api.errors import ERROR_RESPONSES
 from api.models.schemas import (
     Answers,
@@ -76,13 +76,15 @@ def generate(
     number: VersionNumber,
     body: GenerateBody,
     request: Request,
-    database: DatabaseDep,
+    session: SessionDep,
     _: Staff,
 ) -> Answers:
-    """Greedy answers of one version, so an auditor can spot-check what it says. The lookup
-    commits before generating: no transaction (or SQLite write lock) is held meanwhile."""
-    with database.transaction() as session:
-        spec = service.get_version(session, name, number).spec
+    """Greedy answers of one version, so an auditor can spot-check what it says."""
+    spec = service.get_version(session, name, number).spec
+    # The request's transaction ends here, not after generating: on SQLite it holds the one
+    # write lock, which the worker's progress and heartbeats need meanwhile (and a second
+    # transaction of this same request waited 30 s on it, then failed: issue 18).
+    session.commit()
     try:
         answers = request.app.state.models.generate(spec, body.questions, body.max_new_tokens)
     except UserError as error:  # its files were moved or deleted since it was registered
