@@ -63,3 +63,13 @@ def test_worker_killed_mid_job_is_retried_and_publishes_exactly_once(
     model_dir = settings.artifacts_dir / "tiny"
     assert sorted(p.name for p in model_dir.iterdir() if p.name != ".staging") == ["v2"]
     assert list((model_dir / ".staging").iterdir()) == []
+
+
+def test_serve_does_not_print_the_database_password(processes, settings, tmp_path):
+    from sqlalchemy import make_url
+
+    url = make_url(settings.database_url).set(password="s3cret-pass")  # trust auth: any works
+    client = serve(processes, OBLIVIATE_DATABASE_URL=url.render_as_string(hide_password=False))
+    assert client.get("/health/ready").json()["status"] in ("ready", "degraded")
+    printed = (tmp_path / "serve-0.log").read_text()
+    assert "s3cret-pass" not in printed and "***" in printed
