@@ -200,3 +200,35 @@ def test_the_app_role_appends_to_the_trail_but_cannot_disable_rewrite_or_truncat
             connection.execute(text(f'DROP OWNED BY "{role}"'))
         owner.dispose()
         _admin(f'DROP ROLE "{role}"')
+
+
+def test_the_scheduler_keeps_signed_checkpoints_and_verify_names_a_later_rewrite(
+    api, settings, database, tmp_path, monkeypatch
+):
+    from typer.testing import CliRunner
+
+    from cli.main import app
+    from tests.service.conftest import auth, submit
+    from worker.celery_app import CeleryDispatcher
+
+    path = tmp_path / "outside-the-database" / "checkpoints.jsonl"
+    monkeypatch.setattr(settings, "audit_checkpoints", path)  # the API's settings object
+    submit(api)  # some history: ticket.received and the rest
+    monkeypatch.setattr(CeleryDispatcher, "wake", lambda self, ids: None)
+    env = {
+        "OBLIVIATE_DATABASE_URL": settings.database_url,
+        "OBLIVIATE_BROKER_URL": "redis://127.0.0.1:6379/0",
+        "OBLIVIATE_SECRET_KEY": settings.secret_key.get_secret_value(),
+        "OBLIVIATE_DATA_KEY": settings.data_key.get_secret_value(),
+        "OBLIVIATE_AUDIT_CHECKPOINTS": str(path),
+    }
+    result = CliRunner().invoke(app, ["scheduler", "--once"], env=env)
+    assert result.exit_code == 0, result.output
+    points, bad = read_checkpoints(path, settings.secret_key.get_secret_value())
+    assert len(points) == 1 and bad == []
+    verify = api.get("/v1/audit/verify", headers=auth(api, "auditor")).json()
+    assert verify["ok"]
+    _rewrite_from(database, 2)  # and every later hash recomputed: the chain alone verifies
+    verify = api.get("/v1/audit/verify", headers=auth(api, "auditor")).json()
+    assert not verify["ok"] and verify["breaches"][0]["seq"] == points[0].seq
+    assert "rewritten" in verify["breaches"][0]["problem"]
