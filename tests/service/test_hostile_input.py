@@ -147,6 +147,16 @@ def test_an_oversize_body_is_refused_before_it_is_read(api, settings):
     assert streamed.status_code == 413
 
 
+def test_an_oversize_upload_is_refused_and_files_no_ticket(api, settings):
+    line = (json.dumps(RECORD, ensure_ascii=False) + "\n").encode()
+    big = line * (settings.max_upload_bytes // len(line) + 1)
+    assert len(big) > settings.max_upload_bytes
+    response = _upload(api, big)
+    assert response.status_code == 413 and "over" in response.json()["detail"]
+    listed = api.get("/v1/deletion-requests", headers=auth(api, "requester")).json()
+    assert listed["count"] == 0
+
+
 def test_a_request_without_a_key_is_401_before_its_body_is_read(api):
     huge = b"{" + b" " * (20 * 1024 * 1024)  # never parsed: no key, so no reading
     response = api.post("/v1/deletion-requests", content=huge,
