@@ -4,14 +4,17 @@ published exactly once."""
 
 from __future__ import annotations
 
+import base64
+import json
 import shutil
 import subprocess
 
 import psycopg
 import pytest
+import redis
 from sqlalchemy import select
 
-from models import ModelVersion
+from models import Job, ModelVersion
 from tests.service.conftest import PG_ADMIN, ticket_body
 from tests.service.running import free_port, serve, state, wait_for
 
@@ -55,6 +58,22 @@ def test_database_connections_cut_mid_job_the_ticket_still_publishes_once(
     assert published_versions(database) == [[ticket_id]]
 
 
+def broker_contents(port: int) -> str:
+    """What every queue of a Redis broker holds, task bodies decoded (kombu stores them as
+    base64 inside a JSON envelope)."""
+    client = redis.Redis(port=port)
+    texts = []
+    for key in client.scan_iter():
+        if client.type(key) != b"list":
+            continue
+        for item in client.lrange(key, 0, -1):
+            envelope = json.loads(item)
+            texts.append(json.dumps(envelope))
+            if envelope.get("properties", {}).get("body_encoding") == "base64":
+                texts.append(base64.b64decode(envelope["body"]).decode())
+    return "\n".join(texts)
+
+
 @pytest.mark.skipif(shutil.which("redis-server") is None, reason="needs redis-server")
 def test_broker_restarted_empty_with_jobs_queued_loses_no_ticket(
     service_env, processes, database, tmp_path
@@ -74,6 +93,13 @@ def test_broker_restarted_empty_with_jobs_queued_loses_no_ticket(
         requester = {"X-API-Key": keys["requester"]}
         first = client.post("/v1/deletion-requests", json=ticket_body(), headers=requester)
         assert first.status_code == 201  # its wake-up waits in the broker: no worker runs yet
+        # What the broker holds is a job id, never the ticket's data (issue 18).
+        queued = broker_contents(port)
+        with database.transaction() as session:
+            job_id = str(session.scalars(select(Job.id)).one())
+        assert job_id in queued  # the wake-up is there, decoded
+        for value in ("customer-42", "ada@example.com", "What is the email of Ada?"):
+            assert value not in queued
         redis_server.kill()
         redis_server.wait()
         # Broker down: tickets are still accepted, and readiness says what is missing.
