@@ -66,6 +66,10 @@ MESSAGES: dict[str, dict[str, str]] = {
         "answers_note": "The person's answers are not shown: the records were encrypted with a "
         "key destroyed when the ticket closed, and the report holds no personal values.",
         "plot_title": "Leak rate by probe",
+        "leak_rate": "leak rate",
+        "mean_leak_rate": "mean leak rate over the probes",
+        "tradeoff_title": "Normal answers kept against forgetting (left = forgotten, "
+        "down = damaged)",
         "none": "none",
     },
     "ja": {
@@ -128,6 +132,9 @@ MESSAGES: dict[str, dict[str, str]] = {
         "answers_note": "本人の回答は表示しません：記録はチケット終了時に破棄された鍵で暗号化"
         "されており、報告書は個人の値を含みません。",
         "plot_title": "尋ね方ごとの漏えい率",
+        "leak_rate": "漏えい率",
+        "mean_leak_rate": "尋ね方平均の漏えい率",
+        "tradeoff_title": "忘却と通常の回答の維持（左＝忘却、下＝損傷）",
         "none": "なし",
     },
 }

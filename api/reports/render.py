@@ -1,4 +1,4 @@
-"""The report as one self-contained HTML page (jinja2, the plot inline), printable to PDF."""
+"""The report as one self-contained HTML page (jinja2, the plots inline), printable to PDF."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 from api.reports.messages import messages
-from api.reports.plots import leak_plot_svg
+from api.reports.plots import curve_plot_svg, leak_plot_svg, tradeoff_plot_svg
 
 
 @cache
@@ -25,6 +25,10 @@ def num(value, digits: int = 2) -> str:
 
 def render_html(report: dict, lang: str) -> str:
     t = messages(lang)
-    plot = leak_plot_svg(report["forgetting"], t)
+    plots = {
+        "leak": leak_plot_svg(report["forgetting"], t),
+        "tradeoff": tradeoff_plot_svg(report["forgetting"], report["utility"], t),
+        "curve": curve_plot_svg(report["curve"], t),
+    }
     template = _environment().get_template("report.html.j2")
-    return template.render(r=report, t=t, lang=lang, plot=plot, num=num)
+    return template.render(r=report, t=t, lang=lang, plots=plots, num=num)

@@ -43,7 +43,8 @@ def test_a_held_tickets_report_names_the_missed_rule_in_both_languages(api, sett
     english = _report(api, ticket_id)
     assert english.status_code == 200 and english.headers["content-type"].startswith("text/html")
     assert "Held for review" in english.text and "MISSED" in english.text
-    assert "<svg" in english.text  # the plot is inline: one self-contained file
+    # Inline plots (one self-contained file): leak rate by probe, utility against forgetting.
+    assert english.text.count("<svg") == 2 and "Normal answers kept against" in english.text
     japanese = _report(api, ticket_id, lang="ja")
     assert '<html lang="ja">' in japanese.text and "審査待ち" in japanese.text
     assert "不合格" in japanese.text
@@ -53,6 +54,21 @@ def test_another_organisation_cannot_read_the_report(api, settings):
     ticket_id = _decided(api, settings)
     assert _report(api, ticket_id, role="other_requester").status_code == 404
     assert _report(api, ticket_id, lang="fr").status_code == 422
+
+
+def test_the_unlearning_curve_and_the_tradeoff_are_drawn_and_absent_without_data():
+    from api.reports.messages import messages
+    from api.reports.plots import curve_plot_svg, tradeoff_plot_svg
+
+    t = messages("en")
+    curve = [{"step": s, "leak_rate": {"direct": d, "paraphrased": p}}
+             for s, d, p in [(8, 1.0, 0.5), (16, 0.5, 0.25), (24, 0.0, 0.0)]]  # fmt: skip
+    svg = curve_plot_svg(curve, t)
+    assert svg.startswith("<svg") and "direct" in svg and "paraphrased" in svg
+    forgetting = [{"probe": "direct", "before": 1.0, "after": 0.0}]
+    assert tradeoff_plot_svg(forgetting, {"ratio": 0.97}, t).startswith("<svg")
+    assert curve_plot_svg([], t) is None
+    assert tradeoff_plot_svg(forgetting, {"ratio": None}, t) is None  # utility not measured
 
 
 def test_every_message_exists_in_both_languages():
