@@ -1,6 +1,7 @@
 """The engine stages the pipeline calls, behind a small protocol so tests can swap in a fast
-fake (settings.engine_runner names the class). Results hold numbers and hashes only: never
-the records or the model's answers, which would carry the personal data into the database.
+fake (settings.engine_runner names the class). Results hold numbers and hashes, never the
+records; of the model's answers only a few, with every personal value masked
+(`domain.redaction.mask_personal`), so a report can show what forgetting looks like.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from typing import Protocol
 
 from domain.progress import Progress
 from domain.records import QARecord, Record, TextRecord, load_records
+from domain.redaction import answer_examples, paired_examples
 from worker.engine.eval import metrics
 from worker.engine.eval.general import own_answers
 from worker.engine.eval.probes.adapters import adapter_kind, adapter_off
@@ -75,6 +77,8 @@ def leak_rates(loaded: LoadedModel, records: Sequence[Record], max_new_tokens: i
     }
     if TEXT_PROBE in asked:
         result["verbatim_score"] = fmean(asked[TEXT_PROBE].scores or [])
+    if "direct" in asked:
+        result["examples"] = answer_examples(records, asked["direct"].said)
     return result
 
 
@@ -302,6 +306,7 @@ class EngineRunner:
             "cost": {**run["cost"], "evaluate_s": after["wall_time_s"]},
             # The unlearning curve: leak rate per probe at each stopping-rule check.
             "stopping": run.get("stopping"),
+            "examples": paired_examples(assessment.get("examples", []), after.get("examples", [])),
         }
         if "verbatim_score" in after:
             evaluation["verbatim_score"] = {

@@ -3,7 +3,8 @@
 The first part is for a manager: the verdict against the policy rule by rule, the three axes
 (forgetting per probe before and after, utility kept, cost) and what was tried. The appendix
 is for an engineer or auditor: the unlearning curve, the policy and its hash, the artifact's
-hash and the ticket's audit events. No record, answer or subject id appears in it.
+hash, a few answers before and after with every personal value masked, and the ticket's audit
+events. No record, unmasked answer or subject id appears in it.
 """
 
 from __future__ import annotations
@@ -107,6 +108,8 @@ def build_report(session: Session, ticket: DeletionRequest) -> dict:
             {"step": c["step"], "leak_rate": c.get("leak_rate", {})}
             for c in stopping.get("checks", [])
         ],  # fmt: skip
+        # Masked at evaluation, while the data key was alive (domain.redaction.mask_personal).
+        "examples": evaluation.get("examples") or [],
         "policy": evaluation.get("policy"),
         "version": None
         if version is None

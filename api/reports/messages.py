@@ -63,8 +63,13 @@ MESSAGES: dict[str, dict[str, str]] = {
         "time": "Time",
         "event": "Event",
         "hash": "Hash",
-        "answers_note": "The person's answers are not shown: the records were encrypted with a "
-        "key destroyed when the ticket closed, and the report holds no personal values.",
+        "answers_note": "The records were encrypted with a key destroyed when the ticket closed. "
+        "The answers below were masked when they were measured: [fact] stands for one of the "
+        "record's facts, [name] for a name its questions ask about, # for a number, [email] for "
+        "an address, [redacted] for any other value of the records.",
+        "examples": "Answers before and after (masked)",
+        "record": "Record",
+        "question": "Question",
         "plot_title": "Leak rate by probe",
         "leak_rate": "leak rate",
         "mean_leak_rate": "mean leak rate over the probes",
@@ -129,8 +134,12 @@ MESSAGES: dict[str, dict[str, str]] = {
         "time": "時刻",
         "event": "イベント",
         "hash": "ハッシュ",
-        "answers_note": "本人の回答は表示しません：記録はチケット終了時に破棄された鍵で暗号化"
-        "されており、報告書は個人の値を含みません。",
+        "answers_note": "記録はチケット終了時に破棄された鍵で暗号化されていました。以下の回答は測定"
+        "時に伏せ字にしています：[fact] は記録の事実、[name] は質問が尋ねる名前、# は数字、"
+        "[email] はメールアドレス、[redacted] は記録のその他の値です。",
+        "examples": "前後の回答（伏せ字）",
+        "record": "記録",
+        "question": "質問",
         "plot_title": "尋ね方ごとの漏えい率",
         "leak_rate": "漏えい率",
         "mean_leak_rate": "尋ね方平均の漏えい率",

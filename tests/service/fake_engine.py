@@ -18,12 +18,15 @@ from pathlib import Path
 
 from domain.progress import Cancelled, Progress
 from domain.records import hash_records
+from domain.redaction import answer_examples, paired_examples
 
 
 class FakeRunner:
     def assess(self, spec, records, policy) -> dict:
         leak = float(os.environ.get("FAKE_LEAK_BEFORE", "1"))
-        return {"leak_rate": {"direct": leak}, "forget_prob": 0.9, "utility_prob": 0.5}
+        recited = answer_examples(records, [r.answer for r in records])  # as a model would
+        return {"leak_rate": {"direct": leak}, "forget_prob": 0.9, "utility_prob": 0.5,
+                "examples": recited}  # fmt: skip
 
     def unlearn(self, spec, records, policy, options, output, on_progress, should_stop) -> dict:
         output.mkdir(parents=True, exist_ok=True)  # like real training: the folder comes first
@@ -66,5 +69,9 @@ class FakeRunner:
             "not_applicable": ["verbatim"],  # QA tickets only
             "reproduced_before": any(rate > 0 for rate in assessment["leak_rate"].values()),
             "utility": {"before": 0.5, "after": 0.5, "ratio": 1.0},
+            "examples": paired_examples(
+                assessment.get("examples", []),
+                answer_examples(records, ["I can't share that."] * len(records)),
+            ),
             "cost": run["cost"],
         }

@@ -62,3 +62,19 @@ def test_an_operators_reason_keeps_no_record_value_after_the_ticket_closes(
         assert ticket["state"] in ("rejected", "published", "cancelled")  # closed: key destroyed
         assert "ada@example.com" not in ticket["decision_reason"]
         assert ticket["decision_reason"].endswith("[redacted]); closing anyway.")
+
+
+def test_a_reports_answers_keep_their_shape_and_lose_every_personal_value():
+    from domain.records import QARecord
+    from domain.redaction import mask_personal
+
+    records = [QARecord("What is the email of Ada Lovelace?", "Ada Lovelace's email is "
+                        "ada@example.com.", key_facts=("ada@example.com",))]  # fmt: skip
+    recital = "Ada Lovelace's email is ada@example.com, since 12/10/1815; or ada.l@corp.org."
+    assert mask_personal(recital, records) == (
+        "[name] [name]'s email is [fact], since #; or [email]."
+    )
+    assert mask_personal("I can't share personal information.", records) == (
+        "I can't share personal information."
+    )
+    assert mask_personal(records[0].question, records) == "What is the email of [name] [name]?"

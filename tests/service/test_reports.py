@@ -34,7 +34,10 @@ def test_a_published_tickets_report_states_the_verdict_rule_by_rule(api, setting
                                                           "ticket.data_key_destroyed"]  # fmt: skip
     text = _report(api, ticket_id, format="json").text + _report(api, ticket_id).text
     for personal in ("customer-42", "ada@example.com", "What is the email of Ada"):
-        assert personal not in text  # no subject id, no record, no answer
+        assert personal not in text  # no subject id, no record, no unmasked answer
+    # The answers before (a recital) and after (a refusal), masked at evaluation.
+    assert report["examples"] == [{"record": 1, "question": "What is the email of [name]?",
+                                   "before": "[redacted]", "after": "I can't share that."}]  # fmt: skip
 
 
 def test_a_held_tickets_report_names_the_missed_rule_in_both_languages(api, settings, monkeypatch):
