@@ -9,6 +9,9 @@ events. No record, unmasked answer or subject id appears in it.
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 from sqlalchemy.orm import Session
 
 from domain.audit.service import events_for_request
@@ -69,6 +72,19 @@ def forgetting(ticket: DeletionRequest, evaluation: dict) -> list[dict]:
             for p in sorted(set(before) | set(after))]  # fmt: skip
 
 
+def retraining_s(session: Session, model_name: str) -> float | None:
+    """What retraining would cost, as far as the service knows it: the wall time of the
+    fine-tuning run that made the registered model (its run.json, written by `obliviate
+    finetune`). None for a model registered without one (a downloaded or built-in model)."""
+    base = versions.version_by_number(session, model_name, 1)
+    run = Path(base.spec) / "run.json" if base is not None else None
+    try:
+        seconds = json.loads(run.read_text())["cost"]["wall_time_s"] if run else None
+    except (OSError, ValueError, KeyError, TypeError):  # no such file, or not a run record
+        return None
+    return float(seconds) if isinstance(seconds, int | float) and seconds > 0 else None
+
+
 def build_report(session: Session, ticket: DeletionRequest) -> dict:
     evaluation = ticket.evaluation or {}
     cost = evaluation.get("cost", {})
@@ -76,6 +92,8 @@ def build_report(session: Session, ticket: DeletionRequest) -> dict:
     version = versions.version(session, ticket.version_id) if ticket.version_id else None
     robustness = evaluation.get("robustness", {})
     removal = robustness.get("adapter_removal", {})
+    unlearning_s = evaluation.get("stage_s", {}).get("unlearn")
+    retrain_s = retraining_s(session, ticket.model_name)
     return {
         "ticket": {
             "id": str(ticket.id),
@@ -90,7 +108,9 @@ def build_report(session: Session, ticket: DeletionRequest) -> dict:
         "forgetting": forgetting(ticket, evaluation),
         "utility": evaluation.get("utility"),
         "cost": {
-            "unlearning_s": evaluation.get("stage_s", {}).get("unlearn"),
+            "unlearning_s": unlearning_s,
+            "retraining_s": retrain_s,
+            "share_of_retraining": unlearning_s / retrain_s if unlearning_s and retrain_s else None,
             "total_s": cost.get("total_s"),
             "peak_memory_mb": cost.get("peak_memory_mb"),
             "trainable_parameters": cost.get("trainable_parameters"),

@@ -36,8 +36,9 @@ def test_a_published_tickets_report_states_the_verdict_rule_by_rule(api, setting
     for personal in ("customer-42", "ada@example.com", "What is the email of Ada"):
         assert personal not in text  # no subject id, no record, no unmasked answer
     # The answers before (a recital) and after (a refusal), masked at evaluation.
-    assert report["examples"] == [{"record": 1, "question": "What is the email of [name]?",
-                                   "before": "[redacted]", "after": "I can't share that."}]  # fmt: skip
+    example = {"record": 1, "question": "What is the email of [name]?", "before": "[redacted]",
+               "after": "I can't share that."}  # fmt: skip
+    assert report["examples"] == [example]
 
 
 def test_a_held_tickets_report_names_the_missed_rule_in_both_languages(api, settings, monkeypatch):
@@ -72,6 +73,30 @@ def test_the_unlearning_curve_and_the_tradeoff_are_drawn_and_absent_without_data
     assert tradeoff_plot_svg(forgetting, {"ratio": 0.97}, t).startswith("<svg")
     assert curve_plot_svg([], t) is None
     assert tradeoff_plot_svg(forgetting, {"ratio": None}, t) is None  # utility not measured
+
+
+def test_cost_is_set_against_the_fine_tuning_that_made_the_model_when_it_is_known(
+    api, settings, tmp_path
+):
+    from api.reports.content import retraining_s
+    from domain.versions.service import register_model
+
+    ticket_id = _decided(api, settings)  # on `tiny`: registered without a fine-tuning record
+    assert _report(api, ticket_id, format="json").json()["cost"]["share_of_retraining"] is None
+    assert "not known: the model was registered without" in _report(api, ticket_id).text
+    finetuned = tmp_path / "finetuned"
+    finetuned.mkdir()
+    (finetuned / "run.json").write_text('{"kind": "finetune", "cost": {"wall_time_s": 1234.5}}')
+    with api.database.transaction() as session:
+        register_model(session, "finetuned", str(finetuned), actor="test", artifact_hash=None)
+        assert retraining_s(session, "finetuned") == 1234.5
+    ticket = api.post("/v1/deletion-requests", json=ticket_body(model="finetuned"),
+                      headers=auth(api, "requester")).json()  # fmt: skip
+    run_pending_jobs(settings, api.database)
+    cost = _report(api, ticket["id"], format="json").json()["cost"]
+    assert cost["retraining_s"] == 1234.5
+    assert cost["share_of_retraining"] == pytest.approx(cost["unlearning_s"] / 1234.5)
+    assert "of the fine-tuning that made the model (1234 s)" in _report(api, ticket["id"]).text
 
 
 def test_every_message_exists_in_both_languages():
