@@ -7,6 +7,7 @@ from pathlib import Path
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
+from api.pages.messages import STATE_NAMES
 from api.reports.messages import messages
 from api.reports.plots import curve_plot_svg, leak_plot_svg, tradeoff_plot_svg
 
@@ -23,6 +24,14 @@ def num(value, digits: int = 2) -> str:
     return "—" if value is None else f"{value:.{digits}f}"
 
 
+def rule_name(rule: str, t: dict[str, str]) -> str:
+    """A policy rule's name (content.policy_rules) in the report's language."""
+    probe = rule.removeprefix("leak rate: ")
+    if probe != rule:
+        return t["rule_leak"].format(probe=probe)
+    return {"utility kept": t["rule_utility"], "cost (s)": t["rule_cost"]}.get(rule, rule)
+
+
 def render_html(report: dict, lang: str) -> str:
     t = messages(lang)
     plots = {
@@ -31,4 +40,5 @@ def render_html(report: dict, lang: str) -> str:
         "curve": curve_plot_svg(report["curve"], t),
     }
     template = _environment().get_template("report.html.j2")
-    return template.render(r=report, t=t, lang=lang, plots=plots, num=num)
+    return template.render(r=report, t=t, lang=lang, plots=plots, num=num, rule_name=rule_name,
+                           state=STATE_NAMES[lang].get(report["ticket"]["state"]))  # fmt: skip

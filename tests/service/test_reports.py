@@ -52,6 +52,9 @@ def test_a_held_tickets_report_names_the_missed_rule_in_both_languages(api, sett
     japanese = _report(api, ticket_id, lang="ja")
     assert '<html lang="ja">' in japanese.text and "審査待ち" in japanese.text
     assert "不合格" in japanese.text
+    # Rule names and the state in Japanese too (before: "leak rate: direct", "held").
+    assert "漏えい率：direct" in japanese.text and "leak rate: direct" not in japanese.text
+    assert "状態: 保留（要確認）" in japanese.text
 
 
 def test_another_organisation_cannot_read_the_report(api, settings):
