@@ -38,10 +38,20 @@ class User:
         return self.principal.role
 
 
+# The page each template is (a GET route), for its language link: a page rendered as the
+# answer to a form (approve, verify, cancel…) sits at a POST-only URL, where "?lang=" was a 405.
+HOME = {"audit.html.j2": "/ui/audit", "operations.html.j2": "/ui/operations",
+        "models.html.j2": "/ui/models", "login.html.j2": "/ui/login",
+        "tickets.html.j2": "/ui/tickets", "submit.html.j2": "/ui/submit"}  # fmt: skip
+
+
 def page(name: str, lang: str, user: User | None, status: int = 200, **context) -> HTMLResponse:
+    ticket = context.get("ticket")
+    here = f"/ui/tickets/{ticket.id}" if name == "ticket.html.j2" and ticket else HOME.get(name)
     html = _templates().get_template(name).render(
         t=MESSAGES[lang], states=STATE_NAMES[lang], lang=lang, signed_in=user is not None,
-        role=user.role if user else None, csrf=user.csrf if user else "", **context,
+        role=user.role if user else None, csrf=user.csrf if user else "", here=here or "",
+        **context,
     )  # fmt: skip
     return HTMLResponse(html, status_code=status)
 

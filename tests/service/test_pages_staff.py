@@ -89,5 +89,9 @@ def test_an_auditor_filters_exports_and_verifies_the_chain(api):
     assert len(export.text.strip().splitlines()) == 2  # the header and the one event
     verified = api.post("/ui/audit/verify", data={"csrf": _csrf(page.text)})
     assert EN["chain_ok"] in verified.text and 'class="ok"' in verified.text
+    # The answer to a form sits at a POST-only URL: its language link goes to the page itself
+    # (before: "?lang=ja" on /ui/audit/verify, a 405).
+    assert 'href="/ui/audit?lang=ja"' in verified.text
+    assert api.get("/ui/audit?lang=ja").status_code == 200
     _login(api, "requester")
     assert api.get("/ui/audit").status_code == 403
