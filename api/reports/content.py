@@ -85,6 +85,14 @@ def retraining_s(session: Session, model_name: str) -> float | None:
     return float(seconds) if isinstance(seconds, int | float) and seconds > 0 else None
 
 
+def budget_steps(ticket: DeletionRequest, evaluation: dict) -> int | None:
+    """The step budget the run had: an operator's override (a re-run), else the policy's."""
+    if steps := (ticket.options or {}).get("steps"):
+        return steps
+    policy = (evaluation.get("policy") or {}).get("content") or {}
+    return policy.get("unlearning", {}).get("steps")
+
+
 def build_report(session: Session, ticket: DeletionRequest) -> dict:
     evaluation = ticket.evaluation or {}
     cost = evaluation.get("cost", {})
@@ -118,7 +126,7 @@ def build_report(session: Session, ticket: DeletionRequest) -> dict:
         "tried": {
             "method": version.method if version else None,
             "adapter": version.adapter if version else None,
-            "budget_steps": (ticket.options or {}).get("steps"),
+            "budget_steps": budget_steps(ticket, evaluation),
             "steps": cost.get("steps"),
             "stopped_at": stopping.get("stopped_at"),
         },

@@ -30,6 +30,7 @@ def test_a_published_tickets_report_states_the_verdict_rule_by_rule(api, setting
     assert rules["utility kept"]["margin"] == pytest.approx(0.1)  # 1.0 against 0.9
     assert {"probe": "direct", "before": 1.0, "after": 0.0} in report["forgetting"]
     assert report["policy"]["sha256"] and report["version"]["number"] == 2
+    assert report["tried"]["budget_steps"] == 48  # the default policy's (before: "—")
     assert [e["type"] for e in report["events"]][-2:] == ["ticket.published",
                                                           "ticket.data_key_destroyed"]  # fmt: skip
     text = _report(api, ticket_id, format="json").text + _report(api, ticket_id).text
