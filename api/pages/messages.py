@@ -36,6 +36,7 @@ MESSAGES: dict[str, dict[str, str]] = {
         "api_key": "API key",
         "api_key_help": "The key your administrator gave you; it is kept in a session cookie.",
         "bad_key": "This key is not valid or was revoked.",
+        "login_expired": "This login form has expired (or came from another site): try again.",
         "tickets": "Deletion tickets",
         "no_tickets": "No tickets yet.",
         "ticket": "Ticket",
@@ -120,6 +121,8 @@ MESSAGES: dict[str, dict[str, str]] = {
         "api_key": "API キー",
         "api_key_help": "管理者から渡されたキー。セッション Cookie に保存されます。",
         "bad_key": "このキーは無効か、失効しています。",
+        "login_expired": "このログインフォームは期限切れです（または別のサイトからの送信です）。"
+        "もう一度お試しください。",
         "tickets": "削除チケット",
         "no_tickets": "チケットはまだありません。",
         "ticket": "チケット",

@@ -10,12 +10,16 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import secrets
 
 from cryptography.fernet import Fernet, InvalidToken
 
 from domain.crypto import keyed_hash
 
 COOKIE = "obliviate_session"
+# Before a session exists, the login form's own CSRF token (double submit: this cookie and the
+# form's field must match), so another site cannot log a browser in with the attacker's key.
+LOGIN_COOKIE = "obliviate_login"
 MAX_AGE_S = 8 * 3600  # a working day; the key itself stays valid until revoked
 
 
@@ -47,3 +51,11 @@ def csrf_ok(secret: str, sealed: str | None, token: str | None) -> bool:
     if not sealed or not token:
         return False
     return hmac.compare_digest(csrf_token(secret, sealed), token)
+
+
+def new_login_token() -> str:
+    return secrets.token_hex(16)
+
+
+def login_token_ok(cookie: str | None, field: str) -> bool:
+    return bool(cookie) and hmac.compare_digest(cookie or "", field)

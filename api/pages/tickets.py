@@ -29,9 +29,18 @@ router = APIRouter()
 FILERS = ("requester", "admin")
 
 
+def _login_page(request: Request, lang: str, status: int = 200, **context) -> HTMLResponse:
+    """The login form with a fresh CSRF token, set in its cookie too."""
+    token = cookies.new_login_token()
+    response = page("login.html.j2", lang, None, status, login_csrf=token, **context)
+    response.set_cookie(cookies.LOGIN_COOKIE, token, httponly=True, samesite="strict",
+                        secure=request.url.scheme == "https", path="/ui/login")  # fmt: skip
+    return response
+
+
 @router.get("/login")
-def login_form(lang: Lang = "en") -> HTMLResponse:
-    return page("login.html.j2", lang, None)
+def login_form(request: Request, lang: Lang = "en") -> HTMLResponse:
+    return _login_page(request, lang)
 
 
 @router.post("/login")
@@ -40,17 +49,21 @@ def login(
     settings: SettingsDep,
     request: Request,
     api_key: Annotated[str, Form(max_length=200)],
+    csrf: Annotated[str, Form(max_length=64)] = "",
     lang: Lang = "en",
 ) -> Response:
+    if not cookies.login_token_ok(request.cookies.get(cookies.LOGIN_COOKIE), csrf):
+        return _login_page(request, lang, 403, error=MESSAGES[lang]["login_expired"])
     secret = settings.secret_key.get_secret_value()
     try:
         authenticate(session, secret, api_key)
     except Unauthorized:
-        return page("login.html.j2", lang, None, 401, error=MESSAGES[lang]["bad_key"])
+        return _login_page(request, lang, 401, error=MESSAGES[lang]["bad_key"])
     response = RedirectResponse(f"/ui/tickets?lang={lang}", status_code=303)
     response.set_cookie(cookies.COOKIE, cookies.seal(secret, api_key), max_age=cookies.MAX_AGE_S,
                         httponly=True, secure=request.url.scheme == "https", samesite="strict",
                         path="/ui")  # fmt: skip
+    response.delete_cookie(cookies.LOGIN_COOKIE, path="/ui/login")
     return response
 
 

@@ -11,9 +11,11 @@ from tests.service.conftest import auth, ticket_body
 pytestmark = pytest.mark.service
 
 
-def _login(api, role: str, lang: str = "en"):
-    return api.post(f"/ui/login?lang={lang}", data={"api_key": api.keys[role]},
-                    follow_redirects=False)  # fmt: skip
+def _login(api, role: str, lang: str = "en", key: str | None = None):
+    """The login form as a browser sends it: fetched first, with its CSRF token."""
+    form = api.get(f"/ui/login?lang={lang}")
+    data = {"api_key": key or api.keys[role], "csrf": _csrf(form.text)}
+    return api.post(f"/ui/login?lang={lang}", data=data, follow_redirects=False)
 
 
 def _csrf(html: str) -> str:
@@ -27,10 +29,15 @@ def test_login_sets_an_httponly_strict_cookie_and_a_bad_key_is_shown_at_the_fiel
     assert (
         "HttpOnly" in cookie and "SameSite=strict" in cookie and api.keys["requester"] not in cookie
     )
-    bad = api.post("/ui/login", data={"api_key": "ob_nope_nope"}, follow_redirects=False)
+    bad = _login(api, "requester", key="ob_nope_nope")
     assert bad.status_code == 401
     assert 'id="api_key_error"' in bad.text and 'aria-invalid="true"' in bad.text
     assert '<label for="api_key">' in bad.text  # every field has its label
+    # Login CSRF: a form posted without the token its page set (another site's) logs no one in.
+    api.cookies.clear()
+    forged = api.post("/ui/login", data={"api_key": api.keys["requester"], "csrf": "0" * 32},
+                      follow_redirects=False)  # fmt: skip
+    assert forged.status_code == 403 and "session" not in forged.headers.get("set-cookie", "")
 
 
 def test_a_requester_lists_opens_and_cancels_a_ticket_through_the_forms(api):
