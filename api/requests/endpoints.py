@@ -31,15 +31,12 @@ IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key", max_lengt
 
 def present(session, principal: Principal, ticket) -> TicketPublic | TicketDetail:
     """Requesters get the public view; staff also get measurements, hashes and jobs."""
-    if principal.role == "requester":
-        view: TicketPublic = TicketPublic.model_validate(ticket)
-        jobs = None if ticket.closed_at else jobs_repository.for_request(session, ticket.id)
-    else:
-        jobs = jobs_repository.for_request(session, ticket.id)
-        view = TicketDetail.of(ticket, jobs)
-    if ticket.closed_at or not jobs:  # a closed ticket waits for nothing
-        return view
-    return view.model_copy(update=service.waiting_state(session, jobs))
+    view = (
+        TicketPublic.model_validate(ticket)
+        if principal.role == "requester"
+        else TicketDetail.of(ticket, jobs_repository.for_request(session, ticket.id))
+    )
+    return view.model_copy(update=service.waiting_state(session, ticket))
 
 
 def _submit(session, settings, principal, payload, idempotency_key, response):

@@ -31,14 +31,24 @@ def for_request(session: Session, request_id: uuid.UUID) -> list[Job]:
     )
 
 
-def ahead_of(session: Session, job: Job) -> int:
-    """Jobs on the same model that will run before `job` (oldest first, one at a time)."""
-    query = select(func.count()).where(
-        Job.model_name == job.model_name,
-        Job.status.in_(("pending", "running")),
-        Job.created_at < job.created_at,
+def open_jobs(session: Session, request_id: uuid.UUID) -> list[tuple[str, bool, int]]:
+    """A ticket's pending and running jobs in one query: (status, cancel requested, how many
+    jobs on the same model run before it: oldest first, one at a time)."""
+    other = aliased(Job)
+    ahead = (
+        select(func.count())
+        .where(
+            other.model_name == Job.model_name,
+            other.status.in_(("pending", "running")),
+            other.created_at < Job.created_at,
+        )
+        .scalar_subquery()
     )
-    return session.scalar(query) or 0
+    query = select(Job.status, Job.cancel_requested, ahead).where(
+        Job.request_id == request_id, Job.status.in_(("pending", "running"))
+    )
+    rows = session.execute(query).tuples()
+    return [(status, bool(cancel), int(before)) for status, cancel, before in rows]
 
 
 def _claimable(now: datetime):

@@ -196,15 +196,15 @@ def operator_text(
     return redact(text, decrypt_records(session, settings, ticket))
 
 
-def waiting_state(session: Session, jobs: list) -> dict:
+def waiting_state(session: Session, ticket: DeletionRequest) -> dict:
     """Where an open ticket stands beyond its state: its place in its model's queue (1 = next
-    to run), and whether an operator's cancel waits for the running job to stop."""
-    pending = next((job for job in jobs if job.status == "pending"), None)
+    to run), and whether an operator's cancel waits for the running job to stop. One query: a
+    status poll is the service's most frequent request."""
+    jobs = [] if ticket.closed_at else jobs_repository.open_jobs(session, ticket.id)
+    pending = [ahead + 1 for status, _, ahead in jobs if status == "pending"]
     return {
-        "queue_position": None
-        if pending is None
-        else jobs_repository.ahead_of(session, pending) + 1,
-        "cancel_pending": any(job.status == "running" and job.cancel_requested for job in jobs),
+        "queue_position": pending[0] if pending else None,
+        "cancel_pending": any(status == "running" and cancel for status, cancel, _ in jobs),
     }
 
 
