@@ -45,6 +45,10 @@ class Settings(BaseSettings):
     max_upload_bytes: int = 20 * 1024 * 1024
     max_json_bytes: int = 8 * 1024 * 1024  # an inline request body (tickets with records)
     rate_limit_per_minute: int = Field(6000, ge=0)  # requests per API key (0: no limit)
+    # The web pages' cookies carry Secure: always in production (behind a TLS proxy the app
+    # itself sees plain http), elsewhere when the request came over https. Set false only for a
+    # production stack served without TLS, which then sends its session in the clear.
+    secure_cookies: bool | None = None
     # Signed audit checkpoints, kept outside the database (mount it elsewhere in production);
     audit_checkpoints: Path = Field(
         default_factory=lambda: _service_home() / "audit-checkpoints.jsonl"
@@ -66,6 +70,11 @@ class Settings(BaseSettings):
         if self.heartbeat_s >= self.lease_s:
             raise ValueError("heartbeat_s must be shorter than lease_s")
         return self
+
+    def cookies_secure(self, scheme: str) -> bool:
+        if self.secure_cookies is not None:
+            return self.secure_cookies
+        return self.environment == "production" or scheme == "https"
 
     @property
     def embedded(self) -> bool:

@@ -18,6 +18,7 @@ from api.reports.render import render_html
 from api.requests.uploads import at_line, read_records
 from domain.errors import InvalidInput, ServiceError, Unauthorized
 from domain.keys.service import authenticate
+from domain.settings import Settings
 from domain.tickets import service
 from domain.tickets.commands import TicketCreate
 from domain.tickets.deadlines import LegalBasis
@@ -29,18 +30,21 @@ router = APIRouter()
 FILERS = ("requester", "admin")
 
 
-def _login_page(request: Request, lang: str, status: int = 200, **context) -> HTMLResponse:
+def _login_page(
+    request: Request, settings: Settings, lang: str, status: int = 200, **context
+) -> HTMLResponse:
     """The login form with a fresh CSRF token, set in its cookie too."""
     token = cookies.new_login_token()
     response = page("login.html.j2", lang, None, status, login_csrf=token, **context)
     response.set_cookie(cookies.LOGIN_COOKIE, token, httponly=True, samesite="strict",
-                        secure=request.url.scheme == "https", path="/ui/login")  # fmt: skip
+                        secure=settings.cookies_secure(request.url.scheme),
+                        path="/ui/login")  # fmt: skip
     return response
 
 
 @router.get("/login")
-def login_form(request: Request, lang: Lang = "en") -> HTMLResponse:
-    return _login_page(request, lang)
+def login_form(request: Request, settings: SettingsDep, lang: Lang = "en") -> HTMLResponse:
+    return _login_page(request, settings, lang)
 
 
 @router.post("/login")
@@ -53,15 +57,16 @@ def login(
     lang: Lang = "en",
 ) -> Response:
     if not cookies.login_token_ok(request.cookies.get(cookies.LOGIN_COOKIE), csrf):
-        return _login_page(request, lang, 403, error=MESSAGES[lang]["login_expired"])
+        return _login_page(request, settings, lang, 403, error=MESSAGES[lang]["login_expired"])
     secret = settings.secret_key.get_secret_value()
     try:
         authenticate(session, secret, api_key)
     except Unauthorized:
-        return _login_page(request, lang, 401, error=MESSAGES[lang]["bad_key"])
+        return _login_page(request, settings, lang, 401, error=MESSAGES[lang]["bad_key"])
     response = RedirectResponse(f"/ui/tickets?lang={lang}", status_code=303)
     response.set_cookie(cookies.COOKIE, cookies.seal(secret, api_key), max_age=cookies.MAX_AGE_S,
-                        httponly=True, secure=request.url.scheme == "https", samesite="strict",
+                        httponly=True, secure=settings.cookies_secure(request.url.scheme),
+                        samesite="strict",
                         path="/ui")  # fmt: skip
     response.delete_cookie(cookies.LOGIN_COOKIE, path="/ui/login")
     return response

@@ -40,6 +40,18 @@ def test_login_sets_an_httponly_strict_cookie_and_a_bad_key_is_shown_at_the_fiel
     assert forged.status_code == 403 and "session" not in forged.headers.get("set-cookie", "")
 
 
+def test_in_production_the_session_cookie_is_secure_even_behind_a_tls_proxy(api, settings,
+                                                                         monkeypatch):  # fmt: skip
+    # The proxy ends TLS: the app sees http. Before: no Secure flag, the session could leak.
+    assert "Secure" not in _login(api, "requester").headers["set-cookie"]  # not production, http
+    monkeypatch.setattr(settings, "environment", "production")
+    api.cookies.clear()
+    assert "Secure" in _login(api, "requester").headers["set-cookie"]
+    monkeypatch.setattr(settings, "secure_cookies", False)  # a stack served without TLS, said
+    api.cookies.clear()
+    assert "Secure" not in _login(api, "requester").headers["set-cookie"]
+
+
 def test_a_requester_lists_opens_and_cancels_a_ticket_through_the_forms(api):
     ticket = api.post("/v1/deletion-requests", json=ticket_body(), headers=auth(api, "requester"))
     ticket_id = ticket.json()["id"]
