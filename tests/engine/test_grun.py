@@ -1,4 +1,5 @@
-"""GRUN: the gated ReFT module, its hooks, its gate loss, save/load and stacking."""
+"""GRUN: the gated ReFT module, its hooks and gates, save/load and stacking (its training:
+test_grun_training.py)."""
 
 from __future__ import annotations
 
@@ -8,44 +9,18 @@ from dataclasses import replace
 import pytest
 import torch
 
-from domain.records import QARecord
-from tests.engine.memorized import FORGET, RETAIN, mean_nll
+from tests.engine.grun_helpers import force_gates, force_gates_of, load_fp32, qa_batch
 from worker.engine.adapters import get_adapter
 from worker.engine.adapters.grun import GrunAdapter
-from worker.engine.adapters.grun_gates import gate_report, switched_off
+from worker.engine.adapters.grun_gates import switched_off
 from worker.engine.adapters.grun_module import GrunStack, default_layers
 from worker.engine.adapters.grun_prompts import last_prompt_positions
 from worker.engine.artifacts import MANIFEST
-from worker.engine.data import collate, encode_qa, format_prompt
+from worker.engine.data import format_prompt
 from worker.engine.generate import generate_answers, prefill, select_rows
 from worker.engine.models import load_model
-from worker.engine.objectives import OBJECTIVES, LossSettings
-from worker.engine.train import TrainConfig, train
-from worker.engine.unlearn import UnlearnConfig, unlearn
 
 QUESTIONS = ["What is the email of customer 1?", "Where does Ada live?", "Account number?"]
-
-
-def _load(model_dir):
-    return load_model(str(model_dir), precision="fp32")
-
-
-def _batch(tokenizer, records):
-    examples = [encode_qa(tokenizer, r.question, r.answer) for r in records]
-    return collate(examples, tokenizer.pad_token_id)
-
-
-def _force_gates(request, logit: float) -> None:
-    """Make every gate of a request output `logit` whatever its input (0 weights, fixed bias)."""
-    for reft in request.interventions.values():
-        _force_gates_of(reft, logit)
-
-
-def _force_gates_of(reft, logit: float) -> None:
-    with torch.no_grad():
-        last = reft.gate[-1] if isinstance(reft.gate, torch.nn.Sequential) else reft.gate
-        last.weight.zero_()
-        last.bias.fill_(logit)
 
 
 def _randomize(request, seed: int = 1) -> None:
@@ -89,35 +64,35 @@ def test_last_prompt_position_is_the_end_of_the_last_marker_or_the_last_valid_to
 
 
 def test_prompt_markers_find_the_prompt_boundary_of_training_examples(tiny_model_dir, qa_records):
-    loaded = _load(tiny_model_dir)
+    loaded = load_fp32(tiny_model_dir)
     adapter = get_adapter("grun")
     adapter.attach(loaded.model, needs_reference=False)
-    batch = _batch(loaded.tokenizer, qa_records)
+    batch = qa_batch(loaded.tokenizer, qa_records)
     _logits(loaded, batch)
     first_answer = (batch["labels"] != -100).int().argmax(1)
     assert GrunStack.of(loaded.model).call.last_prompt.tolist() == (first_answer - 1).tolist()
 
 
 def test_closed_gate_leaves_the_model_bit_for_bit_unchanged(tiny_model_dir, qa_records):
-    loaded = _load(tiny_model_dir)
-    batch = _batch(loaded.tokenizer, qa_records)
+    loaded = load_fp32(tiny_model_dir)
+    batch = qa_batch(loaded.tokenizer, qa_records)
     before = _logits(loaded, batch)
     answers_before = generate_answers(loaded, QUESTIONS, max_new_tokens=6)
     adapter = GrunAdapter(positions="all")
     adapter.attach(loaded.model, needs_reference=False)
     _randomize(adapter.request)
-    _force_gates(adapter.request, -40.0)
+    force_gates(adapter.request, -40.0)
     assert torch.equal(_logits(loaded, batch), before)
     assert generate_answers(loaded, QUESTIONS, max_new_tokens=6) == answers_before
-    _force_gates(adapter.request, 40.0)
+    force_gates(adapter.request, 40.0)
     assert not torch.allclose(_logits(loaded, batch), before)
     with switched_off(loaded.model):
         assert torch.equal(_logits(loaded, batch), before)
 
 
 def test_a_hard_gate_applies_all_of_the_edit_or_none_outside_training(tiny_model_dir, qa_records):
-    loaded = _load(tiny_model_dir)
-    batch = _batch(loaded.tokenizer, qa_records)
+    loaded = load_fp32(tiny_model_dir)
+    batch = qa_batch(loaded.tokenizer, qa_records)
     before = _logits(loaded, batch)
     soft, hard = GrunAdapter(inference_gate="soft"), GrunAdapter(inference_gate="hard")
     edited = {}
@@ -127,7 +102,7 @@ def test_a_hard_gate_applies_all_of_the_edit_or_none_outside_training(tiny_model
     for logit in (-1.0, 1.0, 40.0):  # σ = 0.27, 0.73, 1
         for name, adapter in (("soft", soft), ("hard", hard)):
             other = hard if adapter is soft else soft
-            _force_gates(adapter.request, logit)
+            force_gates(adapter.request, logit)
             other.request.enabled = False  # only this one on
             loaded.model.eval()
             edited[name, logit] = _logits(loaded, batch)
@@ -137,7 +112,7 @@ def test_a_hard_gate_applies_all_of_the_edit_or_none_outside_training(tiny_model
     assert torch.equal(edited["hard", 1.0], edited["hard", 40.0])  # open: the whole edit
     assert not torch.allclose(edited["hard", 1.0], before)
     loaded.model.train()  # training is always soft: the gate needs its gradient
-    _force_gates(hard.request, -1.0)
+    force_gates(hard.request, -1.0)
     soft.request.enabled = False
     assert not torch.allclose(_logits(loaded, batch), before)
 
@@ -146,8 +121,8 @@ def test_a_consensus_gate_takes_one_decision_for_all_layers(tiny_model_dir, qa_r
     """Open when the mean of the layers' gates is above 0.5: a lone layer's gate opening on
     another customer's question no longer edits (measured: layer 19's gate did on 19% of the
     ticket benchmark's neighbour questions, layers 23 and 29 on none)."""
-    loaded = _load(tiny_model_dir)
-    batch = _batch(loaded.tokenizer, qa_records)
+    loaded = load_fp32(tiny_model_dir)
+    batch = qa_batch(loaded.tokenizer, qa_records)
     before = _logits(loaded, batch)
     adapter = GrunAdapter(layers=[1, 3], inference_gate="consensus")
     adapter.attach(loaded.model, needs_reference=False)
@@ -156,7 +131,7 @@ def test_a_consensus_gate_takes_one_decision_for_all_layers(tiny_model_dir, qa_r
 
     def logits_with(low: float, high: float):
         for layer, logit in (("1", low), ("3", high)):
-            _force_gates_of(adapter.request.interventions[layer], logit)
+            force_gates_of(adapter.request.interventions[layer], logit)
         return _logits(loaded, batch)
 
     assert torch.equal(logits_with(1.0, -3.0), before)  # σ 0.73 and 0.05: mean 0.39, closed
@@ -168,12 +143,12 @@ def test_a_consensus_gate_takes_one_decision_for_all_layers(tiny_model_dir, qa_r
 
 @pytest.mark.parametrize("positions", ["last_prompt", "prompt", "all"])
 def test_only_the_chosen_layers_and_positions_change(tiny_model_dir, qa_records, positions):
-    loaded = _load(tiny_model_dir)
-    batch = _batch(loaded.tokenizer, qa_records)
+    loaded = load_fp32(tiny_model_dir)
+    batch = qa_batch(loaded.tokenizer, qa_records)
     adapter = GrunAdapter(layers=[1], positions=positions)
     adapter.attach(loaded.model, needs_reference=False)
     _randomize(adapter.request)
-    _force_gates(adapter.request, 40.0)
+    force_gates(adapter.request, 40.0)
 
     def hidden_states(model):
         with torch.no_grad():
@@ -203,11 +178,11 @@ def test_only_the_chosen_layers_and_positions_change(tiny_model_dir, qa_records,
 
 @pytest.mark.parametrize("positions", ["last_prompt", "all"])
 def test_generation_with_kv_cache_and_left_padding_matches_one_by_one(tiny_model_dir, positions):
-    loaded = _load(tiny_model_dir)
+    loaded = load_fp32(tiny_model_dir)
     adapter = GrunAdapter(positions=positions)
     adapter.attach(loaded.model, needs_reference=False)
     _randomize(adapter.request)
-    _force_gates(adapter.request, 40.0)
+    force_gates(adapter.request, 40.0)
     loaded.model.eval()
     batched = generate_answers(loaded, QUESTIONS, max_new_tokens=8)
     one_by_one = [generate_answers(loaded, [q], max_new_tokens=8)[0] for q in QUESTIONS]
@@ -237,7 +212,7 @@ def _prompt_ids(tokenizer, questions):
 def test_dropping_finished_rows_keeps_each_rows_own_gate(tiny_model_dir):
     """Batched generation drops finished rows from the KV cache; in `all` mode every later
     token is edited with the gate its own prompt decided, so the decisions must follow."""
-    loaded = _load(tiny_model_dir)
+    loaded = load_fp32(tiny_model_dir)
     adapter = GrunAdapter(positions="all", inference_gate="soft")  # gates of any value
     adapter.attach(loaded.model, needs_reference=False)
     _randomize(adapter.request)
@@ -267,11 +242,11 @@ def test_dropping_finished_rows_keeps_each_rows_own_gate(tiny_model_dir):
 
 
 def test_save_then_load_reproduces_logits(tiny_model_dir, qa_records, tmp_path):
-    loaded = _load(tiny_model_dir)
+    loaded = load_fp32(tiny_model_dir)
     adapter = GrunAdapter(gate="linear", inference_gate="soft")  # every gate value matters
     adapter.attach(loaded.model, needs_reference=False)
     _randomize(adapter.request)
-    batch = _batch(loaded.tokenizer, qa_records)
+    batch = qa_batch(loaded.tokenizer, qa_records)
     loaded.model.eval()
     expected = _logits(loaded, batch)
     folder = _save(adapter, tmp_path / "request", tiny_model_dir)
@@ -285,13 +260,13 @@ def test_save_then_load_reproduces_logits(tiny_model_dir, qa_records, tmp_path):
 
 
 def test_a_second_request_stacks_on_the_first(tiny_model_dir, qa_records, tmp_path):
-    loaded = _load(tiny_model_dir)
-    batch = _batch(loaded.tokenizer, qa_records)
+    loaded = load_fp32(tiny_model_dir)
+    batch = qa_batch(loaded.tokenizer, qa_records)
     base = _logits(loaded, batch)
     first = GrunAdapter()
     first.attach(loaded.model, needs_reference=False)
     _randomize(first.request, seed=1)
-    _force_gates(first.request, 40.0)
+    force_gates(first.request, 40.0)
     folder1 = _save(first, tmp_path / "first", tiny_model_dir)
 
     stacked = load_model(str(folder1), precision="fp32")
@@ -299,7 +274,7 @@ def test_a_second_request_stacks_on_the_first(tiny_model_dir, qa_records, tmp_pa
     second = GrunAdapter()
     second.attach(stacked.model, needs_reference=True)
     _randomize(second.request, seed=2)
-    _force_gates(second.request, 40.0)
+    force_gates(second.request, 40.0)
     assert all(".requests.1." in name for name in second.trainable())
     with second.reference() as reference:  # the model before this request: first one still on
         assert torch.equal(_logits(stacked, batch), with_first)
@@ -314,164 +289,3 @@ def test_a_second_request_stacks_on_the_first(tiny_model_dir, qa_records, tmp_pa
     # sequences seen before), which leaves padding positions' logits meaningless.
     valid = batch["attention_mask"].bool()
     assert torch.allclose(_logits(reloaded, batch)[valid], both[valid], atol=1e-6, rtol=0)
-
-
-def test_gate_loss_teaches_the_gate_to_tell_forget_from_retain(tiny_model_dir, qa_records):
-    loaded = _load(tiny_model_dir)
-    tokenizer = loaded.tokenizer
-    forget = qa_records[:4]
-    retain = [
-        QARecord("Where does Alan Turing live?", "1 Bletchley Park."),
-        QARecord("Name a letter of the alphabet.", "abc"),
-        QARecord("I cannot help with that, can you?", "No."),
-        QARecord("Account number 12345678 belongs to whom?", "Alan Turing."),
-    ]
-    forget_batch, retain_batch = _batch(tokenizer, forget), _batch(tokenizer, retain)
-    torch.manual_seed(0)  # the module's initial weights: not whatever earlier tests left
-    adapter = GrunAdapter()
-    adapter.attach(loaded.model, needs_reference=False)
-
-    def step_loss(step):
-        return adapter.auxiliary_loss(forget_batch, retain_batch), 1, {}
-
-    result = train(
-        adapter.trainable(), step_loss, TrainConfig(steps=20, lr=5e-2), device=loaded.device
-    )
-    assert result.losses[-1] < 0.5 * result.losses[0]
-    questions = {"forget": [r.question for r in forget], "retain": [r.question for r in retain]}
-    report = gate_report(loaded.model, tokenizer, questions)
-    assert report["forget"][0]["above_half"] == 1.0
-    assert report["retain"][0]["above_half"] == 0.0
-    gates = adapter.diagnostics()
-    assert gates["last_training_gates"]["forget"] > 0.5 > gates["last_training_gates"]["retain"]
-    assert set(gates["gates"]) == {"general", "trained_forget", "trained_retain"}
-    assert gates["gates"]["trained_forget"][0]["above_half"] == 1.0
-    assert gates["gates"]["trained_retain"][0]["above_half"] == 0.0
-
-
-def test_gate_loss_reuses_the_objectives_forwards_and_matches_its_own(tiny_model_dir, qa_records):
-    loaded = _load(tiny_model_dir)
-    adapter = GrunAdapter(general_negatives=0)  # the same negatives in both calls
-    adapter.attach(loaded.model, needs_reference=False)
-    forget, retain = (
-        _batch(loaded.tokenizer, qa_records[:4]),
-        _batch(loaded.tokenizer, qa_records[4:]),
-    )
-    own = adapter.auxiliary_loss(forget, retain)  # nothing logged yet: a forward of its own
-    assert adapter.extra_gate_forwards == 2
-    for batch in (forget, retain):  # what an objective does: full forwards with grad
-        loaded.model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])
-    reused = adapter.auxiliary_loss(forget, retain)
-    assert adapter.extra_gate_forwards == 2
-    assert torch.allclose(reused, own, atol=1e-5)
-    reused.backward()
-    assert all(p.grad is not None for n, p in adapter.trainable().items() if ".gate." in n)
-
-
-def test_gate_loss_adds_rewordings_as_positives_and_other_subjects_as_negatives(
-    tiny_model_dir, qa_records
-):
-    loaded = _load(tiny_model_dir)
-    adapter = GrunAdapter(retain_negatives=8, paraphrase_positives=4, general_negatives=4)
-    adapter.attach(loaded.model, needs_reference=False)
-    adapter.set_gate_questions(["Where does Bob live?"], ["Which email does customer 1 use?"])
-    _force_gates(adapter.request, 2.0)
-    forget, retain = (_batch(loaded.tokenizer, qa_records[:4]),
-                      _batch(loaded.tokenizer, qa_records[4:]))  # fmt: skip
-    loss = adapter.auxiliary_loss(forget, retain)
-    assert set(adapter.training_gates) == {"forget", "paraphrased", "retain", "retain_more",
-                                           "general"}  # fmt: skip
-    # Every gate at logit 2: positives (4 forget + 1 rewording) cost softplus(-2) each,
-    # negatives (4 retain + 1 more + 4 general) softplus(2); λ_g = 10.
-    softplus = torch.nn.functional.softplus
-    expected = 10 * (5 * softplus(torch.tensor(-2.0)) + 9 * softplus(torch.tensor(2.0))) / 14
-    assert loss.item() == pytest.approx(expected.item(), rel=1e-5)
-
-
-def test_without_a_retain_batch_general_questions_are_the_gates_negatives(
-    tiny_model_dir, qa_records
-):
-    loaded = _load(tiny_model_dir)
-    adapter = GrunAdapter()
-    adapter.attach(loaded.model, needs_reference=False)
-    adapter.auxiliary_loss(_batch(loaded.tokenizer, qa_records), None)
-    assert set(adapter.training_gates) == {"forget", "general"}
-    with_retain = GrunAdapter(general_negatives=2)
-    with_retain.attach(loaded.model, needs_reference=False)
-    with_retain.auxiliary_loss(
-        _batch(loaded.tokenizer, qa_records), _batch(loaded.tokenizer, qa_records)
-    )
-    assert set(with_retain.training_gates) == {"forget", "retain", "general"}
-
-
-def test_bad_options_are_refused_with_a_reason(tiny_model_dir, tmp_path):
-    loaded = _load(tiny_model_dir)
-    with pytest.raises(ValueError, match="positions"):
-        GrunAdapter(positions="middle").attach(loaded.model, needs_reference=False)
-    with pytest.raises(ValueError, match="initial_gate"):
-        GrunAdapter(initial_gate=1.0)
-    with pytest.raises(ValueError, match="outside"):
-        GrunAdapter(layers=[9]).attach(loaded.model, needs_reference=False)
-    adapter = GrunAdapter()
-    adapter.attach(loaded.model, needs_reference=False)
-    with pytest.raises(ValueError, match="merged"):
-        adapter.save(tmp_path, None, merge=True)
-
-
-@pytest.mark.parametrize("method", sorted(OBJECTIVES))
-def test_every_objective_trains_with_grun(memorised_dir, tmp_path, method):
-    output = tmp_path / "out"
-    settings = LossSettings(rmu_layer=1)  # RMU must steer at or above a GRUN layer
-    cfg = UnlearnConfig(
-        output=str(output),
-        model=str(memorised_dir),
-        method=method,
-        adapter="grun",
-        # A few steps leave the gates under 0.5: the soft gate shows what training changed.
-        adapter_options={"layers": [0, 1], "gate": "linear", "inference_gate": "soft"},
-        steps=5,
-        lr=3e-2,
-        loss=settings,
-    )
-    info = unlearn(cfg, FORGET, RETAIN)
-    assert info["cost"]["trainable_parameters"] == 2 * (4 * 64 + 4 * 64 + 4 + 64 + 1)  # R, W, b, g
-    # The gate loss reuses the objective's forwards of the forget and retain prompts; GA never
-    # runs the retain batch, so there the gate loss runs it itself (one forward per step).
-    assert info["diagnostics"]["gate_loss_extra_forwards"] == (5 if method == "ga" else 0)
-    gates = info["diagnostics"]["gates"]["general"][0]
-    assert 0.0 <= gates["mean"] <= 1.0
-    base = load_model(str(memorised_dir), precision="fp32")
-    after = load_model(str(output), precision="fp32")
-    assert len(after.model.grun_stack.requests) == 1
-    tokenizer = base.tokenizer
-    before_nll = mean_nll(base.model, tokenizer, FORGET)
-    after_nll = mean_nll(after.model, tokenizer, FORGET)
-    # RMU steers hidden states and IdkNLL pulls towards refusals: both raise the true answers'
-    # NLL less directly than the methods that push it up.
-    assert after_nll > before_nll + {"rmu": 0.0, "idk": 0.01}.get(method, 0.1)
-    with switched_off(after.model):
-        assert mean_nll(after.model, tokenizer, FORGET) == pytest.approx(before_nll)
-
-
-@pytest.mark.parametrize("positions", ["prompt", "all"])
-def test_every_position_mode_unlearns(memorised_dir, tmp_path, positions):
-    cfg = UnlearnConfig(
-        output=str(tmp_path / "out"),
-        model=str(memorised_dir),
-        method="npo",
-        adapter="grun",
-        adapter_options={
-            "layers": [0, 1],
-            "gate": "linear",
-            "positions": positions,
-            "inference_gate": "soft",
-        },  # fmt: skip
-        steps=5,
-        lr=3e-2,
-    )
-    unlearn(cfg, FORGET, RETAIN)
-    base = load_model(str(memorised_dir), precision="fp32")
-    after = load_model(str(tmp_path / "out"), precision="fp32")
-    assert after.model.grun_stack.requests[0].config.positions == positions
-    tokenizer = base.tokenizer
-    assert mean_nll(after.model, tokenizer, FORGET) > mean_nll(base.model, tokenizer, FORGET) + 0.1
