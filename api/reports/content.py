@@ -85,6 +85,26 @@ def retraining_s(session: Session, model_name: str) -> float | None:
     return float(seconds) if isinstance(seconds, int | float) and seconds > 0 else None
 
 
+def measurements(evaluation: dict) -> list[dict]:
+    """The appendix's other before/after numbers: the answers' probability and, for passages,
+    MUSE's verbatim score."""
+    return [
+        {"metric": name, "before": value.get("before"), "after": value.get("after")}
+        for name in ("forget_prob", "verbatim_score")
+        if isinstance(value := evaluation.get(name), dict)
+    ]
+
+
+def probe_rows(robustness: dict) -> list[dict]:
+    """Every robustness probe the evaluation ran or skipped: its leak rate on the ticket's
+    records and on other records (what the probe does to data that must stay), or why not."""
+    return [
+        {"probe": name, "status": row.get("status"), "metric": row.get("metric"),
+         "forget": row.get("forget"), "retain": row.get("retain"), "reason": row.get("reason")}
+        for name, row in sorted(robustness.items())
+    ]  # fmt: skip
+
+
 def budget_steps(ticket: DeletionRequest, evaluation: dict) -> int | None:
     """The step budget the run had: an operator's override (a re-run), else the policy's."""
     if steps := (ticket.options or {}).get("steps"):
@@ -136,6 +156,8 @@ def build_report(session: Session, ticket: DeletionRequest) -> dict:
             {"step": c["step"], "leak_rate": c.get("leak_rate", {})}
             for c in stopping.get("checks", [])
         ],  # fmt: skip
+        "measurements": measurements(evaluation),
+        "probes": probe_rows(robustness),
         # Masked at evaluation, while the data key was alive (domain.redaction.mask_personal).
         "examples": evaluation.get("examples") or [],
         "policy": evaluation.get("policy"),

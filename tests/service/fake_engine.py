@@ -69,6 +69,11 @@ class FakeRunner:
             "not_applicable": ["verbatim"],  # QA tickets only
             "reproduced_before": any(rate > 0 for rate in assessment["leak_rate"].values()),
             "utility": {"before": 0.5, "after": 0.5, "ratio": 1.0},
+            "forget_prob": {"before": assessment["forget_prob"], "after": 0.01},
+            "robustness": {
+                "no_chat": {"status": "ok", "metric": "leak_rate", "forget": leak, "retain": 1.0},
+                "relearning": {"status": "skipped", "reason": "not in this policy"},
+            },
             "examples": paired_examples(
                 assessment.get("examples", []),
                 answer_examples(records, ["I can't share that."] * len(records)),

@@ -31,6 +31,12 @@ def test_a_published_tickets_report_states_the_verdict_rule_by_rule(api, setting
     assert {"probe": "direct", "before": 1.0, "after": 0.0} in report["forgetting"]
     assert report["policy"]["sha256"] and report["version"]["number"] == 2
     assert report["tried"]["budget_steps"] == 48  # the default policy's (before: "—")
+    # Per-metric appendix tables: every probe run or skipped (with why), other measurements.
+    assert {"probe": "relearning", "status": "skipped", "metric": None, "forget": None,
+            "retain": None, "reason": "not in this policy"} in report["probes"]  # fmt: skip
+    assert report["measurements"] == [{"metric": "forget_prob", "before": 0.9, "after": 0.01}]
+    html = _report(api, ticket_id).text
+    assert "Robustness probes (leak rate)" in html and "not in this policy" in html
     assert [e["type"] for e in report["events"]][-2:] == ["ticket.published",
                                                           "ticket.data_key_destroyed"]  # fmt: skip
     text = _report(api, ticket_id, format="json").text + _report(api, ticket_id).text
