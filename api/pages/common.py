@@ -74,6 +74,19 @@ def to_login(lang: str) -> RedirectResponse:
     return RedirectResponse(f"/ui/login?lang={lang}", status_code=303)
 
 
+# What a form did, said on the page it leads back to (`?done=`): post, redirect, get, so a
+# reload shows the page again instead of sending the form twice.
+Done = Literal["approved", "rejected", "rolled_back", "cancelled"] | None
+
+
+def after_form(path: str, lang: str, done: str) -> RedirectResponse:
+    return RedirectResponse(f"{path}?lang={lang}&done={done}", status_code=303)
+
+
+def done_notice(lang: str, done: str | None) -> str | None:
+    return MESSAGES[lang][done] if done else None
+
+
 def check_form(settings, user: User, csrf: str, roles: tuple[str, ...] | None = None) -> None:
     """A form's CSRF token must be the session's; `roles`: who may send this form at all."""
     if not cookies.csrf_ok(settings.secret_key.get_secret_value(), user.sealed, csrf):

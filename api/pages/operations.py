@@ -12,7 +12,19 @@ from pydantic import ValidationError
 
 from api.deps import SessionDep, SettingsDep
 from api.models.schemas import Rollback
-from api.pages.common import STAFF, Lang, User, check_form, page, require_role, signed_in, to_login
+from api.pages.common import (
+    STAFF,
+    Done,
+    Lang,
+    User,
+    after_form,
+    check_form,
+    done_notice,
+    page,
+    require_role,
+    signed_in,
+    to_login,
+)
 from api.pages.messages import MESSAGES
 from domain.errors import ServiceError
 from domain.jobs import repository as jobs
@@ -36,9 +48,11 @@ def _operations(session, user: User, lang: str, notice: str | None = None, statu
 
 @router.get("/operations")
 def operations(request: Request, session: SessionDep, settings: SettingsDep,
-               lang: Lang = "en") -> Response:  # fmt: skip
+               lang: Lang = "en", done: Done = None) -> Response:  # fmt: skip
     user = signed_in(request, session, settings)
-    return to_login(lang) if user is None else _operations(session, user, lang)
+    if user is None:
+        return to_login(lang)
+    return _operations(session, user, lang, done_notice(lang, done))
 
 
 def _decide(verdict: str, ticket_id, request, session, settings, reason, csrf, lang) -> Response:
@@ -57,7 +71,7 @@ def _decide(verdict: str, ticket_id, request, session, settings, reason, csrf, l
         return _operations(session, user, lang, t["reason_required"], 422)
     except ServiceError as error:
         return _operations(session, user, lang, error.detail, error.status_code)
-    return _operations(session, user, lang, t[f"{verdict}d"])
+    return after_form("/ui/operations", lang, f"{verdict}d")
 
 
 Reason = Annotated[str, Form(max_length=2000)]
@@ -87,9 +101,11 @@ def _models(session, user: User, lang: str, notice: str | None = None, status: i
 
 @router.get("/models")
 def models(request: Request, session: SessionDep, settings: SettingsDep,
-           lang: Lang = "en") -> Response:  # fmt: skip
+           lang: Lang = "en", done: Done = None) -> Response:  # fmt: skip
     user = signed_in(request, session, settings)
-    return to_login(lang) if user is None else _models(session, user, lang)
+    if user is None:
+        return to_login(lang)
+    return _models(session, user, lang, done_notice(lang, done))
 
 
 @router.post("/models/{name}/rollback")
@@ -110,4 +126,4 @@ def rollback(name: str, request: Request, session: SessionDep, settings: Setting
         return _models(session, user, lang, t["rollback_invalid"], 422)
     except ServiceError as error:
         return _models(session, user, lang, error.detail, error.status_code)
-    return _models(session, user, lang, t["rolled_back"])
+    return after_form("/ui/models", lang, "rolled_back")

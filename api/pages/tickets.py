@@ -11,7 +11,17 @@ from pydantic import ValidationError
 
 from api.deps import SessionDep, SettingsDep
 from api.pages import session as cookies
-from api.pages.common import Lang, User, check_form, page, signed_in, to_login
+from api.pages.common import (
+    Done,
+    Lang,
+    User,
+    after_form,
+    check_form,
+    done_notice,
+    page,
+    signed_in,
+    to_login,
+)
 from api.pages.messages import MESSAGES
 from api.reports.content import build_report
 from api.reports.render import render_html
@@ -105,11 +115,12 @@ def _ticket_page(session, user: User, ticket_id, lang, notice=None, status=200) 
 
 @router.get("/tickets/{ticket_id}")
 def ticket_page(ticket_id: uuid.UUID, request: Request, session: SessionDep,
-                settings: SettingsDep, lang: Lang = "en") -> Response:  # fmt: skip
+                settings: SettingsDep, lang: Lang = "en",
+                done: Done = None) -> Response:  # fmt: skip
     user = signed_in(request, session, settings)
     if user is None:
         return to_login(lang)
-    return _ticket_page(session, user, ticket_id, lang)
+    return _ticket_page(session, user, ticket_id, lang, done_notice(lang, done))
 
 
 @router.post("/tickets/{ticket_id}/cancel")
@@ -123,7 +134,7 @@ def cancel(ticket_id: uuid.UUID, request: Request, session: SessionDep, settings
         service.cancel_ticket(session, settings, user.principal, ticket_id, None)
     except ServiceError as error:
         return _ticket_page(session, user, ticket_id, lang, error.detail, error.status_code)
-    return _ticket_page(session, user, ticket_id, lang, MESSAGES[lang]["cancelled"])
+    return after_form(f"/ui/tickets/{ticket_id}", lang, "cancelled")
 
 
 @router.get("/tickets/{ticket_id}/report")

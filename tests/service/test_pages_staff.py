@@ -67,8 +67,9 @@ def test_an_operator_approves_a_held_ticket_with_a_reason(api, settings, monkeyp
     no_reason = api.post(f"/ui/tickets/{ticket_id}/approve", data={"csrf": _csrf(page.text)})
     assert no_reason.status_code == 422 and EN["reason_required"] in no_reason.text
     why = {"csrf": _csrf(page.text), "reason": "leak is a false positive"}
-    done = api.post(f"/ui/tickets/{ticket_id}/approve", data=why)
+    done = api.post(f"/ui/tickets/{ticket_id}/approve", data=why)  # followed: post, redirect, get
     assert done.status_code == 200 and EN["approved"] in done.text
+    assert done.url.path == "/ui/operations" and done.history[0].status_code == 303
     state = api.get(f"/v1/deletion-requests/{ticket_id}", headers=auth(api, "operator")).json()
     assert state["state"] == "published"
     models = api.get("/ui/models")
