@@ -96,7 +96,7 @@ def run_curve(
         assert retain_row is not None
         log(f"cell {cell.split} {cell.name}: final evaluation of the picked model and the target")
         rows = final_rows(cell, run, target, stored["ratios"], options)
-        text += final_markdown(rows, retain_row, folder_hash(target), options)
+        text += final_markdown(rows, retain_row, folder_hash(target), stored, options)
     path.write_text(text, encoding="utf-8")
     return path
 
@@ -119,9 +119,18 @@ def final_rows(cell: Cell, run: dict, target: Path, ratios: list, options: Bench
     return rows
 
 
-def final_markdown(rows: list[dict], retain_row: dict, target_hash: str, options) -> str:
+def final_markdown(
+    rows: list[dict], retain_row: dict, target_hash: str, stored: dict, options
+) -> str:
     target, cell = rows
     same = retain_row["fixtures"]["target"] == target_hash
+    ratios_from = stored["retain_model_sha256"]
+    other_retain = (
+        ""
+        if retain_row["fixtures"]["retain"] == ratios_from
+        else f" Its retain model ({retain_row['fixtures']['retain'][:12]}…) is another build than "
+        f"the one whose ratios score Forget Quality ({ratios_from[:12]}…): same recipe and data."
+    )
     retrain_s = options.retrain_s or retain_row["cost"]["wall_time_s"]
     lines = [
         "## Final evaluation of the picked model",
@@ -131,6 +140,7 @@ def final_markdown(rows: list[dict], retain_row: dict, target_hash: str, options
         + ("this same target build." if same else
            f"another target build ({retain_row['fixtures']['target'][:12]}…, this one "
            f"{target_hash[:12]}…).")
+        + other_retain
         + " Forget Quality: against the stored ratios; privacy leak n/c (needs the retain "
         "model's per-answer losses).",
         "",
