@@ -133,6 +133,7 @@ def final_markdown(
     )
     retrain_s = options.retrain_s or retain_row["cost"]["wall_time_s"]
     lines = [
+        "",
         "## Final evaluation of the picked model",
         "",
         "The whole `tofu` suite and the probes, as in `tofu_mini.md`. The retain row is the "
@@ -172,7 +173,7 @@ def curve_markdown(cell: Cell, run: dict, stored: dict, ratios_path: Path, comma
         f"{cell.batch_size} retain, budget {cell.epochs} epochs ({steps_per_epoch} steps each).  ",
         f"Forget Quality against the stored truth ratios of a retain model "
         f"(`{ratios_path.name}`, retain model sha256 {stored['retain_model_sha256'][:12]}…, "
-        f"its forget TR score and answer probability in that file); no final evaluation.  ",
+        f"its forget TR score and answer probability in that file).  ",
         f"Unlearning wall time {run['cost']['wall_time_s']:.0f} s, of which the checks "
         f"{selection['seconds']:.0f} s.",
         "",
