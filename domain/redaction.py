@@ -35,8 +35,14 @@ def redacting(records: Sequence[Record]) -> Iterator[None]:
 def redact(text: str, records: Sequence[Record]) -> str:
     """`text` with every value of `records` (longest first) replaced by "[redacted]"."""
     values = {v for r in records for v in record_values(r) if len(v) >= MIN_REDACTED}
+    return _substitute(text, values, "[redacted]")
+
+
+def _substitute(text: str, values: set[str], placeholder: str) -> str:
+    """`text` with each of `values` replaced, longest first (a value inside a longer one must
+    not break the longer one's match)."""
     for value in sorted(values, key=len, reverse=True):
-        text = text.replace(value, "[redacted]")
+        text = text.replace(value, placeholder)
     return text
 
 
@@ -64,14 +70,13 @@ def mask_personal(text: str, records: Sequence[Record]) -> str:
     may recite another person's) [email], the names its questions ask about [name], numbers #,
     and any other value of the records left [redacted]. What stays is the shape of an answer:
     a refusal, or a recital of facts."""
-    recited = {v for r in records for v in record_values(r) if not _is_question(v, records)}
-    for value in sorted(recited, key=len, reverse=True):
-        if len(value) >= MIN_REDACTED and not _is_fact(value, records):
-            text = text.replace(value, "[redacted]")
+    recited = {
+        v for r in records for v in record_values(r)
+        if len(v) >= MIN_REDACTED and not _is_question(v, records) and not _is_fact(v, records)
+    }  # fmt: skip
+    text = _substitute(text, recited, "[redacted]")
     facts = {f for r in records if isinstance(r, QARecord) for f in r.key_facts if f}
-    for fact in sorted(facts, key=len, reverse=True):
-        text = text.replace(fact, "[fact]")
-    text = _EMAIL.sub("[email]", text)
+    text = _EMAIL.sub("[email]", _substitute(text, facts, "[fact]"))
     for name in sorted(names_in_questions(records), key=len, reverse=True):
         text = re.sub(rf"\b{re.escape(name)}\b", "[name]", text)
     return redact(_NUMBER.sub("#", text), records)
@@ -91,12 +96,11 @@ EXAMPLES = 3  # records whose masked answers, before and after, a ticket's evalu
 
 def answer_examples(records: Sequence[Record], said: Sequence[str]) -> list[dict]:
     """The first EXAMPLES QA records' questions and the model's answers to them, masked."""
-    qa = [r for r in records if isinstance(r, QARecord)]
+    qa = [r for r in records if isinstance(r, QARecord)][:EXAMPLES]
     return [
         {"record": i + 1, "question": mask_personal(r.question, records),
          "answer": mask_personal(answer, records)}
         for i, (r, answer) in enumerate(zip(qa, said, strict=False))
-        if i < EXAMPLES
     ]  # fmt: skip
 
 
