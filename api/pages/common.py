@@ -45,9 +45,10 @@ HOME = {"audit.html.j2": "/ui/audit", "operations.html.j2": "/ui/operations",
         "tickets.html.j2": "/ui/tickets", "submit.html.j2": "/ui/submit"}  # fmt: skip
 
 
-def page(name: str, lang: str, user: User | None, status: int = 200, **context) -> HTMLResponse:
-    ticket = context.get("ticket")
-    here = f"/ui/tickets/{ticket.id}" if name == "ticket.html.j2" and ticket else HOME.get(name)
+def page(name: str, lang: str, user: User | None, status: int = 200, *, here: str | None = None,
+         **context) -> HTMLResponse:  # fmt: skip
+    """`here`: the page's own GET URL, for its language link (default: the template's HOME)."""
+    here = here or HOME.get(name)
     html = _templates().get_template(name).render(
         t=MESSAGES[lang], states=STATE_NAMES[lang], lang=lang, signed_in=user is not None,
         role=user.role if user else None, csrf=user.csrf if user else "", here=here or "",

@@ -109,7 +109,8 @@ def _ticket_page(session, user: User, ticket_id, lang, notice=None, status=200) 
     cancellable = user.role != "auditor" and ticket.state in states
     # An open ticket's page reloads itself every 5 s (live progress without JavaScript).
     live = ticket.state not in CLOSED and ticket.state != "held"
-    return page("ticket.html.j2", lang, user, status, ticket=ticket, progress=ticket.progress or {},
+    return page("ticket.html.j2", lang, user, status, here=f"/ui/tickets/{ticket.id}",
+                ticket=ticket, progress=ticket.progress or {},
                 notice=notice, cancellable=cancellable, live=live)  # fmt: skip
 
 
