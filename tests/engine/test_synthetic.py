@@ -1,3 +1,7 @@
+import datetime
+
+import faker.providers.date_time
+
 from domain.records import load_qa_records
 from worker.engine.synthetic import (
     QA_PER_CUSTOMER,
@@ -16,6 +20,20 @@ def test_seeded_and_complete_for_every_metric():
             assert r.paraphrased_question and r.paraphrased_answer and len(r.perturbed_answer) >= 3
             assert all(f in r.answer for f in r.key_facts)
             assert not any(r.key_facts[0] in p for p in r.perturbed_answer)
+
+
+def test_the_same_seed_makes_the_same_customers_on_any_day(monkeypatch):
+    """A target fine-tuned and cached one day must recite the records a later day's run asks
+    it to forget: nothing in the data may count from today's date."""
+    today = synthetic_dataset(n_customers=3, n_holdout=0, seed=1)
+
+    class Later(datetime.datetime):
+        @classmethod
+        def now(cls, tz=None):
+            return datetime.datetime(2031, 7, 19, tzinfo=tz)
+
+    monkeypatch.setattr(faker.providers.date_time, "datetime", Later)
+    assert synthetic_dataset(n_customers=3, n_holdout=0, seed=1) == today
 
 
 def test_holdout_customers_are_never_in_train(tmp_path):
