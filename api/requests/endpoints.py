@@ -29,14 +29,23 @@ router = APIRouter(
 IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key", max_length=200)]
 
 
-def present(session, principal: Principal, ticket) -> TicketPublic | TicketDetail:
-    """Requesters get the public view; staff also get measurements, hashes and jobs."""
-    view = (
+def present_all(session, principal: Principal, tickets: list) -> list[TicketPublic | TicketDetail]:
+    """Requesters get the public view; staff also get measurements, hashes and jobs. A fixed
+    number of queries however many tickets: their jobs and queue places are read in bulk."""
+    ids = [ticket.id for ticket in tickets]
+    jobs = jobs_repository.for_requests(session, ids) if principal.role != "requester" else {}
+    waiting = service.waiting_states(session, tickets)
+    views = [
         TicketPublic.model_validate(ticket)
         if principal.role == "requester"
-        else TicketDetail.of(ticket, jobs_repository.for_request(session, ticket.id))
-    )
-    return view.model_copy(update=service.waiting_state(session, ticket))
+        else TicketDetail.of(ticket, jobs[ticket.id])
+        for ticket in tickets
+    ]
+    return [view.model_copy(update=waiting[view.id]) for view in views]
+
+
+def present(session, principal: Principal, ticket) -> TicketPublic | TicketDetail:
+    return present_all(session, principal, [ticket])[0]
 
 
 def _submit(session, settings, principal, payload, idempotency_key, response):
@@ -106,7 +115,7 @@ def list_requests(
 ) -> TicketsPublic:
     where = TicketFilter(state=state, model=model, since=since, until=until)
     tickets, total = service.list_tickets(session, principal, where, limit, offset)
-    return TicketsPublic(data=[present(session, principal, t) for t in tickets], count=total)
+    return TicketsPublic(data=present_all(session, principal, tickets), count=total)
 
 
 @router.get("/{ticket_id}", response_model=TicketPublic | TicketDetail)

@@ -26,14 +26,23 @@ def get(session: Session, job_id: uuid.UUID) -> Job:
 
 
 def for_request(session: Session, request_id: uuid.UUID) -> list[Job]:
-    return list(
-        session.scalars(select(Job).where(Job.request_id == request_id).order_by(Job.created_at))
-    )
+    return for_requests(session, [request_id])[request_id]
 
 
-def open_jobs(session: Session, request_id: uuid.UUID) -> list[tuple[str, bool, int]]:
-    """A ticket's pending and running jobs in one query: (status, cancel requested, how many
-    jobs on the same model run before it: oldest first, one at a time)."""
+def for_requests(session: Session, request_ids: list[uuid.UUID]) -> dict[uuid.UUID, list[Job]]:
+    """Each ticket's jobs, oldest first, in one query: a list page must not ask per ticket."""
+    jobs: dict[uuid.UUID, list[Job]] = {request_id: [] for request_id in request_ids}
+    query = select(Job).where(Job.request_id.in_(request_ids)).order_by(Job.created_at)
+    for job in session.scalars(query):
+        jobs[job.request_id].append(job)
+    return jobs
+
+
+def open_jobs(
+    session: Session, request_ids: list[uuid.UUID]
+) -> dict[uuid.UUID, list[tuple[str, bool, int]]]:
+    """The tickets' pending and running jobs in one query: per ticket (status, cancel
+    requested, how many jobs on the same model run before it: oldest first, one at a time)."""
     other = aliased(Job)
     ahead = (
         select(func.count())
@@ -44,11 +53,13 @@ def open_jobs(session: Session, request_id: uuid.UUID) -> list[tuple[str, bool, 
         )
         .scalar_subquery()
     )
-    query = select(Job.status, Job.cancel_requested, ahead).where(
-        Job.request_id == request_id, Job.status.in_(("pending", "running"))
+    query = select(Job.request_id, Job.status, Job.cancel_requested, ahead).where(
+        Job.request_id.in_(request_ids), Job.status.in_(("pending", "running"))
     )
-    rows = session.execute(query).tuples()
-    return [(status, bool(cancel), int(before)) for status, cancel, before in rows]
+    jobs: dict[uuid.UUID, list[tuple[str, bool, int]]] = {rid: [] for rid in request_ids}
+    for request_id, status, cancel, before in session.execute(query).tuples():
+        jobs[request_id].append((status, bool(cancel), int(before)))
+    return jobs
 
 
 def _claimable(now: datetime):

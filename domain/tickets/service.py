@@ -196,16 +196,21 @@ def operator_text(
     return redact(text, decrypt_records(session, settings, ticket))
 
 
-def waiting_state(session: Session, ticket: DeletionRequest) -> dict:
-    """Where an open ticket stands beyond its state: its place in its model's queue (1 = next
-    to run), and whether an operator's cancel waits for the running job to stop. One query: a
-    status poll is the service's most frequent request."""
-    jobs = [] if ticket.closed_at else jobs_repository.open_jobs(session, ticket.id)
-    pending = [ahead + 1 for status, _, ahead in jobs if status == "pending"]
-    return {
-        "queue_position": pending[0] if pending else None,
-        "cancel_pending": any(status == "running" and cancel for status, cancel, _ in jobs),
-    }
+def waiting_states(session: Session, tickets: list[DeletionRequest]) -> dict[uuid.UUID, dict]:
+    """Where each open ticket stands beyond its state: its place in its model's queue (1 = next
+    to run), and whether an operator's cancel waits for the running job to stop. One query for
+    all of them: a status poll is the service's most frequent request, a list page the largest."""
+    open_ids = [ticket.id for ticket in tickets if not ticket.closed_at]
+    jobs = jobs_repository.open_jobs(session, open_ids) if open_ids else {}
+    states = {}
+    for ticket in tickets:
+        ticket_jobs = jobs.get(ticket.id, [])
+        pending = [ahead + 1 for status, _, ahead in ticket_jobs if status == "pending"]
+        states[ticket.id] = {
+            "queue_position": pending[0] if pending else None,
+            "cancel_pending": any(s == "running" and cancel for s, cancel, _ in ticket_jobs),
+        }
+    return states
 
 
 def cancel_ticket(

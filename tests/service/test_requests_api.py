@@ -213,6 +213,45 @@ def test_list_filters_by_state_and_model(api):
     assert api.get("/v1/deletion-requests?state=bogus", headers=headers).status_code == 422
 
 
+def test_a_list_page_asks_the_database_a_fixed_number_of_times(api):
+    """A page of tickets reads their jobs and queue places in bulk, not one query per ticket,
+    and each ticket still shows its own jobs and place in the queue."""
+    from sqlalchemy import event
+
+    statements, engine = [], api.app.state.database.engine  # the app's own engine
+
+    def count(*_):
+        statements.append(1)
+
+    def list_page(role):
+        statements.clear()
+        event.listen(engine, "before_cursor_execute", count)
+        try:
+            page = api.get("/v1/deletion-requests", headers=auth(api, role)).json()
+        finally:
+            event.remove(engine, "before_cursor_execute", count)
+        return page, len(statements)
+
+    for subject in ("a", "b"):
+        api.post(
+            "/v1/deletion-requests",
+            json=ticket_body(subject_id=subject),
+            headers=auth(api, "requester"),
+        )
+    small = {role: list_page(role)[1] for role in ("requester", "operator")}
+    for subject in ("c", "d", "e", "f"):
+        api.post(
+            "/v1/deletion-requests",
+            json=ticket_body(subject_id=subject),
+            headers=auth(api, "requester"),
+        )
+    for role in ("requester", "operator"):
+        page, statements_used = list_page(role)
+        assert page["count"] == 6 and statements_used == small[role] > 0
+        assert sorted(t["queue_position"] for t in page["data"]) == [1, 2, 3, 4, 5, 6]
+    assert all(len(t["jobs"]) == 1 for t in page["data"])  # the operator's view
+
+
 def test_concurrent_retries_with_one_idempotency_key_file_one_ticket(api, settings):
     import threading
 
