@@ -28,6 +28,7 @@ from domain.jobs import repository as jobs_repository
 from domain.keys import repository as keys_repository
 from domain.keys.service import Principal, create_key, get_or_create_organisation
 from domain.settings import Settings
+from domain.tickets import free_text
 from domain.tickets import service as tickets
 from domain.tickets.commands import TicketCreate, TicketOptions
 from domain.tickets.lifecycle import CLOSED
@@ -158,6 +159,7 @@ class EmbeddedService:
             principal = Principal(uuid.UUID(int=0), uuid.UUID(int=0), "operator")
             row = tickets.visible_ticket(session, principal, ticket_id)
             detail = TicketDetail.of(row, jobs_repository.for_request(session, row.id))
+            detail = detail.model_copy(update=free_text.unsealed(self.settings, row))
             return {**detail.model_dump(mode="json"), "closed": row.state in CLOSED}
 
     def approve(self, ticket_id: uuid.UUID, reason: str) -> dict:

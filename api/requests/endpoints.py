@@ -18,7 +18,7 @@ from domain.audit.service import events_for_request
 from domain.errors import InvalidInput, PayloadTooLarge
 from domain.jobs import repository as jobs_repository
 from domain.keys.service import Principal
-from domain.tickets import service
+from domain.tickets import free_text, service
 from domain.tickets.commands import Decision, Rerun, TicketCreate, TicketExtend, TicketMetadata
 from domain.tickets.lifecycle import STATES
 from domain.tickets.repository import TicketFilter
@@ -29,7 +29,9 @@ router = APIRouter(
 IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key", max_length=200)]
 
 
-def present_all(session, principal: Principal, tickets: list) -> list[TicketPublic | TicketDetail]:
+def present_all(
+    session, settings, principal: Principal, tickets: list
+) -> list[TicketPublic | TicketDetail]:
     """Requesters get the public view; staff also get measurements, hashes and jobs. A fixed
     number of queries however many tickets: their jobs and queue places are read in bulk."""
     ids = [ticket.id for ticket in tickets]
@@ -41,17 +43,20 @@ def present_all(session, principal: Principal, tickets: list) -> list[TicketPubl
         else TicketDetail.of(ticket, jobs[ticket.id])
         for ticket in tickets
     ]
-    return [view.model_copy(update=waiting[view.id]) for view in views]
+    return [
+        view.model_copy(update=waiting[ticket.id] | free_text.unsealed(settings, ticket))
+        for view, ticket in zip(views, tickets, strict=True)
+    ]
 
 
-def present(session, principal: Principal, ticket) -> TicketPublic | TicketDetail:
-    return present_all(session, principal, [ticket])[0]
+def present(session, settings, principal: Principal, ticket) -> TicketPublic | TicketDetail:
+    return present_all(session, settings, principal, [ticket])[0]
 
 
 def _submit(session, settings, principal, payload, idempotency_key, response):
     ticket, created = service.submit_ticket(session, settings, principal, payload, idempotency_key)
     response.status_code = status.HTTP_201_CREATED if created else status.HTTP_200_OK
-    return present(session, principal, ticket)
+    return present(session, settings, principal, ticket)
 
 
 @router.post("", response_model=TicketPublic | TicketDetail, status_code=status.HTTP_201_CREATED)
@@ -105,6 +110,7 @@ def submit_upload(
 @router.get("", response_model=TicketsPublic)
 def list_requests(
     session: SessionDep,
+    settings: SettingsDep,
     principal: AnyRole,
     state: Literal[STATES] | None = None,  # type: ignore[valid-type]
     model: str | None = None,
@@ -115,12 +121,15 @@ def list_requests(
 ) -> TicketsPublic:
     where = TicketFilter(state=state, model=model, since=since, until=until)
     tickets, total = service.list_tickets(session, principal, where, limit, offset)
-    return TicketsPublic(data=present_all(session, principal, tickets), count=total)
+    return TicketsPublic(data=present_all(session, settings, principal, tickets), count=total)
 
 
 @router.get("/{ticket_id}", response_model=TicketPublic | TicketDetail)
-def get_request(ticket_id: uuid.UUID, session: SessionDep, principal: AnyRole):
-    return present(session, principal, service.visible_ticket(session, principal, ticket_id))
+def get_request(
+    ticket_id: uuid.UUID, session: SessionDep, settings: SettingsDep, principal: AnyRole
+):
+    ticket = service.visible_ticket(session, principal, ticket_id)
+    return present(session, settings, principal, ticket)
 
 
 @router.get("/{ticket_id}/events", response_model=EventsPublic)
@@ -137,13 +146,20 @@ def cancel(
     """Requesters cancel before unlearning starts; operators also stop a running job."""
     reason = body.reason if body else None
     ticket = service.cancel_ticket(session, settings, principal, ticket_id, reason)
-    return present(session, principal, ticket)
+    return present(session, settings, principal, ticket)
 
 
 @router.post("/{ticket_id}/extend", response_model=TicketPublic | TicketDetail)
-def extend(ticket_id: uuid.UUID, body: TicketExtend, session: SessionDep, principal: Operator):
+def extend(
+    ticket_id: uuid.UUID,
+    body: TicketExtend,
+    session: SessionDep,
+    settings: SettingsDep,
+    principal: Operator,
+):
     """Extend the statutory deadline once (GDPR: by two months), with the reason and notice."""
-    return present(session, principal, service.extend_deadline(session, principal, ticket_id, body))
+    ticket = service.extend_deadline(session, settings, principal, ticket_id, body)
+    return present(session, settings, principal, ticket)
 
 
 @router.post("/{ticket_id}/approve", response_model=TicketPublic | TicketDetail)
@@ -153,7 +169,7 @@ def approve(
 ):  # fmt: skip
     """Publish a held result although the policy was not met."""
     ticket = service.approve_ticket(session, settings, principal, ticket_id, body)
-    return present(session, principal, ticket)
+    return present(session, settings, principal, ticket)
 
 
 @router.post("/{ticket_id}/rerun", response_model=TicketPublic | TicketDetail)
@@ -163,7 +179,7 @@ def rerun(
 ):  # fmt: skip
     """Unlearn a held ticket again with a larger budget or another method/adapter."""
     ticket = service.rerun_ticket(session, settings, principal, ticket_id, body)
-    return present(session, principal, ticket)
+    return present(session, settings, principal, ticket)
 
 
 @router.post("/{ticket_id}/reject", response_model=TicketPublic | TicketDetail)
@@ -172,4 +188,4 @@ def reject(
     principal: Operator,
 ):  # fmt: skip
     ticket = service.reject_ticket(session, settings, principal, ticket_id, body)
-    return present(session, principal, ticket)
+    return present(session, settings, principal, ticket)

@@ -29,10 +29,10 @@ class TicketPublic(BaseModel):
     legal_basis: str
     jurisdiction: str
     requester: str
-    reason: str | None
+    reason: str | None = None  # free text, sealed with the ticket's key: gone once it closes
     received_at: datetime
     due_at: datetime
-    extension_reason: str | None  # free text: gone once the ticket closes
+    extension_reason: str | None = None  # the same
     extension_notice_at: datetime | None  # when the person was told of the extension
     record_count: int
     records_hash: str

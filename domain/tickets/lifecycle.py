@@ -91,7 +91,7 @@ def close(session: Session, ticket: DeletionRequest, *, actor: str) -> None:
     the person: issue 18); the extension's notice date stays, as the record that it was sent."""
     ticket.closed_at = ticket.closed_at or utcnow()  # an undone ticket closed when published
     ticket.progress = {**ticket.progress, "stage": ticket.state}
-    ticket.reason = ticket.extension_reason = None
+    ticket.reason_sealed = ticket.extension_reason_sealed = None
     if ticket.wrapped_key is not None:
         ticket.wrapped_key = None
         record_ticket_event(

@@ -17,7 +17,7 @@ from domain.keys.service import Principal
 from domain.records import DataError, hash_records, parse_records
 from domain.redaction import redact
 from domain.settings import Settings
-from domain.tickets import repository
+from domain.tickets import free_text, repository
 from domain.tickets.commands import Decision, Rerun, TicketCreate, TicketExtend
 from domain.tickets.deadlines import LegalBasis, due_at, extended_due_at
 from domain.tickets.lifecycle import (
@@ -107,7 +107,7 @@ def submit_ticket(
         subject_hash=keyed_hash(secret, "subject", payload.subject_id),
         legal_basis=payload.legal_basis.value,
         jurisdiction=payload.jurisdiction,
-        reason=payload.reason,
+        reason_sealed=free_text.seal(cipher, payload.reason),
         requester=payload.requester,
         received_at=received_at,
         due_at=due_at(payload.legal_basis, received_at),
@@ -253,19 +253,24 @@ def cancel_ticket(
 
 
 def extend_deadline(
-    session: Session, principal: Principal, ticket_id: uuid.UUID, body: TicketExtend
+    session: Session,
+    settings: Settings,
+    principal: Principal,
+    ticket_id: uuid.UUID,
+    body: TicketExtend,
 ) -> DeletionRequest:
     ticket = visible_ticket(session, principal, ticket_id, for_update=True)
     if ticket.closed_at is not None:
         raise Conflict(f"ticket {ticket.id} is closed")
-    if ticket.extension_reason is not None:
+    if ticket.extension_notice_at is not None:
         raise Conflict(f"ticket {ticket.id} was already extended once")
     try:
         new_due = extended_due_at(LegalBasis(ticket.legal_basis), ticket.due_at)
     except ValueError as error:
         raise Conflict(str(error)) from error
     previous, ticket.due_at = ticket.due_at, new_due
-    ticket.extension_reason, ticket.extension_notice_at = body.reason, body.notice_sent_at
+    free_text.seal_extension(settings, ticket, body.reason)
+    ticket.extension_notice_at = body.notice_sent_at
     record_ticket_event(
         session,
         ticket,

@@ -1,3 +1,5 @@
+import uuid
+
 import pytest
 from sqlalchemy import create_engine, inspect, text
 
@@ -102,3 +104,47 @@ def test_migrate_does_not_print_the_database_password(pg_url, monkeypatch):
     result = CliRunner().invoke(app, ["migrate"])
     assert result.exit_code == 0, result.output
     assert "s3cret-pass" not in result.output and "***" in result.output
+
+
+def test_the_free_text_migration_seals_open_tickets_and_downgrade_unseals(tmp_path):
+    """Tickets filed before the free text was sealed keep it, now under their data key; a
+    closed ticket (no key, no text) passes through."""
+    from domain.crypto import new_wrapped_key, ticket_cipher
+    from domain.settings import Settings
+
+    url = f"sqlite:///{tmp_path / 'obliviate.db'}"
+    upgrade_database(url, "48e9dc6b3987")
+    wrapped = new_wrapped_key(Settings().data_key.get_secret_value())
+    engine = create_engine(url)
+    insert = text(
+        "INSERT INTO deletion_requests (id, organisation_id, model_name, state, "
+        "state_changed_at, subject_hash, legal_basis, jurisdiction, reason, requester, "
+        "received_at, due_at, extension_reason, body_hash, record_kind, record_count, "
+        "records_hash, wrapped_key, options, progress, created_at) VALUES (:id, :org, 'm', "
+        "'received', 't', 'h', 'gdpr_art17', 'EU', :reason, 'r', 't', 't', :extension, 'b', "
+        "'qa', 1, 'h', :key, '{}', '{}', 't')"
+    )
+    org = uuid.uuid4().hex  # how SQLite stores a Uuid
+    with engine.begin() as connection:
+        connection.execute(
+            text("INSERT INTO organisations (id, name, created_at) VALUES (:id, 'acme', 't')"),
+            {"id": org},
+        )
+        values = {"org": org, "extension": None}
+        connection.execute(
+            insert, {**values, "id": "a", "reason": "asked by Jane Doe", "key": wrapped}
+        )
+        connection.execute(insert, {**values, "id": "b", "reason": None, "key": None})
+    upgrade_database(url)
+    with engine.begin() as connection:
+        rows = dict(
+            connection.execute(text("SELECT id, reason_sealed FROM deletion_requests")).all()
+        )
+    cipher = ticket_cipher(Settings().data_key.get_secret_value(), wrapped)
+    assert "Jane" not in rows["a"] and cipher.decrypt(rows["a"].encode()) == b"asked by Jane Doe"
+    assert rows["b"] is None
+    downgrade_database(url, "48e9dc6b3987")
+    with engine.begin() as connection:
+        reason = connection.execute(text("SELECT reason FROM deletion_requests WHERE id = 'a'"))
+        assert reason.scalar_one() == "asked by Jane Doe"
+    engine.dispose()

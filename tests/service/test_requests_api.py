@@ -3,7 +3,7 @@ import json
 import uuid
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, text
 
 from domain.records import hash_records, parse_records
 from models import RequestItem
@@ -173,6 +173,13 @@ def test_gdpr_deadline_extends_once_with_reason_and_notice(api):
         extended["due_at"] > ticket["due_at"] and extended["extension_reason"] == "complex request"
     )
     assert api.post(path, json=body, headers=auth(api, "operator")).status_code == 409
+    # While open, the free text reads in clear through the API only: the rows hold tokens under
+    # the ticket's data key (before: plaintext beside the encrypted records).
+    with api.database.transaction() as session:
+        row = session.execute(text("SELECT * FROM deletion_requests")).mappings().one()
+    stored = " ".join(str(value) for value in row.values())
+    assert "erasure request by email" not in stored and "complex request" not in stored
+    assert ticket["reason"] == "erasure request by email"
     # Closed (here: cancelled), the reason goes with the data key; the notice date stays.
     cancel = f"/v1/deletion-requests/{ticket['id']}/cancel"
     closed = api.post(cancel, headers=auth(api, "requester")).json()
