@@ -34,5 +34,7 @@ def unsealed(settings: Settings, ticket: DeletionRequest) -> dict[str, str | Non
 
 
 def seal_extension(settings: Settings, ticket: DeletionRequest, text: str) -> None:
+    """Only an open ticket is extended, so its key lives."""
+    assert ticket.wrapped_key is not None, "a closed ticket has no key to seal with"
     cipher = ticket_cipher(settings.data_key.get_secret_value(), ticket.wrapped_key)
     ticket.extension_reason_sealed = seal(cipher, text)
