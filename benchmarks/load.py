@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import shlex
 import shutil
 import socket
@@ -123,12 +124,15 @@ class Service:
         self.cli("models", "register", MODEL, "smollm2-135m")
         create = ("keys", "create", "--organisation", "load", "--role", "requester", "--name")
         self.keys = [self.cli(*create, f"load-{i}").splitlines()[-1] for i in range(KEYS)]
+        self.log = home / "serve.log"
         self.server = subprocess.Popen(
             [sys.executable, "-m", "cli.main", "serve", "--port", str(self.port)],
-            env=self.env, stdout=subprocess.DEVNULL, stderr=(home / "serve.log").open("w"),
+            env=self.env, stdout=self.log.open("w"), stderr=subprocess.STDOUT,
         )  # fmt: skip
         self.url = f"http://127.0.0.1:{self.port}"
         self.wait_ready()
+        # serve's default decides how many API processes run; the table says what it chose.
+        self.processes = int(re.search(r"(\d+) processes", self.log.read_text())[1])
 
     def cli(self, *args: str) -> str:
         done = subprocess.run([sys.executable, "-m", "cli.main", *args], env=self.env,
@@ -218,27 +222,29 @@ def main() -> None:
         service.close()
         shutil.rmtree(home, ignore_errors=True)
     rows = [row("status", args.connections, status), row("submit", args.connections, submit)]
-    write(rows, shlex.join(["python", "benchmarks/load.py", *sys.argv[1:]]), args.condition)
+    command = shlex.join(["python", "benchmarks/load.py", *sys.argv[1:]])
+    write(rows, command, args.condition, service.processes)
     print("\n".join(rows))
 
 
-def write(rows: list[str], command: str, condition: str) -> None:
+def write(rows: list[str], command: str, condition: str, processes: int) -> None:
     """One section per run under a header written once."""
     if not RESULTS.is_file():
         RESULTS.write_text(
             "# The API under load (benchmarks/load.py)\n\n"
-            "`obliviate serve` with its default settings (1 uvicorn process, rate limit 6000/min "
-            f"per key) on PostgreSQL + Redis, loopback; wrk (2 threads) over {KEYS} requester "
-            "keys; no worker consuming the queue. status: GET one of 32 tickets; submit: POST a "
-            "new one-record ticket (its own Idempotency-Key). Latencies in ms. Client and server "
-            "share the machine's cores.\n",
+            "`obliviate serve` with its default settings (uvicorn processes: given per run; rate "
+            "limit 6000/min per key) on PostgreSQL + Redis, loopback; wrk (2 threads) over "
+            f"{KEYS} requester keys; no worker consuming the queue. status: GET one of 32 "
+            "tickets; submit: POST a new one-record ticket (its own Idempotency-Key). Latencies "
+            "in ms. Client and server share the machine's cores.\n",
             encoding="utf-8",
         )
     stamp = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     lines = [
         f"\n## {condition}\n",
         f"Command: `{command}`  ",
-        f"Commit: {head_commit()[:10]}; {stamp}; {os.cpu_count()} cores.\n",
+        f"Commit: {head_commit()[:10]}; {stamp}; {os.cpu_count()} cores; "
+        f"{processes} API processes (serve's default).\n",
         "| scenario | connections | requests | req/s | p50 | p95 | p99 | errors | target | |",
         "|---|---|---|---|---|---|---|---|---|---|",
         *rows,

@@ -7,6 +7,7 @@ thread inside `serve`.
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -22,7 +23,8 @@ models_app = typer.Typer(help="The model registry: register a base model.", no_a
 
 
 def shown(database_url: str) -> str:
-    """The database URL without its password, for the console (issue 18: it was printed)."""
+    """A database or broker URL without its password, for the console (issue 18: the
+    database password was printed)."""
     return make_url(database_url).render_as_string(hide_password=True)
 
 
@@ -65,16 +67,27 @@ def _transaction(settings) -> Iterator:
 def serve_command(
     host: str = "127.0.0.1",
     port: int = 8000,
-    workers: Annotated[int, typer.Option(help="uvicorn processes (with a broker only)")] = 1,
+    workers: Annotated[
+        int | None,
+        typer.Option(min=1, help="uvicorn processes (with a broker only; default: one per core)"),
+    ] = None,
 ) -> None:
     """Run the REST API (docs at /docs). Embedded mode also runs a worker thread."""
     import uvicorn
 
     settings = _settings()
     _prepare_embedded(settings)
-    if settings.embedded and workers != 1:
+    if settings.embedded and workers not in (None, 1):
         raise typer.BadParameter("embedded mode runs one process; set OBLIVIATE_BROKER_URL")
-    mode = "embedded (in-process worker)" if settings.embedded else f"broker {settings.broker_url}"
+    # With a broker the API processes share nothing but the database and Redis (rate limits
+    # count there), and one process serves about half of what two cores can (issue 18's load
+    # table): so one per core unless told otherwise.
+    workers = workers or (1 if settings.embedded else len(os.sched_getaffinity(0)))
+    mode = (
+        "embedded (in-process worker)"
+        if settings.embedded
+        else f"broker {shown(settings.broker_url)}, {workers} processes"
+    )
     console.print(
         f"obliviate API on http://{host}:{port}  database: {shown(settings.database_url)}  {mode}"
     )

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 from sqlalchemy import select
 
@@ -65,11 +67,18 @@ def test_worker_killed_mid_job_is_retried_and_publishes_exactly_once(
     assert list((model_dir / ".staging").iterdir()) == []
 
 
-def test_serve_does_not_print_the_database_password(processes, settings, tmp_path):
+def test_serve_prints_no_password_and_runs_one_process_per_core(processes, settings, tmp_path):
     from sqlalchemy import make_url
 
     url = make_url(settings.database_url).set(password="s3cret-pass")  # trust auth: any works
-    client = serve(processes, OBLIVIATE_DATABASE_URL=url.render_as_string(hide_password=False))
+    broker = "redis://:br0ker-pass@127.0.0.1:1/0"  # nothing listens: readiness says degraded
+    client = serve(
+        processes,
+        OBLIVIATE_DATABASE_URL=url.render_as_string(hide_password=False),
+        OBLIVIATE_BROKER_URL=broker,
+    )
     assert client.get("/health/ready").json()["status"] in ("ready", "degraded")
     printed = (tmp_path / "serve-0.log").read_text()
-    assert "s3cret-pass" not in printed and "***" in printed
+    assert "s3cret-pass" not in printed and "br0ker-pass" not in printed and "***" in printed
+    # With a broker, the default is one API process per core (before: one in all).
+    assert f"{len(os.sched_getaffinity(0))} processes" in printed
