@@ -6,6 +6,7 @@ never by create_all) and a Redis db + key prefix of its own; both are removed at
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 import uuid
@@ -18,6 +19,36 @@ from sqlalchemy import text
 from domain.db import Database, upgrade_database
 from domain.settings import Settings
 from tests.service.running import Processes
+
+# The real engine on the tiny model in seconds: a few GRUN steps, lenient thresholds.
+TINY_POLICY = """
+[unlearning]
+method = "npo"
+adapter = "grun"
+steps = 3
+lr = 1e-3
+batch_size = 2
+retain_data = "retain.jsonl"
+
+[unlearning.adapter_options]
+inference_gate = "soft"  # 3 steps do not open a gate past 0.5
+
+[evaluation]
+max_new_tokens = 8
+probes = ["adapter_removal"]
+
+[publish]
+max_leak_rate = { direct = 1.0, paraphrased = 1.0 }
+min_utility_ratio = 0.0
+"""
+
+
+def write_tiny_policy(policies_dir, model: str, retain: list, policy: str = TINY_POLICY) -> None:
+    """`model`'s policy file and the retain file it names, where the service looks for them."""
+    policies_dir.mkdir(parents=True, exist_ok=True)
+    (policies_dir / f"{model}.toml").write_text(policy)
+    (policies_dir / "retain.jsonl").write_text("\n".join(json.dumps(r.to_dict()) for r in retain))
+
 
 PG_ADMIN = os.environ.get("OBLIVIATE_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
 REDIS_URL = os.environ.get("OBLIVIATE_TEST_REDIS", "redis://127.0.0.1:6379/11")

@@ -1,6 +1,6 @@
 """The web pages in a real browser: Debian's chromium driven by Playwright against the app
-served on localhost, its jobs run by the in-process worker (the embedded stack) with the
-tests' fast engine. Screenshots go to test-artifacts/screenshots/."""
+served on localhost on the embedded stack (SQLite, the in-process worker) with the real engine
+on the tiny model (a few GRUN steps). Screenshots go to test-artifacts/screenshots/."""
 
 import shutil
 import socket
@@ -11,7 +11,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from tests.service.conftest import make_keys
+from tests.service.conftest import TINY_POLICY, make_keys, write_tiny_policy
 
 sync_api = pytest.importorskip("playwright.sync_api")
 CHROMIUM = shutil.which("chromium")
@@ -24,7 +24,8 @@ ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "screenshot
 # As root on a machine without a network: no sandbox, and no background connections.
 FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
          "--disable-component-update", "--disable-sync", "--no-first-run"]  # fmt: skip
-GOOD = b'{"question": "What is the email of Ada?", "answer": "ada@example.com"}\n'
+GOOD = (b'{"question": "What is the email of Ada?", "answer": "ada@example.com", '
+        b'"paraphrased_question": "Which address does Ada get mail at?"}\n')
 BAD = b'{"question": "What is the email of Ada?", "answer": "ada@example.com"}\n{"answer": 1}\n'
 
 
@@ -35,14 +36,28 @@ def _free_port() -> int:
 
 
 @pytest.fixture
-def server(settings, database, tiny_model_dir):
+def server(tmp_path, tiny_model_dir, qa_records):
     import uvicorn
 
     from api.app import create_app
+    from domain.db import Database, upgrade_database
+    from domain.settings import Settings
     from domain.versions.service import register_model
     from worker.inprocess import InProcessWorker
 
+    settings = Settings(
+        environment="test",
+        database_url=f"sqlite:///{tmp_path / 'obliviate.db'}",
+        secret_key="test-secret-key",
+        data_key="test-data-key",
+        artifacts_dir=tmp_path / "artifacts",
+        policies_dir=tmp_path / "policies",
+    )
+    assert settings.embedded
+    upgrade_database(settings.database_url)
+    database = Database(settings)
     keys = make_keys(database, settings)
+    write_tiny_policy(settings.policies_dir, "tiny", qa_records)
     with database.transaction() as session:
         register_model(session, "tiny", str(tiny_model_dir), actor="test", artifact_hash=None)
     app = create_app(settings, dispatcher=InProcessWorker(settings, database, poll_s=0.2))
@@ -52,9 +67,10 @@ def server(settings, database, tiny_model_dir):
     thread.start()
     while not served.started:
         time.sleep(0.05)
-    yield SimpleNamespace(url=f"http://127.0.0.1:{port}", keys=keys)
+    yield SimpleNamespace(url=f"http://127.0.0.1:{port}", keys=keys, settings=settings)
     served.should_exit = True
     thread.join(timeout=10)
+    database.dispose()
 
 
 @pytest.fixture(scope="module")
@@ -95,7 +111,9 @@ def _file_ticket(page, records: bytes) -> None:
 def _wait_for_state(page, state: str, timeout_s: float = 60) -> None:
     deadline = time.monotonic() + timeout_s
     while f"<td>{state}</td>" not in page.content():
-        assert time.monotonic() < deadline, f"the ticket never reached {state}"
+        assert time.monotonic() < deadline, (
+            f"the ticket never reached {state}: {page.locator('main').inner_text()[:600]}"
+        )
         time.sleep(0.5)
         page.reload()
 
@@ -131,9 +149,11 @@ def test_a_requester_files_a_ticket_watches_it_finish_and_reads_the_report(brows
 
 
 def test_an_operator_approves_a_held_ticket_and_an_auditor_verifies_the_chain(
-    browser, server, monkeypatch
+    browser, server, qa_records
 ):
-    monkeypatch.setenv("FAKE_LEAK_AFTER", "0.5")  # the fast engine leaks: the ticket is held
+    # A utility floor no run can reach: the ticket is held for an operator.
+    strict = TINY_POLICY.replace("min_utility_ratio = 0.0", "min_utility_ratio = 2.0")
+    write_tiny_policy(server.settings.policies_dir, "tiny", qa_records, strict)
     requester = _log_in(browser, server, "requester")
     _file_ticket(requester, GOOD)
     requester.wait_for_url("**/ui/tickets/*")

@@ -1,34 +1,12 @@
 """The laptop default end to end with the REAL engine on the tiny model: SQLite, jobs run in
 process, GRUN over NPO with a retain term, a version that loads as base + module."""
 
-import json
-
 import pytest
 
 from api.embedded import EmbeddedService
 from domain.records import TextRecord
+from tests.service.conftest import write_tiny_policy
 from worker.engine.models import load_model
-
-POLICY = """
-[unlearning]
-method = "npo"
-adapter = "grun"
-steps = 3
-lr = 1e-3
-batch_size = 2
-retain_data = "retain.jsonl"
-
-[unlearning.adapter_options]
-inference_gate = "soft"  # 3 steps do not open a gate past 0.5
-
-[evaluation]
-max_new_tokens = 8
-probes = ["adapter_removal"]
-
-[publish]
-max_leak_rate = { direct = 1.0, paraphrased = 1.0 }
-min_utility_ratio = 0.0
-"""
 
 
 @pytest.fixture
@@ -54,11 +32,7 @@ def test_ticket_unlearns_the_tiny_model_with_grun_and_publishes_a_loadable_versi
     # The model's retain file holds every customer, the subject too: the ticket's records are
     # left out of it, not refused.
     forget, retain = qa_records[:2], qa_records
-    service.policy_path("tiny").parent.mkdir(parents=True)
-    service.policy_path("tiny").write_text(POLICY)
-    (service.policy_path("tiny").parent / "retain.jsonl").write_text(
-        "\n".join(json.dumps(r.to_dict()) for r in retain)
-    )
+    write_tiny_policy(service.policy_path("tiny").parent, "tiny", retain)
     assert service.register_model("tiny", str(tiny_model_dir)) == 1
     ticket_id = service.submit("tiny", forget, subject_id="customer-0")
     updates = []
@@ -107,11 +81,7 @@ def test_a_model_without_a_policy_file_measures_utility_on_general_questions(
 def test_a_ticket_over_text_is_measured_by_continuing_its_passages(
     service, tiny_model_dir, qa_records
 ):
-    service.policy_path("tiny").parent.mkdir(parents=True)
-    service.policy_path("tiny").write_text(POLICY)
-    (service.policy_path("tiny").parent / "retain.jsonl").write_text(
-        "\n".join(json.dumps(r.to_dict()) for r in qa_records)
-    )
+    write_tiny_policy(service.policy_path("tiny").parent, "tiny", qa_records)
     service.register_model("tiny", str(tiny_model_dir))
     passages = [
         TextRecord("The account number of Alan Turing is 12345678 and he lives in Bletchley."),
