@@ -21,13 +21,16 @@ from models import DeletionRequest
 VERDICTS = {"published", "held", "undone"}
 
 
-def _rule(name: str, limit: float, measured: float | None, upper: bool) -> dict:
-    """One policy rule: `upper` limits are maxima (leak rate, cost), others minima."""
+def _rule(
+    kind: str, limit: float, measured: float | None, upper: bool, probe: str | None = None
+) -> dict:
+    """One policy rule, by kind (leak_rate of a probe, utility, cost) so that each language
+    names it: `upper` limits are maxima (leak rate, cost), others minima."""
+    rule = {"rule": kind, "probe": probe, "limit": limit, "measured": measured}
     if measured is None:
-        return {"rule": name, "limit": limit, "measured": None, "margin": None, "passed": False}
+        return {**rule, "margin": None, "passed": False}
     margin = limit - measured if upper else measured - limit
-    return {"rule": name, "limit": limit, "measured": measured, "margin": margin,
-            "passed": margin >= 0}  # fmt: skip
+    return {**rule, "margin": margin, "passed": margin >= 0}
 
 
 def policy_rules(evaluation: dict) -> list[dict]:
@@ -39,21 +42,15 @@ def policy_rules(evaluation: dict) -> list[dict]:
     rules = [
         # A probe about records the ticket has none of (a question for a passage) is no rule
         # for this ticket: the gate skipped it, and so does the report (passed: None).
-        {
-            "rule": f"leak rate: {probe}",
-            "limit": limit,
-            "measured": None,
-            "margin": None,
-            "passed": None,
-        }  # fmt: skip
+        {**_rule("leak_rate", limit, None, upper=True, probe=probe), "passed": None}
         if probe in skipped and probe not in leak
-        else _rule(f"leak rate: {probe}", limit, leak.get(probe), upper=True)
+        else _rule("leak_rate", limit, leak.get(probe), upper=True, probe=probe)
         for probe, limit in sorted(publish["max_leak_rate"].items())
     ]
-    rules.append(_rule("utility kept", publish["min_utility_ratio"],
+    rules.append(_rule("utility", publish["min_utility_ratio"],
                        evaluation.get("utility", {}).get("ratio"), upper=False))  # fmt: skip
     total = evaluation.get("cost", {}).get("total_s")
-    rules.append(_rule("cost (s)", publish["max_cost_s"], total, upper=True))
+    rules.append(_rule("cost", publish["max_cost_s"], total, upper=True))
     return rules
 
 

@@ -24,12 +24,11 @@ def num(value, digits: int = 2) -> str:
     return "—" if value is None else f"{value:.{digits}f}"
 
 
-def rule_name(rule: str, t: dict[str, str]) -> str:
+def rule_name(rule: dict, t: dict[str, str]) -> str:
     """A policy rule's name (content.policy_rules) in the report's language."""
-    probe = rule.removeprefix("leak rate: ")
-    if probe != rule:
-        return t["rule_leak"].format(probe=probe)
-    return {"utility kept": t["rule_utility"], "cost (s)": t["rule_cost"]}.get(rule, rule)
+    if rule["rule"] == "leak_rate":
+        return t["rule_leak"].format(probe=rule["probe"])
+    return t[f"rule_{rule['rule']}"]
 
 
 def render_html(report: dict, lang: str) -> str:

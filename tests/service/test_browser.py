@@ -24,8 +24,10 @@ ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "screenshot
 # As root on a machine without a network: no sandbox, and no background connections.
 FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
          "--disable-component-update", "--disable-sync", "--no-first-run"]  # fmt: skip
-GOOD = (b'{"question": "What is the email of Ada?", "answer": "ada@example.com", '
-        b'"paraphrased_question": "Which address does Ada get mail at?"}\n')
+GOOD = (
+    b'{"question": "What is the email of Ada?", "answer": "ada@example.com", '
+    b'"paraphrased_question": "Which address does Ada get mail at?"}\n'
+)
 BAD = b'{"question": "What is the email of Ada?", "answer": "ada@example.com"}\n{"answer": 1}\n'
 
 

@@ -24,10 +24,10 @@ def test_a_published_tickets_report_states_the_verdict_rule_by_rule(api, setting
     ticket_id = _decided(api, settings)
     report = _report(api, ticket_id, format="json").json()
     assert report["verdict"] == "published"
-    rules = {r["rule"]: r for r in report["rules"]}
-    direct = {"rule": "leak rate: direct", "limit": 0.0, "measured": 0.0, "margin": 0.0}
-    assert rules["leak rate: direct"] == {**direct, "passed": True}
-    assert rules["utility kept"]["margin"] == pytest.approx(0.1)  # 1.0 against 0.9
+    rules = {(r["rule"], r["probe"]): r for r in report["rules"]}
+    direct = {"rule": "leak_rate", "probe": "direct", "limit": 0.0, "measured": 0.0}
+    assert rules["leak_rate", "direct"] == {**direct, "margin": 0.0, "passed": True}
+    assert rules["utility", None]["margin"] == pytest.approx(0.1)  # 1.0 against 0.9
     assert {"probe": "direct", "before": 1.0, "after": 0.0} in report["forgetting"]
     assert report["policy"]["sha256"] and report["version"]["number"] == 2
     assert report["tried"]["budget_steps"] == 48  # the default policy's (before: "—")
