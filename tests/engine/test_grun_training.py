@@ -122,7 +122,7 @@ def test_bad_options_are_refused_with_a_reason(tiny_model_dir, tmp_path):
 @pytest.mark.parametrize("method", sorted(OBJECTIVES))
 def test_every_objective_trains_with_grun(memorised_dir, tmp_path, method):
     output = tmp_path / "out"
-    settings = LossSettings(rmu_layer=1)  # RMU must steer at or above a GRUN layer
+    settings = LossSettings()  # RMU steers GRUN's top layer by default
     cfg = UnlearnConfig(
         output=str(output),
         model=str(memorised_dir),

@@ -25,7 +25,7 @@ from worker.engine.objectives import (
     npo_loss,
     simnpo_loss,
 )
-from worker.engine.objectives.rmu import decoder_layers, hidden_at
+from worker.engine.objectives.rmu import decoder_layers, hidden_at, steered_layer
 from worker.engine.objectives.tokens import (
     masked_kl,
     sequence_logprob,
@@ -122,6 +122,27 @@ def test_rmu_reads_the_layer_output_and_skips_the_layers_above():
     assert calls == []  # the forward pass stopped after block 0
     with pytest.raises(ValueError, match="outside the model's 2 decoder layers"):
         hidden_at(model, 2, batch)
+
+
+def test_rmu_steers_a_block_the_adapter_can_move():
+    from types import SimpleNamespace
+
+    from worker.engine.errors import OptionError
+    from worker.engine.objectives import LossSettings
+
+    model, _ = memorised_model(steps=0)  # 2 decoder blocks: a quarter deep is block 0
+
+    def inputs(rmu_layer=None, edited=None):
+        settings = LossSettings(rmu_layer=rmu_layer)
+        return SimpleNamespace(settings=settings, edited_layers=edited, model=model)
+
+    assert steered_layer(inputs()) == 0  # full / LoRA: a quarter deep, as RMU's authors
+    # Under GRUN (edits at blocks 1 and up) block 0 could not move: its top edited block is
+    # steered (before: the run was refused unless rmu_layer was set by hand).
+    assert steered_layer(inputs(edited=(1,))) == 1
+    assert steered_layer(inputs(rmu_layer=1, edited=(0, 1))) == 1
+    with pytest.raises(OptionError, match="rmu_layer 0 lies below the adapter's layers"):
+        steered_layer(inputs(rmu_layer=0, edited=(1,)))
 
 
 def test_registry_declares_what_each_method_needs():

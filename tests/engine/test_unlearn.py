@@ -106,10 +106,8 @@ def test_a_second_lora_version_trains_against_its_parent_not_the_base(memorised_
     assert mean_nll(third.model, third.tokenizer, FORGET) > parent_nll
 
 
-@pytest.mark.parametrize(
-    ("method", "adapter"),
-    [("rmu", "full"), ("rmu", "lora"), ("ga", "full"), ("ga", "grun"), ("npo", "grun")],
-)
+@pytest.mark.parametrize("adapter", ["full", "lora", "grun"])
+@pytest.mark.parametrize("method", ["ga", "graddiff", "npo", "simnpo", "rmu"])  # every one on text
 def test_plain_text_records_can_be_forgotten(memorised_dir, tmp_path, method, adapter):
     texts = [TextRecord(f"The email of customer {i} is c{i}@example.com.") for i in range(2)]
     options = {"layers": [0, 1], "gate": "linear"} if adapter == "grun" else {}
@@ -168,7 +166,6 @@ def test_adapter_auxiliary_loss_is_added_to_the_step_loss(memorised_dir, tmp_pat
         ),
         ({}, FORGET, None, "needs a retain set"),
         ({"method": "idk"}, [TextRecord("x")], RETAIN, "record 0: field 'question': method 'idk'"),
-        ({"method": "rmu", "adapter": "grun"}, FORGET, RETAIN, "needs rmu_layer set"),
     ],
 )
 def test_bad_requests_fail_before_loading_the_model(tmp_path, overrides, forget, retain, message):

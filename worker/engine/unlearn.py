@@ -236,6 +236,7 @@ def step_loss_factory(cfg: UnlearnConfig, objective: Objective, settings, data: 
                 forget_refusal=draw(refused, "forget", step) if refused else None,
                 seed=cfg.seed,
                 reference_values=store,
+                edited_layers=adapter.edited_layers(),
             )
             output = objective.loss(inputs)
             loss, metrics = output.loss, dict(output.metrics)
@@ -259,6 +260,7 @@ def step_loss_factory(cfg: UnlearnConfig, objective: Objective, settings, data: 
                         settings=settings,
                         forget_refusal=make_batch(refused, f, pad_id, device) if refused else None,
                         seed=cfg.seed, reference_values=store,
+                        edited_layers=adapter.edited_layers(),
                     ))  # fmt: skip
 
         warm = store is not None and adapter.reference_needs_copy
@@ -291,11 +293,6 @@ def unlearn(
     settings = resolve_settings(objective, cfg.loss)
     forget, retain = load_data(cfg, forget, retain)
     check_data(objective, settings, forget, retain)
-    if objective.name == "rmu" and cfg.adapter == "grun" and settings.rmu_layer is None:
-        raise OptionError(
-            "rmu with the grun adapter needs rmu_layer set at or above a GRUN layer: RMU's "
-            "default layer (a quarter deep) lies below GRUN's layers, which cannot change it"
-        )
     refusals = refusals_for(cfg.refusals) if objective.needs_refusals else []
     data = UnlearnData(forget, retain or None, refusals)
     steps_per_epoch = math.ceil(len(forget) / cfg.batch_size)

@@ -68,6 +68,11 @@ class Adapter:
         """What run.json should record about the trained adapter; None: nothing."""
         return None
 
+    def edited_layers(self) -> tuple[int, ...] | None:
+        """The decoder blocks whose output this adapter edits (GRUN's layers); None: it can
+        change every block's weights."""
+        return None
+
 
 AdapterT = TypeVar("AdapterT", bound=Adapter)
 

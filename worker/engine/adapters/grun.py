@@ -332,6 +332,9 @@ class GrunAdapter(Adapter):
         """Question sets (e.g. forget, paraphrased_forget, retain) for run.json's gate report."""
         self.diagnostic_questions = {name: list(qs) for name, qs in questions.items()}
 
+    def edited_layers(self) -> tuple[int, ...]:
+        return tuple(self._attached()[1].config.layers)
+
     def diagnostics(self) -> dict:
         model, request = self._attached()
         report: dict[str, object] = {

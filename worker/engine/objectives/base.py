@@ -30,7 +30,7 @@ class LossSettings:
     beta: float | None = None  # NPO / IdkDPO: 0.1, SimNPO: 4.5 (the objective's default)
     delta: float = 0.0  # SimNPO margin
     retain_loss: str = "nll"  # "nll": NLL of retain answers; "kl": KL(ref || model) on them
-    rmu_layer: int | None = None  # decoder block whose output RMU steers; None: a quarter deep
+    rmu_layer: int | None = None  # block whose output RMU steers; None: rmu.steered_layer decides
     # RMU steering coefficient c (norm of the target vector). None: adaptive, 5 x the mean norm
     # of the reference's hidden states on the forget tokens: hidden norms differ by model and
     # layer (measured: ~115 at layer 7 of SmolLM2-135M, ~8 in the tiny test model), so no
@@ -58,6 +58,8 @@ class LossInputs:
     seed: int = 0  # the run's seed, for fixed random directions (RMU)
     # The run's store of reference values (None: computed at every step).
     reference_values: ReferenceValues | None = None
+    # The decoder blocks the adapter edits (GRUN's layers); None: it can change every block.
+    edited_layers: tuple[int, ...] | None = None
 
     def reference_value(
         self, kind: str, batch: Batch, compute: Callable[[nn.Module, Batch], torch.Tensor]

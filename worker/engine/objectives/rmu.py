@@ -38,6 +38,21 @@ def default_layer(model: nn.Module) -> int:
     return len(decoder_layers(model)) // 4
 
 
+def steered_layer(inputs: LossInputs) -> int:
+    """The block RMU steers: `rmu_layer` if set, else a quarter deep (its authors' choice) or,
+    under an adapter that edits only some blocks (GRUN), the top edited one: a quarter deep lies
+    below GRUN's layers, which could not move it, and the top one is fed by every edit."""
+    layer, edited = inputs.settings.rmu_layer, inputs.edited_layers
+    if layer is None:
+        return max(edited) if edited else default_layer(inputs.model)
+    if edited and layer < min(edited):
+        raise OptionError(
+            f"rmu_layer {layer} lies below the adapter's layers {list(edited)}, which cannot "
+            "change it: choose one of them or a block above"
+        )
+    return layer
+
+
 def hidden_at(model: nn.Module, layer: int, batch: Batch) -> torch.Tensor:
     """Output of decoder block `layer` (after any hooks already on it, e.g. GRUN's): (B, T, D)."""
     blocks = decoder_layers(model)
@@ -100,7 +115,7 @@ def answer_predicting_mask(batch: Batch) -> torch.Tensor:
 )
 def rmu(inputs: LossInputs) -> LossOutput:
     settings = inputs.settings
-    layer = settings.rmu_layer if settings.rmu_layer is not None else default_layer(inputs.model)
+    layer = steered_layer(inputs)
     forget_mask = answer_predicting_mask(inputs.forget)  # (B, T)
     coefficient: float | torch.Tensor | None = settings.rmu_steering
     if coefficient is None:
