@@ -87,11 +87,20 @@ def run_pretraining_bench(
     log: Callable[[str], None] = print,
     results_dir: Path = RESULTS,
 ) -> Path:
-    """Every cell's ticket, rows written after each; returns the table's path."""
+    """Every cell's ticket, rows written after each; returns the table's path. Rows of other
+    cells already stored for the same model stay (each names its own command and commit), so a
+    cell can be added or re-run without running the others again."""
     before = measure(load_model(model))
     rows_path = results_dir / "pretraining" / "rows.json"
     rows_path.parent.mkdir(parents=True, exist_ok=True)
-    rows = []
+    stored = json.loads(rows_path.read_text()) if rows_path.is_file() else {}
+    rows = [
+        {"command": stored["command"], "commit": stored["commit"], **row}
+        if "commit" not in row
+        else row
+        for row in stored.get("rows", [])
+        if stored.get("model") == model and (row["method"], row["adapter"]) not in set(cells)
+    ]
     for method, adapter in cells:
         started = time.perf_counter()
         ran = run_cell(method, adapter, model)
@@ -101,11 +110,10 @@ def run_pretraining_bench(
         else:
             after = measure(load_model(ran["version"]))
             row = cell_row(method, adapter, before, after, ran["ticket"])
-        row["wall_s"] = time.perf_counter() - started
+        row |= {"wall_s": time.perf_counter() - started, "command": command, "commit": commit}
         rows.append(row)
         log(json.dumps(row))
-        header = {"command": command, "commit": commit, "model": model}
-        rows_path.write_text(json.dumps({**header, "rows": rows}, indent=1))
+        rows_path.write_text(json.dumps({"model": model, "rows": rows}, indent=1))
     return write_table(rows_path, results_dir / "pretraining.md")
 
 
@@ -119,8 +127,9 @@ def write_table(rows_path: Path, table: Path) -> Path:
     lines = [
         "# Pre-training knowledge: forgetting what the base model knew (issue 17)",
         "",
-        f"Command: `{stored['command']}`  ",
-        f"Commit: {stored['commit']}  ",
+        "Commands and commits: "
+        + "; ".join(sorted({f"`{r['command']}` at {r['commit']}" for r in stored["rows"]}))
+        + "  ",
         f"Model: {stored['model']}, never fine-tuned by us. Ticket: its 3 facts about Albert "
         "Einstein (`bench/pretraining_data.py`), each with a paraphrase; retain term on "
         f"{len(RETAIN)} other facts it knows; neighbours: {len(NEIGHBOURS)} more that no run "
@@ -131,13 +140,13 @@ def write_table(rows_path: Path, table: Path) -> Path:
         "",
         "| method | adapter | verdict | direct leak | paraphrased leak | ticket knowledge | "
         "ticket choice | neighbours' knowledge | neighbours' choice | general unchanged | "
-        "utility ratio | steps | unlearn s |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "utility ratio | steps | unlearn s | commit |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for row in stored["rows"]:
         if "error" in row:
             lines.append(f"| {row['method']} | {row['adapter']} | {row['verdict']}: "
-                         f"{row['error']} |" + " |" * 10)  # fmt: skip
+                         f"{row['error']} |" + " |" * 10 + f" {row['commit']} |")  # fmt: skip
             continue
         leak = row["leak_after"]
         cells = [
@@ -146,6 +155,7 @@ def write_table(rows_path: Path, table: Path) -> Path:
             _pair(row, "choice_forget"), _pair(row, "knowledge_retain"),
             _pair(row, "choice_retain"), _num(row["general_unchanged"]),
             _num(row["utility_ratio"]), str(row["steps"]), _num(row["unlearn_s"], 0),
+            row["commit"],
         ]  # fmt: skip
         lines.append("| " + " | ".join(cells) + " |")
     held = [f"- {r['method']}-{r['adapter']}: {r['reason']}" for r in stored["rows"]
