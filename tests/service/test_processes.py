@@ -67,6 +67,44 @@ def test_worker_killed_mid_job_is_retried_and_publishes_exactly_once(
     assert list((model_dir / ".staging").iterdir()) == []
 
 
+def test_worker_killed_while_publishing_leaves_one_version_and_serves_the_previous_one(
+    service_env, processes, database, settings
+):
+    """kill -9 between moving the output into its version folder and the commit that registers
+    it (the weights are being hashed): nothing is published, the retry publishes once."""
+    import time
+
+    _, keys = service_env
+    client = serve(processes)
+    first = processes.start("worker", "--loglevel", "WARNING", FAKE_WEIGHTS_MB="3000")
+    response = client.post(
+        "/v1/deletion-requests", json=ticket_body(), headers={"X-API-Key": keys["requester"]}
+    )
+    ticket_id = response.json()["id"]
+    folder = settings.artifacts_dir / "tiny" / "v2"
+    deadline = time.monotonic() + 60
+    while not folder.exists():  # moved into place: the hash of 3 GB runs now
+        assert time.monotonic() < deadline, "the publication never started"
+        time.sleep(0.002)
+    processes.kill(first)
+    operator = {"X-API-Key": keys["operator"]}
+
+    def served():
+        models = client.get("/v1/models", headers=operator).json()["data"]
+        return [(m["name"], m["production"]["number"]) for m in models]
+
+    versions = client.get("/v1/models/tiny/versions", headers=operator).json()["data"]
+    assert [v["number"] for v in versions] == [1] and served() == [("tiny", 1)]
+    processes.start("worker", "--loglevel", "WARNING")
+    processes.start("scheduler")  # finds the dead attempt's job
+    wait_for(lambda: state(client, keys, ticket_id) == "published", 90, "the retry to publish")
+    versions = client.get("/v1/models/tiny/versions", headers=operator).json()["data"]
+    assert [v["number"] for v in versions] == [1, 2] and served() == [("tiny", 2)]
+    model_dir = settings.artifacts_dir / "tiny"
+    assert sorted(p.name for p in model_dir.iterdir() if p.name != ".staging") == ["v2"]
+    assert list((model_dir / ".staging").iterdir()) == []
+
+
 def test_serve_prints_no_password_and_runs_one_process_per_core(processes, settings, tmp_path):
     from sqlalchemy import make_url
 
