@@ -8,7 +8,8 @@ FAKE_LEAK_BEFORE leak rate the assessment reports (0: the model never gave the d
 FAKE_FAIL_ONCE  a file path: the first unlearn attempt creates it and raises (a transient crash)
 FAKE_FAIL_QUOTING  every unlearn attempt raises an error quoting the first record's answer
 FAKE_WEIGHTS_MB a weights file of this size in the output (sparse: quick to write, and the
-                publication still hashes every byte, which leaves time to kill it there)
+                publication still hashes every byte, which leaves time to kill it there;
+                with FAKE_WEIGHTS_ALLOCATE its blocks are allocated, as written weights are)
 """
 
 from __future__ import annotations
@@ -51,8 +52,12 @@ class FakeRunner:
             on_progress(Progress(step, steps, 1.0 / step, time.perf_counter() - started))
         manifest = {"adapter": "fake", "base_model": spec, "records": len(records)}
         (output / "obliviate.json").write_text(json.dumps(manifest))
+        size = int(float(os.environ.get("FAKE_WEIGHTS_MB", "0")) * 2**20)
         with (output / "module.safetensors").open("wb") as weights:
-            weights.truncate(int(float(os.environ.get("FAKE_WEIGHTS_MB", "0")) * 2**20))
+            if os.environ.get("FAKE_WEIGHTS_ALLOCATE") and size:
+                os.posix_fallocate(weights.fileno(), 0, size)
+            else:
+                weights.truncate(size)
         # What the engine's run.json says of its data (worker.engine.recipe): plain hashes.
         run_info = {"data": {"forget": hash_records(records)}}
         (output / "run.json").write_text(json.dumps(run_info))

@@ -2,6 +2,7 @@
 leave behind, leases and their clock."""
 
 import errno
+import subprocess
 from datetime import timedelta
 
 import pytest
@@ -72,6 +73,36 @@ def test_a_disk_full_at_publication_fails_cleanly_with_nothing_left_behind(
     # and production is still version 1.
     model_dir = settings.artifacts_dir / "tiny"
     assert [p.name for p in model_dir.iterdir() if any(p.iterdir())] == []
+    models = api.get("/v1/models", headers=auth(api, "operator")).json()["data"]
+    assert models[0]["production"]["number"] == 1
+
+
+@pytest.fixture
+def small_disk(settings):
+    """The artifacts folder on a real 1 MiB filesystem (tmpfs): writes there end in ENOSPC."""
+    folder = settings.artifacts_dir
+    folder.mkdir(parents=True, exist_ok=True)
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1M", "tmpfs", str(folder)],
+                             capture_output=True, text=True)  # fmt: skip
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a small filesystem here: {mounted.stderr.strip()}")
+    yield folder
+    subprocess.run(["umount", "--lazy", str(folder)], check=True)
+
+
+def test_a_real_disk_full_while_writing_the_weights_fails_cleanly(
+    api, settings, monkeypatch, small_disk
+):
+    monkeypatch.setenv("FAKE_WEIGHTS_MB", "4")  # 4 MiB of weights on a 1 MiB filesystem
+    monkeypatch.setenv("FAKE_WEIGHTS_ALLOCATE", "1")
+    ticket_id = submit(api)
+    outcomes = [outcome for _, outcome in run_pending_jobs(settings, api.database)]
+    assert outcomes == ["assessed", "retry", "retry", "failed"]
+    ticket = ticket_view(api, ticket_id)
+    assert ticket["state"] == "failed" and "No space left on device" in ticket["error"]
+    # Each attempt's partial output went with it: the filesystem is empty again.
+    leftovers = [p for p in small_disk.rglob("*") if p.is_file()]
+    assert leftovers == []
     models = api.get("/v1/models", headers=auth(api, "operator")).json()["data"]
     assert models[0]["production"]["number"] == 1
 
