@@ -20,15 +20,13 @@ from pathlib import Path
 
 from api.audit.schemas import EventPublic
 from api.models.schemas import VersionPublic
-from api.requests.schemas import TicketDetail
+from api.requests.endpoints import present
 from domain.audit.service import events_for_request, verify_chain
 from domain.db import Database, upgrade_database
 from domain.errors import InvalidInput
-from domain.jobs import repository as jobs_repository
 from domain.keys import repository as keys_repository
 from domain.keys.service import Principal, create_key, get_or_create_organisation
 from domain.settings import Settings
-from domain.tickets import free_text
 from domain.tickets import service as tickets
 from domain.tickets.commands import TicketCreate, TicketOptions
 from domain.tickets.lifecycle import CLOSED
@@ -47,7 +45,7 @@ class EmbeddedService:
         """Migrate (idempotent) and open the database of `settings` (default: the embedded
         SQLite file); keyword overrides are Settings fields, e.g. policies_dir=..."""
         settings = settings or Settings(**overrides)
-        upgrade_database(settings.database_url)
+        upgrade_database(settings.database_url, data_key=settings.data_key.get_secret_value())
         return cls(settings, Database(settings))
 
     def close(self) -> None:
@@ -158,8 +156,7 @@ class EmbeddedService:
         with self.database.transaction() as session:
             principal = Principal(uuid.UUID(int=0), uuid.UUID(int=0), "operator")
             row = tickets.visible_ticket(session, principal, ticket_id)
-            detail = TicketDetail.of(row, jobs_repository.for_request(session, row.id))
-            detail = detail.model_copy(update=free_text.unsealed(self.settings, row))
+            detail = present(session, self.settings, principal, row)  # as GET /v1/... gives it
             return {**detail.model_dump(mode="json"), "closed": row.state in CLOSED}
 
     def approve(self, ticket_id: uuid.UUID, reason: str) -> dict:

@@ -132,7 +132,7 @@ class Service:
         self.url = f"http://127.0.0.1:{self.port}"
         self.wait_ready()
         # serve's default decides how many API processes run; the table says what it chose.
-        self.processes = int(re.search(r"(\d+) processes", self.log.read_text())[1])
+        self.processes = int(re.search(r"(\d+)\s+processes", self.log.read_text())[1])
 
     def cli(self, *args: str) -> str:
         done = subprocess.run([sys.executable, "-m", "cli.main", *args], env=self.env,

@@ -8,6 +8,7 @@ thread inside `serve`.
 from __future__ import annotations
 
 import os
+import re
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -22,10 +23,13 @@ keys_app = typer.Typer(help="API keys (admins): create and list.", no_args_is_he
 models_app = typer.Typer(help="The model registry: register a base model.", no_args_is_help=True)
 
 
-def shown(database_url: str) -> str:
+def shown(url: str) -> str:
     """A database or broker URL without its password, for the console (issue 18: the
     database password was printed)."""
-    return make_url(database_url).render_as_string(hide_password=True)
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ValueError:  # not one URL (a Celery sentinel list): mask every user:password@
+        return re.sub(r"://([^:/@;]*):[^@;]*@", r"://\1:***@", url)
 
 
 def _settings():
@@ -43,7 +47,7 @@ def _prepare_embedded(settings) -> None:
     from domain.db import upgrade_database
 
     if settings.is_sqlite:
-        upgrade_database(settings.database_url)
+        upgrade_database(settings.database_url, data_key=settings.data_key.get_secret_value())
 
 
 @contextmanager
@@ -64,6 +68,9 @@ def _transaction(settings) -> Iterator:
         database.dispose()
 
 
+MAX_DEFAULT_WORKERS = 4
+
+
 def serve_command(
     host: str = "127.0.0.1",
     port: int = 8000,
@@ -80,16 +87,18 @@ def serve_command(
     if settings.embedded and workers not in (None, 1):
         raise typer.BadParameter("embedded mode runs one process; set OBLIVIATE_BROKER_URL")
     # With a broker the API processes share nothing but the database and Redis (rate limits
-    # count there), and one process serves about half of what two cores can (issue 18's load
-    # table): so one per core unless told otherwise.
-    workers = workers or (1 if settings.embedded else len(os.sched_getaffinity(0)))
+    # count there), and one process kept one of two cores busy (issue 18: 131-149 status
+    # req/s with one, 293-418 with two): one per core unless told otherwise, at most
+    # MAX_DEFAULT_WORKERS (each holds its own database pool and, for spot checks, model).
+    workers = workers or (1 if settings.embedded else min(MAX_DEFAULT_WORKERS, os.cpu_count() or 1))
     mode = (
         "embedded (in-process worker)"
         if settings.embedded
         else f"broker {shown(settings.broker_url)}, {workers} processes"
     )
     console.print(
-        f"obliviate API on http://{host}:{port}  database: {shown(settings.database_url)}  {mode}"
+        f"obliviate API on http://{host}:{port}  database: {shown(settings.database_url)}  {mode}",
+        soft_wrap=True,  # one line in a log too, so tools can read it
     )
     uvicorn.run("api.app:create_app", factory=True, host=host, port=port, workers=workers)
 
@@ -158,7 +167,8 @@ def migrate_command(
     from domain.db import downgrade_database, grant_app_role, upgrade_database
 
     settings = _settings()
-    (downgrade_database if down else upgrade_database)(settings.database_url, revision)
+    migrate = downgrade_database if down else upgrade_database
+    migrate(settings.database_url, revision, data_key=settings.data_key.get_secret_value())
     if grant_to:
         grant_app_role(settings.database_url, grant_to)
     console.print(

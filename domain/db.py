@@ -70,8 +70,9 @@ class Database:
         self.engine.dispose()
 
 
-def alembic_config(database_url: str):
-    """Alembic pointed at our migrations folder, wherever the package is installed."""
+def alembic_config(database_url: str, data_key: str | None = None):
+    """Alembic pointed at our migrations folder, wherever the package is installed. `data_key`:
+    the caller's, for migrations that re-encrypt (None: the settings' from the environment)."""
     from importlib.util import find_spec
 
     from alembic.config import Config
@@ -84,13 +85,16 @@ def alembic_config(database_url: str):
     folder = next(iter(spec.submodule_search_locations))  # also for a namespace package
     config.set_main_option("script_location", str(folder))
     config.attributes["database_url"] = database_url
+    config.attributes["data_key"] = data_key
     return config
 
 
-def upgrade_database(database_url: str, revision: str = "head") -> None:
+def upgrade_database(
+    database_url: str, revision: str = "head", data_key: str | None = None
+) -> None:
     from alembic import command
 
-    command.upgrade(alembic_config(database_url), revision)
+    command.upgrade(alembic_config(database_url, data_key), revision)
 
 
 def grant_app_role(database_url: str, role: str) -> None:
@@ -113,7 +117,9 @@ def grant_app_role(database_url: str, role: str) -> None:
     engine.dispose()
 
 
-def downgrade_database(database_url: str, revision: str = "base") -> None:
+def downgrade_database(
+    database_url: str, revision: str = "base", data_key: str | None = None
+) -> None:
     from alembic import command
 
-    command.downgrade(alembic_config(database_url), revision)
+    command.downgrade(alembic_config(database_url, data_key), revision)

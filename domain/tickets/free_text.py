@@ -11,6 +11,7 @@ from __future__ import annotations
 from cryptography.fernet import Fernet
 
 from domain.crypto import ticket_cipher
+from domain.errors import Conflict
 from domain.settings import Settings
 from models import DeletionRequest
 
@@ -34,7 +35,7 @@ def unsealed(settings: Settings, ticket: DeletionRequest) -> dict[str, str | Non
 
 
 def seal_extension(settings: Settings, ticket: DeletionRequest, text: str) -> None:
-    """Only an open ticket is extended, so its key lives."""
-    assert ticket.wrapped_key is not None, "a closed ticket has no key to seal with"
+    if ticket.wrapped_key is None:  # extend_deadline refuses closed tickets before this
+        raise Conflict(f"ticket {ticket.id} is closed: its data key was destroyed")
     cipher = ticket_cipher(settings.data_key.get_secret_value(), ticket.wrapped_key)
     ticket.extension_reason_sealed = seal(cipher, text)

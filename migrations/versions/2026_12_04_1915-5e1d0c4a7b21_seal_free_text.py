@@ -2,8 +2,9 @@
 
 `reason` and `extension_reason` become `reason_sealed` and `extension_reason_sealed`: Fernet
 tokens under the ticket's own key, so they go with the key when the ticket closes. Open
-tickets' existing text is sealed here, which needs the deployment's data key (settings, the
-same as the service's); closed tickets hold none (closing cleared it).
+tickets' existing text is sealed here, which needs the deployment's data key (the caller's,
+`upgrade_database(data_key=)`, else the settings'); closed tickets' text is dropped (their key
+is gone, and databases from before closing cleared it may still hold it in plaintext).
 
 Revision ID: 5e1d0c4a7b21
 Revises: 48e9dc6b3987
@@ -26,9 +27,12 @@ RENAMES = (("reason", "reason_sealed"), ("extension_reason", "extension_reason_s
 def _rewrite(convert) -> None:
     """Apply `convert(cipher, text)` to every open ticket's free text, row by row."""
     from domain.crypto import ticket_cipher
-    from domain.settings import Settings
 
-    data_key = Settings().data_key.get_secret_value()
+    data_key = op.get_context().config.attributes.get("data_key")
+    if data_key is None:
+        from domain.settings import Settings
+
+        data_key = Settings().data_key.get_secret_value()
     connection = op.get_bind()
     rows = connection.execute(
         sa.text(
@@ -58,6 +62,10 @@ def upgrade() -> None:
     # over the rows of request_items and jobs that point at it.
     for old, new in RENAMES:
         op.alter_column("deletion_requests", old, new_column_name=new)
+    op.execute(
+        "UPDATE deletion_requests SET reason_sealed = NULL, extension_reason_sealed = NULL "
+        "WHERE wrapped_key IS NULL"
+    )
     _rewrite(lambda cipher, text: cipher.encrypt(text.encode()).decode())
 
 

@@ -106,45 +106,84 @@ def test_migrate_does_not_print_the_database_password(pg_url, monkeypatch):
     assert "s3cret-pass" not in result.output and "***" in result.output
 
 
-def test_the_free_text_migration_seals_open_tickets_and_downgrade_unseals(tmp_path):
-    """Tickets filed before the free text was sealed keep it, now under their data key; a
-    closed ticket (no key, no text) passes through."""
-    from domain.crypto import new_wrapped_key, ticket_cipher
-    from domain.settings import Settings
+@pytest.fixture(params=["sqlite", "postgresql"])
+def fresh_database(request, tmp_path):
+    """An empty database of each kind the service runs on; its URL and how it stores a Uuid."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'obliviate.db'}", lambda value: value.hex
+        return
+    name = f"obliviate_test_seal_{uuid.uuid4().hex[:8]}"
+    _admin(f'CREATE DATABASE "{name}"')
+    try:
+        yield _sqlalchemy_url(name), lambda value: value
+    finally:
+        _admin(f'DROP DATABASE "{name}" WITH (FORCE)')
 
-    url = f"sqlite:///{tmp_path / 'obliviate.db'}"
+
+def test_the_free_text_migration_seals_open_tickets_and_downgrade_unseals(fresh_database):
+    """Tickets filed before the free text was sealed keep it, now under their data key (the
+    caller's key, not the environment's); a closed ticket's leftover plaintext is dropped."""
+    from domain.crypto import new_wrapped_key, ticket_cipher
+
+    url, stored = fresh_database
+    data_key = "the-deployment's-own-data-key"
     upgrade_database(url, "48e9dc6b3987")
-    wrapped = new_wrapped_key(Settings().data_key.get_secret_value())
+    wrapped = new_wrapped_key(data_key)
     engine = create_engine(url)
     insert = text(
         "INSERT INTO deletion_requests (id, organisation_id, model_name, state, "
         "state_changed_at, subject_hash, legal_basis, jurisdiction, reason, requester, "
         "received_at, due_at, extension_reason, body_hash, record_kind, record_count, "
         "records_hash, wrapped_key, options, progress, created_at) VALUES (:id, :org, 'm', "
-        "'received', 't', 'h', 'gdpr_art17', 'EU', :reason, 'r', 't', 't', :extension, 'b', "
-        "'qa', 1, 'h', :key, '{}', '{}', 't')"
+        "'received', :at, 'h', 'gdpr_art17', 'EU', :reason, 'r', :at, :at, :extension, 'b', "
+        "'qa', 1, 'h', :key, '{}', '{}', :at)"
     )
-    org = uuid.uuid4().hex  # how SQLite stores a Uuid
+    org, open_id, closed_id = (uuid.uuid4() for _ in range(3))
+    at = "2026-01-01 00:00:00"
     with engine.begin() as connection:
         connection.execute(
-            text("INSERT INTO organisations (id, name, created_at) VALUES (:id, 'acme', 't')"),
-            {"id": org},
+            text("INSERT INTO organisations (id, name, created_at) VALUES (:id, 'acme', :at)"),
+            {"id": stored(org), "at": at},
         )
-        values = {"org": org, "extension": None}
+        values = {"org": stored(org), "at": at}
         connection.execute(
-            insert, {**values, "id": "a", "reason": "asked by Jane Doe", "key": wrapped}
+            insert,
+            {
+                **values,
+                "id": stored(open_id),
+                "key": wrapped,
+                "reason": "asked by Jane Doe",
+                "extension": "Jane is ill",
+            },
         )
-        connection.execute(insert, {**values, "id": "b", "reason": None, "key": None})
-    upgrade_database(url)
-    with engine.begin() as connection:
-        rows = dict(
-            connection.execute(text("SELECT id, reason_sealed FROM deletion_requests")).all()
+        # Closed before closing cleared the text: no key, plaintext left behind.
+        connection.execute(
+            insert,
+            {
+                **values,
+                "id": stored(closed_id),
+                "key": None,
+                "reason": "asked by John Roe",
+                "extension": None,
+            },
         )
-    cipher = ticket_cipher(Settings().data_key.get_secret_value(), wrapped)
-    assert "Jane" not in rows["a"] and cipher.decrypt(rows["a"].encode()) == b"asked by Jane Doe"
-    assert rows["b"] is None
-    downgrade_database(url, "48e9dc6b3987")
+    upgrade_database(url, data_key=data_key)
+    select_sealed = "SELECT id, reason_sealed, extension_reason_sealed FROM deletion_requests"
     with engine.begin() as connection:
-        reason = connection.execute(text("SELECT reason FROM deletion_requests WHERE id = 'a'"))
-        assert reason.scalar_one() == "asked by Jane Doe"
+        rows = {
+            str(row[0]).replace("-", ""): row[1:] for row in connection.execute(text(select_sealed))
+        }
+    cipher = ticket_cipher(data_key, wrapped)
+    reason, extension = rows[open_id.hex]
+    assert "Jane" not in reason + extension
+    assert cipher.decrypt(reason.encode()) == b"asked by Jane Doe"
+    assert cipher.decrypt(extension.encode()) == b"Jane is ill"
+    assert rows[closed_id.hex] == (None, None)
+    downgrade_database(url, "48e9dc6b3987", data_key=data_key)
+    with engine.begin() as connection:
+        reasons = connection.execute(text("SELECT reason, extension_reason FROM deletion_requests"))
+        assert sorted(map(tuple, reasons), key=lambda row: row[0] or "") == [
+            (None, None),
+            ("asked by Jane Doe", "Jane is ill"),
+        ]
     engine.dispose()

@@ -286,7 +286,8 @@ def unlearn(
     """Make `cfg.model` forget `forget` while keeping `retain`; write `cfg.output`.
 
     Records given here take precedence over the files named in `cfg`. Everything is checked
-    before the model loads. `make_check` replaces the stopping rule's leak check (every
+    before the model loads, but what needs the loaded model (RMU's layer against the
+    adapter's layers). `make_check` replaces the stopping rule's leak check (every
     `cfg.check_every` steps; a benchmark's own selection rule). Returns the run info also
     written to run.json (config, data hashes, cost)."""
     objective = get_objective(cfg.method)
