@@ -41,8 +41,10 @@ def picked_epoch(row: dict) -> str:
     selection = row.get("selection")
     if not selection:
         return "-"
-    every = selection["checks"][0]["step"]
-    return f"{selection['picked_step'] // every}/{row['cell']['epochs']}"
+    # The first check comes after `check_epochs` epochs (before: read as one epoch's steps, so
+    # a cell checked every 2 epochs named half its picked epoch).
+    steps_per_epoch = selection["checks"][0]["step"] // row["cell"].get("check_epochs", 1)
+    return f"{selection['picked_step'] // steps_per_epoch}/{row['cell']['epochs']}"
 
 
 def table_rows(rows: list[dict], target: dict, retain: dict, retrain_s: float) -> list[str]:

@@ -266,6 +266,7 @@ def test_an_evaluated_curve_sets_the_picked_model_beside_the_target_and_stored_r
         assert rows[name]["privleak"] == "n/c"
         assert float(rows[name]["Model Utility"]) >= 0.0  # the final evaluation's own
     assert rows["retain"]["Model Utility"] == "0.300"  # the stored row, as committed
+    assert rows["npo-grun-seed1-every2"]["epoch"] == "2/2"  # picked / budget (before: "1/2")
     assert "another target build" in final and "Targets (issue 19)" in final
     assert "| npo-grun-seed1-every2 | " in final.split("Robustness probes")[1]
 
