@@ -28,7 +28,8 @@ def _rewrite(convert) -> None:
     """Apply `convert(cipher, text)` to every open ticket's free text, row by row."""
     from domain.crypto import ticket_cipher
 
-    data_key = op.get_context().config.attributes.get("data_key")
+    config = op.get_context().config
+    data_key = config.attributes.get("data_key") if config is not None else None
     if data_key is None:
         from domain.settings import Settings
 
