@@ -15,19 +15,24 @@ from domain.errors import Conflict
 from domain.settings import Settings
 from models import DeletionRequest
 
-FIELDS = ("reason", "extension_reason")
-
 
 def seal(cipher: Fernet, text: str | None) -> str | None:
     return None if text is None else cipher.encrypt(text.encode()).decode()
 
 
-def unsealed(settings: Settings, ticket: DeletionRequest) -> dict[str, str | None]:
-    """The ticket's free text in clear while its key lives; None for every field after."""
-    sealed = {"reason": ticket.reason_sealed, "extension_reason": ticket.extension_reason_sealed}
+def _cipher(settings: Settings, ticket: DeletionRequest) -> Fernet:
     if ticket.wrapped_key is None:
-        return dict.fromkeys(FIELDS)
-    cipher = ticket_cipher(settings.data_key.get_secret_value(), ticket.wrapped_key)
+        raise Conflict(f"ticket {ticket.id} is closed: its data key was destroyed")
+    return ticket_cipher(settings.data_key.get_secret_value(), ticket.wrapped_key)
+
+
+def unsealed(settings: Settings, ticket: DeletionRequest) -> dict[str, str | None]:
+    """The ticket's free text in clear while its key lives; None for every field after. A
+    ticket without text opens no key (this runs on every status poll)."""
+    sealed = {"reason": ticket.reason_sealed, "extension_reason": ticket.extension_reason_sealed}
+    if ticket.wrapped_key is None or not any(sealed.values()):
+        return dict.fromkeys(sealed)
+    cipher = _cipher(settings, ticket)
     return {
         name: None if token is None else cipher.decrypt(token.encode()).decode()
         for name, token in sealed.items()
@@ -35,7 +40,5 @@ def unsealed(settings: Settings, ticket: DeletionRequest) -> dict[str, str | Non
 
 
 def seal_extension(settings: Settings, ticket: DeletionRequest, text: str) -> None:
-    if ticket.wrapped_key is None:  # extend_deadline refuses closed tickets before this
-        raise Conflict(f"ticket {ticket.id} is closed: its data key was destroyed")
-    cipher = ticket_cipher(settings.data_key.get_secret_value(), ticket.wrapped_key)
-    ticket.extension_reason_sealed = seal(cipher, text)
+    """extend_deadline refuses closed tickets before this; _cipher refuses them again."""
+    ticket.extension_reason_sealed = seal(_cipher(settings, ticket), text)

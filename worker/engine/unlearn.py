@@ -212,6 +212,7 @@ def step_loss_factory(cfg: UnlearnConfig, objective: Objective, settings, data: 
         questions = diagnostic_questions(data, limit=None)
         adapter.set_gate_questions(questions["retain"], questions["paraphrased_forget"])
         store = ReferenceValues(cfg.reference_cache_mb * 2**20) if cfg.reference_cache_mb else None
+        edited_layers = adapter.edited_layers()  # fixed once attached
 
         def draw(examples: list[Example], stream: str, step: int) -> dict:
             indices = batch_indices(len(examples), cfg.batch_size, stream_seed[stream], step)
@@ -236,7 +237,7 @@ def step_loss_factory(cfg: UnlearnConfig, objective: Objective, settings, data: 
                 forget_refusal=draw(refused, "forget", step) if refused else None,
                 seed=cfg.seed,
                 reference_values=store,
-                edited_layers=adapter.edited_layers(),
+                edited_layers=edited_layers,
             )
             output = objective.loss(inputs)
             loss, metrics = output.loss, dict(output.metrics)
@@ -260,7 +261,7 @@ def step_loss_factory(cfg: UnlearnConfig, objective: Objective, settings, data: 
                         settings=settings,
                         forget_refusal=make_batch(refused, f, pad_id, device) if refused else None,
                         seed=cfg.seed, reference_values=store,
-                        edited_layers=adapter.edited_layers(),
+                        edited_layers=edited_layers,
                     ))  # fmt: skip
 
         warm = store is not None and adapter.reference_needs_copy
