@@ -94,12 +94,11 @@ def run_pretraining_bench(
     rows_path = results_dir / "pretraining" / "rows.json"
     rows_path.parent.mkdir(parents=True, exist_ok=True)
     stored = json.loads(rows_path.read_text()) if rows_path.is_file() else {}
+    rerun = set(cells)
     rows = [
-        {"command": stored["command"], "commit": stored["commit"], **row}
-        if "commit" not in row
-        else row
+        row
         for row in stored.get("rows", [])
-        if stored.get("model") == model and (row["method"], row["adapter"]) not in set(cells)
+        if stored.get("model") == model and (row["method"], row["adapter"]) not in rerun
     ]
     for method, adapter in cells:
         started = time.perf_counter()

@@ -76,7 +76,9 @@ def serve_command(
     port: int = 8000,
     workers: Annotated[
         int | None,
-        typer.Option(min=1, help="uvicorn processes (with a broker only; default: one per core)"),
+        typer.Option(
+            min=1, help="uvicorn processes (with a broker only; default: one per core, at most 4)"
+        ),
     ] = None,
 ) -> None:
     """Run the REST API (docs at /docs). Embedded mode also runs a worker thread."""
