@@ -6,7 +6,6 @@ never by create_all) and a Redis db + key prefix of its own; both are removed at
 
 from __future__ import annotations
 
-import json
 import os
 import secrets
 import uuid
@@ -17,6 +16,7 @@ import redis
 from sqlalchemy import text
 
 from domain.db import Database, upgrade_database
+from domain.records import write_records
 from domain.settings import Settings
 from tests.service.running import Processes
 
@@ -47,7 +47,7 @@ def write_tiny_policy(policies_dir, model: str, retain: list, policy: str = TINY
     """`model`'s policy file and the retain file it names, where the service looks for them."""
     policies_dir.mkdir(parents=True, exist_ok=True)
     (policies_dir / f"{model}.toml").write_text(policy)
-    (policies_dir / "retain.jsonl").write_text("\n".join(json.dumps(r.to_dict()) for r in retain))
+    write_records(policies_dir / "retain.jsonl", retain)
 
 
 PG_ADMIN = os.environ.get("OBLIVIATE_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
