@@ -59,7 +59,7 @@ PrincipalDep = Annotated[Principal, Depends(get_principal)]
 def require(*roles: str) -> Callable[[Principal], Principal]:
     def check(principal: PrincipalDep) -> Principal:
         if principal.role not in roles:
-            raise Forbidden(f"role {principal.role!r} may not do this; needs {' or '.join(roles)}")
+            raise Forbidden("role_needs", role=principal.role, roles=" or ".join(roles))
         return principal
 
     return check

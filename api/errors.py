@@ -5,9 +5,10 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from fastapi import FastAPI, Request
+from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, Field, ValidationError
 
 from domain.errors import RateLimited, ServiceError, Unauthorized
 
@@ -16,6 +17,9 @@ class ErrorBody(BaseModel):
     """Every error the API answers: what went wrong, and for some the field, index or line."""
 
     detail: str | list[dict]
+    code: str | None = Field(
+        None, description="what was refused, stable for programs (domain/messages.py)"
+    )
 
 
 # The statuses every /v1 route may answer, for the OpenAPI schema (issue 18: it listed only
@@ -54,6 +58,5 @@ def install_error_handler(
         headers = {"WWW-Authenticate": "ApiKey"} if isinstance(error, Unauthorized) else None
         if isinstance(error, RateLimited):
             headers = {"Retry-After": str(error.retry_after)}
-        return JSONResponse(
-            {"detail": error.detail, **error.extra}, status_code=error.status_code, headers=headers
-        )
+        body = {"detail": error.detail, "code": error.code, **jsonable_encoder(error.params)}
+        return JSONResponse(body, status_code=error.status_code, headers=headers)

@@ -33,10 +33,7 @@ class RateLimiter:
         count = self._count(key, window)
         if count is not None and count > self.per_minute:
             retry_after = max(1, int((window + 1) * WINDOW_S - now + 0.999))
-            raise RateLimited(
-                f"more than {self.per_minute} requests a minute with this key; retry later",
-                retry_after=retry_after,
-            )
+            raise RateLimited(self.per_minute, retry_after)
 
     def _count(self, key: str, window: int) -> int | None:
         if self.redis is None:

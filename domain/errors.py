@@ -3,6 +3,8 @@ policy) raises a `UserError` whose message says what to change; the service trea
 as permanent: a job that fails with one is failed at once, its retries would fail the same way.
 """
 
+from domain.messages import error_text
+
 
 class UserError(ValueError):
     """Something the user gave cannot work as given."""
@@ -11,11 +13,18 @@ class UserError(ValueError):
 # What the service layer raises; each carries the HTTP status the API answers with (the
 # API renders them in api/errors.py; the worker classes Conflict as permanent).
 class ServiceError(Exception):
+    """`code` names the refusal in domain/messages.py's catalogue; `params` fill its text and
+    travel in the API's answer beside it (the record, line and field of a bad upload)."""
+
     status_code = 400
 
-    def __init__(self, detail: str, **extra):
-        super().__init__(detail)
-        self.detail, self.extra = detail, extra
+    def __init__(self, code: str, /, **params):
+        self.code, self.params = code, params
+        self.detail = error_text("en", code, params)
+        super().__init__(self.detail)
+
+    def text(self, lang: str) -> str:
+        return error_text(lang, self.code, self.params)
 
 
 class NotFound(ServiceError):
@@ -45,6 +54,6 @@ class PayloadTooLarge(ServiceError):
 class RateLimited(ServiceError):
     status_code = 429
 
-    def __init__(self, detail: str, retry_after: int):
-        super().__init__(detail, retry_after=retry_after)
+    def __init__(self, limit: int, retry_after: int):
+        super().__init__("rate_limited", limit=limit, retry_after=retry_after)
         self.retry_after = retry_after

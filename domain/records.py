@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from domain.errors import UserError
+from domain.messages import error_text
 
 
 class DataError(UserError):
@@ -29,6 +30,16 @@ class DataError(UserError):
         if field is not None:
             where.append(f"field {field!r}")
         super().__init__(": ".join([*where, problem]))
+
+
+class RecordError(DataError):
+    """A problem in a ticket's records, named by its code in domain/messages.py: the web pages
+    say it in the reader's language (the engine's other data errors are for engineers)."""
+
+    def __init__(self, source: str, code: str, index: int | None = None,
+                 field: str | None = None, **params):  # fmt: skip
+        super().__init__(source, error_text("en", code, params), index, field)
+        self.code, self.params = code, params
 
 
 @dataclass(frozen=True)
@@ -71,16 +82,16 @@ def record_values(record: Record) -> list[str]:
 def _optional_text(row: dict, field: str, source: str, index: int) -> str | None:
     value = row.get(field)
     if value is not None and not isinstance(value, str):
-        raise DataError(source, f"must be a string, got {type(value).__name__}", index, field)
+        raise RecordError(source, "not_string", index, field, got=type(value).__name__)
     return value
 
 
 def _required_text(row: dict, field: str, source: str, index: int) -> str:
     value = _optional_text(row, field, source, index)
     if value is None:
-        raise DataError(source, "missing", index, field)
+        raise RecordError(source, "missing", index, field)
     if not value.strip():
-        raise DataError(source, "is empty", index, field)
+        raise RecordError(source, "empty", index, field)
     return value
 
 
@@ -89,22 +100,20 @@ def _list_field(row: dict, field: str, source: str, index: int) -> tuple[str, ..
     if value is None:
         return ()
     if not isinstance(value, list):
-        raise DataError(
-            source, f"must be a list of strings, got {type(value).__name__}", index, field
-        )
+        raise RecordError(source, "not_list", index, field, got=type(value).__name__)
     for item in value:
         if not isinstance(item, str):
-            raise DataError(source, f"must hold only strings, found {item!r}", index, field)
+            raise RecordError(source, "not_strings", index, field, got=type(item).__name__)
     return tuple(value)
 
 
 def parse_record(row: object, source: str, index: int) -> Record:
     if not isinstance(row, dict):
-        raise DataError(source, f"must be a JSON object, got {type(row).__name__}", index)
+        raise RecordError(source, "not_object", index, got=type(row).__name__)
     if "question" not in row and "answer" not in row and "text" in row:
         return TextRecord(_required_text(row, "text", source, index))
     if "question" not in row and "answer" not in row:
-        raise DataError(source, "needs 'question' and 'answer' (QA) or 'text'", index, "question")
+        raise RecordError(source, "not_qa_or_text", index, "question")
     return QARecord(
         question=_required_text(row, "question", source, index),
         answer=_required_text(row, "answer", source, index),
@@ -118,7 +127,7 @@ def parse_record(row: object, source: str, index: int) -> Record:
 def parse_records(rows: Sequence[object], source: str = "inline") -> list[Record]:
     """Validate raw rows (e.g. inline JSON from the API); an empty list is an error."""
     if not rows:
-        raise DataError(source, "holds no records")
+        raise RecordError(source, "no_records")
     return [parse_record(row, source, index) for index, row in enumerate(rows)]
 
 

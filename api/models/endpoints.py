@@ -88,5 +88,5 @@ def generate(
     try:
         answers = request.app.state.models.generate(spec, body.questions, body.max_new_tokens)
     except UserError as error:  # its files were moved or deleted since it was registered
-        raise Conflict(f"version {number} of {name!r} cannot be loaded: {error}") from error
+        raise Conflict("version_unloadable", number=number, name=name, reason=str(error)) from error
     return Answers(model=name, version=number, answers=answers)

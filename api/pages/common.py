@@ -91,11 +91,11 @@ def done_notice(lang: str, done: str | None) -> str | None:
 def check_form(settings, user: User, csrf: str, roles: tuple[str, ...] | None = None) -> None:
     """A form's CSRF token must be the session's; `roles`: who may send this form at all."""
     if not cookies.csrf_ok(settings.secret_key.get_secret_value(), user.sealed, csrf):
-        raise Forbidden("missing or wrong CSRF token")
+        raise Forbidden("bad_csrf")
     if roles is not None and user.role not in roles:
-        raise Forbidden(f"role {user.role!r} may not do this")
+        raise Forbidden("role_may_not", role=user.role)
 
 
 def require_role(user: User, roles: tuple[str, ...]) -> None:
     if user.role not in roles:
-        raise Forbidden(f"role {user.role!r} may not open this page")
+        raise Forbidden("role_may_not_open", role=user.role)

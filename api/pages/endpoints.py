@@ -21,4 +21,4 @@ def error_page(request: Request, error: ServiceError) -> HTMLResponse:
     """A service error on a page, as a page (the API's JSON is for programs)."""
     lang = request.query_params.get("lang", "en")
     lang = lang if lang in LANGUAGES else "en"
-    return page("error.html.j2", lang, None, error.status_code, message=error.detail)
+    return page("error.html.j2", lang, None, error.status_code, message=error.text(lang))

@@ -4,29 +4,9 @@ key sets equal)."""
 from __future__ import annotations
 
 from api.reports.messages import LANGUAGES  # one list of languages for the report and pages
+from domain.messages import STATE_NAMES  # with the refusals: states appear in them
 
 __all__ = ["LANGUAGES", "MESSAGES", "STATE_NAMES"]
-
-JA_STATES = {
-    "received": "受付済み",
-    "assessing": "評価中",
-    "queued": "待機中",
-    "unlearning": "忘却処理中",
-    "evaluating": "検証中",
-    "held": "保留（要確認）",
-    "approved": "承認済み",
-    "published": "公開済み",
-    "rejected": "却下",
-    "cancelled": "取り消し済み",
-    "failed": "失敗",
-    "undone": "取り消し（ロールバック）",
-}
-
-# A ticket's state as the pages show it (English: the API's own names).
-STATE_NAMES = {
-    "en": {name: name for name in JA_STATES},
-    "ja": JA_STATES,
-}
 
 MESSAGES: dict[str, dict[str, str]] = {
     "en": {
@@ -199,5 +179,18 @@ MESSAGES: dict[str, dict[str, str]] = {
         "when": "日時",
         "actor": "実行者",
         "next_page": "次のページ",
+    },
+}
+
+# A form field's problem, by pydantic's error type, filled from the error's context. English:
+# pydantic's own messages; a type missing here shows that English message.
+FIELD_ERRORS: dict[str, dict[str, str]] = {
+    "en": {},
+    "ja": {
+        "missing": "入力してください",
+        "string_too_short": "{min_length} 文字以上で入力してください",
+        "string_too_long": "{max_length} 文字以内で入力してください",
+        "enum": "一覧から選んでください",
+        "too_short": "記録が 1 件もありません",
     },
 }

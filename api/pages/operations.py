@@ -70,7 +70,7 @@ def _decide(verdict: str, ticket_id, request, session, settings, reason, csrf, l
     except ValidationError:
         return _operations(session, user, lang, t["reason_required"], 422)
     except ServiceError as error:
-        return _operations(session, user, lang, error.detail, error.status_code)
+        return _operations(session, user, lang, error.text(lang), error.status_code)
     return after_form("/ui/operations", lang, f"{verdict}d")
 
 
@@ -125,5 +125,5 @@ def rollback(name: str, request: Request, session: SessionDep, settings: Setting
     except ValidationError:
         return _models(session, user, lang, t["rollback_invalid"], 422)
     except ServiceError as error:
-        return _models(session, user, lang, error.detail, error.status_code)
+        return _models(session, user, lang, error.text(lang), error.status_code)
     return after_form("/ui/models", lang, "rolled_back")

@@ -22,7 +22,7 @@ from api.pages.common import (
     signed_in,
     to_login,
 )
-from api.pages.messages import MESSAGES
+from api.pages.messages import FIELD_ERRORS, MESSAGES
 from api.reports.content import build_report
 from api.reports.render import render_html
 from api.requests.uploads import at_line, read_records
@@ -134,7 +134,7 @@ def cancel(ticket_id: uuid.UUID, request: Request, session: SessionDep, settings
     try:
         service.cancel_ticket(session, settings, user.principal, ticket_id, None)
     except ServiceError as error:
-        return _ticket_page(session, user, ticket_id, lang, error.detail, error.status_code)
+        return _ticket_page(session, user, ticket_id, lang, error.text(lang), error.status_code)
     return after_form(f"/ui/tickets/{ticket_id}", lang, "cancelled")
 
 
@@ -165,11 +165,14 @@ def submit_form(request: Request, session: SessionDep, settings: SettingsDep,
     return _submit_form(session, user, lang)
 
 
-def _field_errors(error: ValidationError) -> dict[str, str]:
-    """The first message per form field (`records` for anything inside the records)."""
+def _field_errors(error: ValidationError, lang: str) -> dict[str, str]:
+    """The first message per form field (`records` for anything inside the records), in the
+    page's language."""
     errors: dict[str, str] = {}
     for item in error.errors():
-        errors.setdefault(str(item["loc"][0]) if item["loc"] else "form", item["msg"])
+        template = FIELD_ERRORS[lang].get(item["type"])
+        text = template.format(**item.get("ctx", {})) if template else item["msg"]
+        errors.setdefault(str(item["loc"][0]) if item["loc"] else "form", text)
     return errors
 
 
@@ -200,12 +203,12 @@ def submit(
     try:
         raw = records.file.read(settings.max_upload_bytes + 1)
         if len(raw) > settings.max_upload_bytes:
-            raise InvalidInput(f"{name}: over {settings.max_upload_bytes} bytes")
+            raise InvalidInput("file_too_large", source=name, limit=settings.max_upload_bytes)
         rows, lines = read_records(raw, name)
         try:
             payload = TicketCreate(**{**values, "reason": reason or None}, records=rows)
         except ValidationError as error:
-            return _submit_form(session, user, lang, 422, _field_errors(error), values)
+            return _submit_form(session, user, lang, 422, _field_errors(error, lang), values)
         try:
             # A savepoint: the page answers a failure itself, so the request's transaction
             # commits; nothing the service wrote before failing may commit with it.
@@ -214,7 +217,8 @@ def submit(
         except InvalidInput as error:
             raise at_line(error, name, lines) from None
     except InvalidInput as error:  # the records file: its line and field
-        return _submit_form(session, user, lang, 422, {"records": error.detail}, values)
+        return _submit_form(session, user, lang, 422, {"records": error.text(lang)}, values)
     except ServiceError as error:  # e.g. an unknown model
-        return _submit_form(session, user, lang, error.status_code, {"form": error.detail}, values)
+        errors = {"form": error.text(lang)}
+        return _submit_form(session, user, lang, error.status_code, errors, values)
     return RedirectResponse(f"/ui/tickets/{ticket.id}?lang={lang}", status_code=303)

@@ -88,19 +88,17 @@ def submit_upload(
     idempotency_key: IdempotencyKey = None,
 ):
     """File a deletion request whose records come as an uploaded file; errors name its line."""
+    filename = records.filename or "records"
     raw = records.file.read(settings.max_upload_bytes + 1)
     if len(raw) > settings.max_upload_bytes:
-        raise PayloadTooLarge(f"the file is over {settings.max_upload_bytes} bytes")
-    filename = records.filename or "records"
+        raise PayloadTooLarge("file_too_large", source=filename, limit=settings.max_upload_bytes)
     rows, lines = read_records(raw, filename)
     try:
         payload = TicketCreate(
             **TicketMetadata.model_validate_json(metadata).model_dump(), records=rows
         )
     except ValidationError as error:
-        raise InvalidInput(
-            "invalid metadata or records", errors=validation_details(error)
-        ) from error
+        raise InvalidInput("invalid_metadata", errors=validation_details(error)) from error
     try:
         return _submit(session, settings, principal, payload, idempotency_key, response)
     except InvalidInput as error:

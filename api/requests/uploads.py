@@ -17,17 +17,13 @@ def read_records(raw: bytes, filename: str) -> tuple[list, list[int] | None]:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as error:
         line = raw[: error.start].count(b"\n") + 1
-        raise InvalidInput(
-            f"{filename}: line {line}: not UTF-8 (byte {raw[error.start]:#04x}); save the file "
-            "as UTF-8",
-            line=line,
-        ) from error
+        byte = f"{raw[error.start]:#04x}"
+        raise InvalidInput("not_utf8", source=filename, line=line, byte=byte) from error
     if text.lstrip().startswith("["):
         try:
             rows = json.loads(text)
         except json.JSONDecodeError as error:
-            raise InvalidInput(f"{filename}: line {error.lineno}: not JSON ({error.msg})",
-                               line=error.lineno) from error  # fmt: skip
+            raise _not_json(filename, error.lineno, error) from error
         return rows, None
     rows, lines = [], []
     for number, row in enumerate(text.splitlines(), 1):
@@ -35,20 +31,21 @@ def read_records(raw: bytes, filename: str) -> tuple[list, list[int] | None]:
             try:
                 rows.append(json.loads(row))
             except json.JSONDecodeError as error:
-                raise InvalidInput(
-                    f"{filename}: line {number}: not JSON ({error.msg})", line=number
-                ) from error
+                raise _not_json(filename, number, error) from error
             lines.append(number)
     return rows, lines
 
 
+def _not_json(filename: str, line: int, error: json.JSONDecodeError) -> InvalidInput:
+    return InvalidInput("not_json", source=filename, line=line, reason=error.msg)
+
+
 def at_line(error: InvalidInput, filename: str, lines: list[int] | None) -> InvalidInput:
-    """A record error restated with the file's line number where the file has lines."""
-    index = error.extra.get("index")
-    if lines is None or index is None:
+    """A record error restated in the file's terms: its name, and its line where it has lines."""
+    index = error.params.get("index")
+    if index is None:
         return error
-    detail = error.detail.removeprefix("records: ").replace(
-        f"record {index}", f"line {lines[index]}", 1
-    )
-    detail = f"{filename}: {detail}"
-    return InvalidInput(detail, **{**error.extra, "line": lines[index]})
+    params = {**error.params, "source": filename}
+    if lines is not None:
+        params["line"] = lines[index]
+    return InvalidInput(error.code, **params)

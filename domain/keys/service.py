@@ -45,7 +45,7 @@ def create_key(
 ) -> tuple[ApiKey, str]:
     """Returns the row and the full key, which is shown once and never stored."""
     if role not in ROLES:
-        raise InvalidInput(f"unknown role {role!r}; choose one of {', '.join(ROLES)}")
+        raise InvalidInput("unknown_role", role=role, roles=", ".join(ROLES))
     org = get_or_create_organisation(session, organisation)
     prefix = secrets.token_hex(6)
     token = f"{KEY_SCHEME}_{prefix}_{secrets.token_urlsafe(32)}"
@@ -69,14 +69,14 @@ def create_key(
 
 def authenticate(session: Session, secret: str, token: str | None) -> Principal:
     if not token:
-        raise Unauthorized("missing API key: send it in the X-API-Key header")
+        raise Unauthorized("missing_key")
     parts = token.split("_", 2)
     key = repository.key_by_prefix(session, parts[1]) if len(parts) == 3 else None
     valid = key is not None and hmac.compare_digest(
         key.key_hash, keyed_hash(secret, "api-key", token)
     )
     if key is None or not valid or key.revoked_at is not None:
-        raise Unauthorized("invalid or revoked API key")
+        raise Unauthorized("invalid_key")
     return Principal(key.id, key.organisation_id, key.role)
 
 
@@ -84,12 +84,12 @@ def revoke_key(session: Session, key_id: uuid.UUID, actor: str) -> tuple[ApiKey,
     """Revoke at once (the next request with it is 401); returns the key and its organisation."""
     key = repository.key_by_id(session, key_id)
     if key is None:
-        raise NotFound(f"no API key {key_id}")
+        raise NotFound("key_not_found", key=key_id)
     if key.revoked_at is not None:
-        raise Conflict(f"API key {key_id} is already revoked")
+        raise Conflict("key_revoked", key=key_id)
     if key.role == "admin" and repository.active_admin_count(session) <= 1:
         # Nobody could create keys any more, nor revoke a leaked one.
-        raise Conflict("this is the last active admin key; create another admin key first")
+        raise Conflict("last_admin_key")
     key.revoked_at = utcnow()
     record_event(
         session,

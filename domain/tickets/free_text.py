@@ -22,7 +22,7 @@ def seal(cipher: Fernet, text: str | None) -> str | None:
 
 def _cipher(settings: Settings, ticket: DeletionRequest) -> Fernet:
     if ticket.wrapped_key is None:
-        raise Conflict(f"ticket {ticket.id} is closed: its data key was destroyed")
+        raise Conflict("data_key_destroyed", ticket=ticket.id)
     return ticket_cipher(settings.data_key.get_secret_value(), ticket.wrapped_key)
 
 

@@ -65,10 +65,7 @@ def transition(
     if target not in TRANSITIONS:
         raise ValueError(f"unknown ticket state {target!r}")
     if not can_transition(ticket.state, target):
-        raise Conflict(
-            f"ticket {ticket.id} cannot go from {ticket.state} to {target}",
-            state=ticket.state,
-        )
+        raise Conflict("illegal_move", ticket=ticket.id, state=ticket.state, target=target)
     previous, now = ticket.state, utcnow()
     ticket.state, ticket.state_changed_at = target, now
     # A new state starts with no step or ETA of the last one (a held ticket showed the stage

@@ -14,7 +14,7 @@ from domain.errors import Conflict, Forbidden, InvalidInput, NotFound
 from domain.jobs import repository as jobs_repository
 from domain.jobs.service import create_job
 from domain.keys.service import Principal
-from domain.records import DataError, hash_records, parse_records
+from domain.records import RecordError, hash_records, parse_records
 from domain.redaction import redact
 from domain.settings import Settings
 from domain.tickets import free_text, repository
@@ -52,19 +52,16 @@ def validate_records(rows: list[dict], max_records: int, source: str = "records"
     """The records' validation (`domain.records`), plus unknown fields refused; errors name
     record and field."""
     if len(rows) > max_records:
-        raise InvalidInput(f"{len(rows)} records; at most {max_records} per ticket")
+        raise InvalidInput("too_many_records", count=len(rows), limit=max_records)
     for index, row in enumerate(rows):
         unknown = sorted(set(row) - RECORD_FIELDS) if isinstance(row, dict) else []
         if unknown:
-            raise InvalidInput(
-                f"{source}: record {index}: unknown field {unknown[0]!r}",
-                index=index,
-                field=unknown[0],
-            )
+            raise InvalidInput("unknown_field", source=source, index=index, field=unknown[0])
     try:
         return parse_records(rows, source)
-    except DataError as error:
-        raise InvalidInput(str(error), index=error.index, field=error.field) from error
+    except RecordError as error:
+        where = {"source": error.source, "index": error.index, "field": error.field}
+        raise InvalidInput(error.code, **where, **error.params) from error
 
 
 def submit_ticket(
@@ -87,11 +84,11 @@ def submit_ticket(
         )
         if existing is not None:
             if existing.body_hash != body_hash:
-                raise Conflict("this Idempotency-Key was used with a different request body")
+                raise Conflict("idempotency_mismatch")
             return existing, False
     if payload.options and principal.role != "admin":
         # Requesters file against the model's policy; operators do not file tickets.
-        raise Forbidden("only an admin may choose the method or adapter of a ticket")
+        raise Forbidden("options_admin_only")
     registry_service.require_model(session, payload.model)
     records = validate_records(payload.records, settings.max_records)
     wrapped_key = new_wrapped_key(settings.data_key.get_secret_value())
@@ -133,7 +130,7 @@ def submit_ticket(
             else None
         )
         if winner is None or winner.body_hash != body_hash:
-            raise Conflict("this Idempotency-Key was used with a different request body") from error
+            raise Conflict("idempotency_mismatch") from error
         return winner, False
     for position, (record, record_hash) in enumerate(zip(records, record_hashes, strict=True)):
         ciphertext = cipher.encrypt(json.dumps(record.to_dict()).encode())
@@ -173,7 +170,7 @@ def visible_ticket(
     ticket = repository.get(session, ticket_id, for_update=for_update)
     scoped = principal.role == "requester"
     if ticket is None or (scoped and ticket.organisation_id != principal.organisation_id):
-        raise NotFound(f"no deletion request {ticket_id}")
+        raise NotFound("ticket_not_found", ticket=ticket_id)
     return ticket
 
 
@@ -225,9 +222,7 @@ def cancel_ticket(
         OPERATOR_CANCELLABLE if principal.role in ("operator", "admin") else REQUESTER_CANCELLABLE
     )
     if ticket.state not in allowed:
-        raise Conflict(
-            f"ticket {ticket.id} is {ticket.state}: too late to cancel", state=ticket.state
-        )
+        raise Conflict("too_late_to_cancel", ticket=ticket.id, state=ticket.state)
     running = False
     for job in jobs_repository.for_request(session, ticket.id):
         if job.status == "pending":
@@ -261,13 +256,14 @@ def extend_deadline(
 ) -> DeletionRequest:
     ticket = visible_ticket(session, principal, ticket_id, for_update=True)
     if ticket.closed_at is not None:
-        raise Conflict(f"ticket {ticket.id} is closed")
+        raise Conflict("ticket_closed", ticket=ticket.id)
     if ticket.extension_notice_at is not None:
-        raise Conflict(f"ticket {ticket.id} was already extended once")
+        raise Conflict("already_extended", ticket=ticket.id)
+    basis = LegalBasis(ticket.legal_basis)
     try:
-        new_due = extended_due_at(LegalBasis(ticket.legal_basis), ticket.due_at)
+        new_due = extended_due_at(basis, ticket.due_at)
     except ValueError as error:
-        raise Conflict(str(error)) from error
+        raise Conflict("not_extendable", basis=basis.value) from error
     previous, ticket.due_at = ticket.due_at, new_due
     free_text.seal_extension(settings, ticket, body.reason)
     ticket.extension_notice_at = body.notice_sent_at
@@ -358,7 +354,7 @@ def decrypt_records(session: Session, settings: Settings, ticket: DeletionReques
     """The ticket's records in clear, for the worker; impossible once the ticket is closed."""
 
     if ticket.wrapped_key is None:
-        raise Conflict(f"ticket {ticket.id} is closed: its data key was destroyed")
+        raise Conflict("data_key_destroyed", ticket=ticket.id)
     cipher = ticket_cipher(settings.data_key.get_secret_value(), ticket.wrapped_key)
     rows = [
         json.loads(cipher.decrypt(item.ciphertext)) for item in repository.items(session, ticket.id)

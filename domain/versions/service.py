@@ -26,10 +26,7 @@ def check_spec(spec: str) -> None:
     local folder or .gguf file, or a hub id. Refused at registration, not at the first job."""
     if spec in BUILTIN_MODEL_NAMES or Path(spec).expanduser().exists() or HUB_ID.fullmatch(spec):
         return
-    raise InvalidInput(
-        f"model spec {spec!r} is neither a built-in ({', '.join(BUILTIN_MODEL_NAMES)}), an "
-        "existing local folder or .gguf file, nor a Hugging Face hub id (owner/name)"
-    )
+    raise InvalidInput("bad_model_spec", spec=spec, builtins=", ".join(BUILTIN_MODEL_NAMES))
 
 
 def require_model(session: Session, name: str) -> ModelVersion:
@@ -37,7 +34,7 @@ def require_model(session: Session, name: str) -> ModelVersion:
     a request body, such as a ticket's model)."""
     serving = repository.alias(session, name, PRODUCTION)
     if serving is None:
-        raise InvalidInput(f"unknown model {name!r}; an admin registers it with POST /v1/models")
+        raise InvalidInput("unknown_model", name=name)
     return repository.version(session, serving.version_id)
 
 
@@ -47,13 +44,13 @@ def model_at_path(session: Session, name: str) -> ModelVersion:
     try:
         return require_model(session, name)
     except InvalidInput as error:
-        raise NotFound(str(error)) from None
+        raise NotFound(error.code, **error.params) from None
 
 
 def get_version(session: Session, name: str, number: int) -> ModelVersion:
     version = repository.version_by_number(session, name, number)
     if version is None:
-        raise NotFound(f"model {name!r} has no version {number}")
+        raise NotFound("no_such_version", name=name, number=number)
     return version
 
 
@@ -62,7 +59,7 @@ def register_model(
 ) -> ModelVersion:
     check_spec(spec)
     if repository.alias(session, name, PRODUCTION) is not None:
-        raise Conflict(f"model {name!r} is already registered")
+        raise Conflict("model_registered", name=name)
     base = add_version(
         session, name, parent=None, status="published", kind="base", spec=spec,
         method=None, adapter=None, ticket_ids=[], artifact_hash=artifact_hash, evaluation={},
@@ -162,11 +159,8 @@ def publish_version(session: Session, version: ModelVersion, *, actor: str) -> N
     may have moved production meanwhile; publishing would silently drop its forgetting)."""
     serving = require_model(session, version.model_name)
     if version.parent_id != serving.id:
-        raise Conflict(
-            f"version {version.number} of {version.model_name!r} was built on another version "
-            f"than the one serving now ({serving.number}); re-run the ticket (POST "
-            "/v1/deletion-requests/{id}/rerun) to unlearn its data again on the serving version"
-        )
+        raise Conflict("built_on_other_version", number=version.number,
+                       name=version.model_name, serving=serving.number)  # fmt: skip
     version.status = "published"
     _move_alias(
         session,
@@ -183,7 +177,7 @@ def publish_candidate(
 ) -> ModelVersion:
     version = repository.version(session, version_id) if version_id else None
     if version is None or version.status != "candidate":
-        raise Conflict("this ticket has no candidate version to publish")
+        raise Conflict("no_candidate_version")
     publish_version(session, version, actor=actor)
     return version
 
@@ -214,9 +208,9 @@ def rollback(
         else None
     )
     if target is None:
-        raise Conflict(f"version {serving.number} of {name!r} has no parent to roll back to")
+        raise Conflict("no_parent", number=serving.number, name=name)
     if target.status != "published" or target.number >= serving.number:
-        raise Conflict(f"can only roll back to an earlier published version, not {target.number}")
+        raise Conflict("not_earlier", number=target.number)
     undone = [
         t
         for v in repository.versions(session, name)
