@@ -204,5 +204,7 @@ class EmbeddedService:
         return {
             "ok": result.ok,
             "checked": result.checked,
-            "breaches": [b.__dict__ for b in result.breaches],
+            "breaches": [
+                {"seq": b.seq, "code": b.code, "problem": b.text()} for b in result.breaches
+            ],  # fmt: skip
         }

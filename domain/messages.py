@@ -85,6 +85,16 @@ ERRORS: dict[str, dict[str, str]] = {
         "role_may_not_open": "role {role!r} may not open this page",
         "bad_csrf": "missing or wrong CSRF token",
         "rate_limited": "more than {limit} requests a minute with this key; retry later",
+        # What verifying the audit chain finds (not refusals: findings about stored history).
+        "rows_missing": "expected seq {expected}: rows missing",
+        "link_broken": "prev_hash does not match the previous row",
+        "row_edited": "content does not match its hash (row edited)",
+        "chain_cut": (
+            "rows up to this seq existed at {time} (checkpoint); the chain now ends at {last}"
+        ),
+        "history_rewritten": "hash differs from the checkpoint of {time}: history rewritten",
+        "rows_deleted": "{then} rows at {time} (checkpoint), {now} now",
+        "bad_checkpoint": "checkpoint line {number}: not a valid signed checkpoint",
     },
     "ja": {
         "too_many_records": (
@@ -142,6 +152,20 @@ ERRORS: dict[str, dict[str, str]] = {
         "bad_csrf": "フォームの CSRF トークンがないか、正しくありません",
         "rate_limited": (
             "このキーでの依頼が 1 分あたり {limit} 件を超えました。しばらくして再試行してください"
+        ),
+        "rows_missing": "連番 {expected} があるはずです: 行が欠けています",
+        "link_broken": "prev_hash が直前の行と一致しません",
+        "row_edited": "内容がハッシュと一致しません（行が書き換えられています）",
+        "chain_cut": (
+            "{time} のチェックポイントではこの連番まで行がありました。"
+            "いまの最後の連番は {last} です"
+        ),
+        "history_rewritten": (
+            "{time} のチェックポイントとハッシュが違います: 履歴が書き換えられています"
+        ),
+        "rows_deleted": "{time} のチェックポイントでは {then} 行、いまは {now} 行です",
+        "bad_checkpoint": (
+            "チェックポイントの {number} 行目: 正しく署名されたチェックポイントではありません"
         ),
     },
 }

@@ -34,7 +34,8 @@ class EventsPublic(BaseModel):
 
 
 class BreachPublic(BaseModel):
-    seq: int
+    seq: int  # 0: a line of the checkpoints file
+    code: str  # what broke, stable for programs (domain/messages.py)
     problem: str
 
 

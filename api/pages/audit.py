@@ -92,6 +92,6 @@ def verify(request: Request, session: SessionDep, settings: SettingsDep,
     secret = settings.secret_key.get_secret_value()
     result, checkpoints = verify_with_checkpoints(session, settings.audit_checkpoints, secret)
     verified = {"ok": result.ok, "checked": result.checked, "checkpoints": checkpoints,
-                "problems": [f"#{b.seq}: {b.problem}" for b in result.breaches]}  # fmt: skip
+                "problems": [f"#{b.seq}: {b.text(lang)}" for b in result.breaches]}  # fmt: skip
     filters = dict.fromkeys(("event_type", "request_id", "since", "until"))
     return _audit(session, user, lang, filters, 0, verified)

@@ -59,11 +59,11 @@ def take_checkpoint(session: Session, path: Path, secret: str) -> Checkpoint | N
     return point
 
 
-def read_checkpoints(path: Path, secret: str) -> tuple[list[Checkpoint], list[str]]:
-    """The checkpoints whose signature holds, and a problem for each line that does not."""
+def read_checkpoints(path: Path, secret: str) -> tuple[list[Checkpoint], list[int]]:
+    """The checkpoints whose signature holds, and the number of each line that does not."""
     if not path.is_file():
         return [], []
-    points, problems = [], []
+    points, bad_lines = [], []
     for number, line in enumerate(path.read_text().splitlines(), 1):
         try:
             row = json.loads(line)
@@ -74,23 +74,22 @@ def read_checkpoints(path: Path, secret: str) -> tuple[list[Checkpoint], list[st
         if valid:
             points.append(point)
         else:
-            problems.append(f"checkpoint line {number}: not a valid signed checkpoint")
-    return points, problems
+            bad_lines.append(number)
+    return points, bad_lines
 
 
 def check_against(points: list[Checkpoint], hashes: dict[int, str], last_seq: int,
-                  count: int) -> list[tuple[int, str]]:  # fmt: skip
-    """(seq, problem) for every checkpoint the chain no longer agrees with."""
+                  count: int) -> list[tuple[int, str, dict]]:  # fmt: skip
+    """(seq, code, params) for every checkpoint the chain no longer agrees with (the codes'
+    texts are in domain/messages.py)."""
     problems = []
     for point in points:
         if point.seq > last_seq:
-            problem = (f"rows up to seq {point.seq} existed at {point.time} (checkpoint); "
-                       f"the chain now ends at {last_seq}")  # fmt: skip
+            problems.append((point.seq, "chain_cut", {"time": point.time, "last": last_seq}))
         elif hashes.get(point.seq) != point.hash:
-            problem = f"hash differs from the checkpoint of {point.time}: history rewritten"
+            problems.append((point.seq, "history_rewritten", {"time": point.time}))
         elif count < point.count:
-            problem = f"{point.count} rows at {point.time}, {count} now"
-        else:
-            continue
-        problems.append((point.seq, problem))
+            problems.append(
+                (point.seq, "rows_deleted", {"time": point.time, "then": point.count, "now": count})
+            )
     return problems

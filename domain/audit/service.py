@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from sqlalchemy import event as orm_events
@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session, SessionTransaction
 from domain.audit import repository
 from domain.audit.chain import GENESIS_HASH, chain_hash, event_fields
 from domain.audit.checkpoints import Checkpoint, check_against, read_checkpoints
+from domain.messages import error_text
 from models import AuditEvent, utcnow
 
 QUEUE = "audit_queue"  # Session.info key: [(savepoint or None, event arguments), ...]
@@ -73,8 +74,15 @@ def _drop_rolled_back(session: Session, previous: SessionTransaction) -> None:
 
 @dataclass
 class Breach:
+    """Where the chain breaks (`seq`; 0: a checkpoint line) and how: `code` in
+    domain/messages.py, so a page can say it in its reader's language."""
+
     seq: int
-    problem: str
+    code: str
+    params: dict = field(default_factory=dict)
+
+    def text(self, lang: str = "en") -> str:
+        return error_text(lang, self.code, self.params)
 
 
 @dataclass
@@ -98,9 +106,9 @@ def verify_chain(
             seen[event.seq] = event.hash
         checked += 1
         if event.seq != expected_seq:
-            breaches.append(Breach(event.seq, f"expected seq {expected_seq}: rows missing"))
+            breaches.append(Breach(event.seq, "rows_missing", {"expected": expected_seq}))
         if event.prev_hash != prev_hash:
-            breaches.append(Breach(event.seq, "prev_hash does not match the previous row"))
+            breaches.append(Breach(event.seq, "link_broken"))
         fields = event_fields(
             event.seq,
             event.occurred_at,
@@ -111,12 +119,12 @@ def verify_chain(
             event.data,
         )
         if chain_hash(event.prev_hash, fields) != event.hash:
-            breaches.append(Breach(event.seq, "content does not match its hash (row edited)"))
+            breaches.append(Breach(event.seq, "row_edited"))
         prev_hash, expected_seq = event.hash, event.seq + 1
         if len(breaches) >= max_breaches:
             break
     problems = check_against(list(checkpoints), seen, expected_seq - 1, checked)
-    breaches += [Breach(seq, problem) for seq, problem in problems]
+    breaches += [Breach(seq, code, params) for seq, code, params in problems]
     return VerifyResult(not breaches, checked, prev_hash, breaches)
 
 
@@ -125,7 +133,7 @@ def verify_with_checkpoints(session: Session, path: Path, secret: str) -> tuple[
     every checkpoint line whose signature does not hold (seq 0), and how many did."""
     points, bad_lines = read_checkpoints(path, secret)
     result = verify_chain(session, checkpoints=points)
-    breaches = result.breaches + [Breach(0, problem) for problem in bad_lines]
+    breaches = result.breaches + [Breach(0, "bad_checkpoint", {"number": n}) for n in bad_lines]
     return VerifyResult(not breaches, result.checked, result.last_hash, breaches), len(points)
 
 

@@ -93,7 +93,7 @@ def test_verify_names_the_row_a_superuser_edited_on_postgres(database):
         result = verify_chain(session)
     assert not result.ok
     assert [b.seq for b in result.breaches] == [3]
-    assert "edited" in result.breaches[0].problem
+    assert result.breaches[0].code == "row_edited" and "edited" in result.breaches[0].text()
 
 
 def test_verify_names_a_deleted_row_on_sqlite(tmp_path):
@@ -149,7 +149,7 @@ def test_a_rewritten_history_is_caught_by_a_signed_checkpoint(database, tmp_path
     assert _verify(database, []).ok  # the chain alone verifies: this was undetected before
     result = _verify(database, points)
     assert not result.ok and [b.seq for b in result.breaches] == [6]
-    assert "rewritten" in result.breaches[0].problem and bad == []
+    assert result.breaches[0].code == "history_rewritten" and bad == []
 
 
 def test_deleted_last_rows_are_caught_and_a_forged_checkpoint_is_named(database, tmp_path):
@@ -163,13 +163,13 @@ def test_deleted_last_rows_are_caught_and_a_forged_checkpoint_is_named(database,
         connection.execute(text("ALTER TABLE audit_events ENABLE TRIGGER USER"))
     points, _ = read_checkpoints(path, "secret")
     result = _verify(database, points)
-    assert [b.seq for b in result.breaches] == [5] and "ends at 3" in result.breaches[0].problem
+    assert [b.seq for b in result.breaches] == [5] and "ends at 3" in result.breaches[0].text()
     # A checkpoint rewritten to match the shortened chain fails its signature.
     forged = json.loads(path.read_text())
     forged.update(seq=3)
     path.write_text(json.dumps(forged) + "\n")
     points, bad = read_checkpoints(path, "secret")
-    assert points == [] and bad == ["checkpoint line 1: not a valid signed checkpoint"]
+    assert points == [] and bad == [1]  # the line the forger wrote
 
 
 def test_the_app_role_appends_to_the_trail_but_cannot_disable_rewrite_or_truncate_it(pg_url):
@@ -231,4 +231,5 @@ def test_the_scheduler_keeps_signed_checkpoints_and_verify_names_a_later_rewrite
     _rewrite_from(database, 2)  # and every later hash recomputed: the chain alone verifies
     verify = api.get("/v1/audit/verify", headers=auth(api, "auditor")).json()
     assert not verify["ok"] and verify["breaches"][0]["seq"] == points[0].seq
+    assert verify["breaches"][0]["code"] == "history_rewritten"
     assert "rewritten" in verify["breaches"][0]["problem"]
