@@ -8,9 +8,13 @@ a training job runs on the same machine for the "during training" rows (`--condi
 
 The load comes from wrk (`apt-get install wrk`: a C client, so that the client takes less of
 the shared cores than the server it measures), `--connections` open connections for
-`--seconds` per scenario. Requests rotate over KEYS requester keys of one organisation: the
-rate limit is per key (default 6000/min), and a real deployment's load comes from many
-clients, not one key.
+`--seconds` per scenario, twice: saturated (every connection sends its next request as soon as
+the last is answered: the throughput) and paced at the scenario's target rate (requests sent on
+a fixed schedule: the latency a client sees at that rate). Saturated latency is no latency
+target's measure: with the server busy, each request waits for the others (Little's law: p50
+is about connections / throughput). Requests rotate over KEYS requester keys of one
+organisation: the rate limit is per key (default 6000/min), and a real deployment's load comes
+from many clients, not one key.
 
 Usage: python benchmarks/load.py [--seconds 20] [--connections 16] [--condition idle]
 Appends its rows to benchmarks/results/load.md (command and commit per run).
@@ -42,8 +46,10 @@ REDIS_URL = os.environ.get("OBLIVIATE_TEST_REDIS", "redis://127.0.0.1:6379/0")
 RESULTS = Path(__file__).parent / "results" / "load.md"
 KEYS = 8
 MODEL = "load-model"
-# issue 18's targets, per scenario: req/s at least, p95 below (ms); errors below 0.1%.
+# issue 18's targets, per scenario: req/s at least (saturated), p95 below (ms) at that rate
+# (paced); errors below 0.1%.
 TARGETS = {"status": (300, 50), "submit": (100, 150)}
+THREADS = 2
 MAX_ERROR_SHARE = 0.001
 
 TICKET = {
@@ -61,8 +67,27 @@ TICKET = {
     ],
 }
 
-# wrk's Lua: requests rotate over the keys (and ticket ids); `done` prints one JSON line.
+# wrk's Lua: requests rotate over the keys (and ticket ids); `done` prints one JSON line. Paced
+# (rate > 0): each thread sends on its own fixed schedule (wrk calls `delay` before each
+# request; the clock through LuaJIT's ffi, as wrk's Lua has none); a thread that falls behind
+# does not burst to catch up.
 LUA = """
+local rate = %(rate)s
+if rate > 0 then
+  local ffi = require("ffi")
+  ffi.cdef[[ typedef struct { long sec; long nsec; } clock_t_;
+              int clock_gettime(int, clock_t_ *); ]]
+  local clock = ffi.new("clock_t_")
+  local interval, next_at = %(threads)d * 1000 / rate, 0
+  delay = function()
+    ffi.C.clock_gettime(1, clock)
+    local now = tonumber(clock.sec) * 1000 + tonumber(clock.nsec) / 1e6
+    next_at = math.max(next_at, now)
+    local wait = next_at - now
+    next_at = next_at + interval
+    return wait
+  end
+end
 local keys = {%(keys)s}
 local ids = {%(ids)s}
 local run = "%(run)s"
@@ -172,9 +197,13 @@ class Service:
             connection.execute(f'DROP DATABASE "{self.run}" WITH (FORCE)')
 
 
-def run_wrk(service: Service, ids: list[str], seconds: int, connections: int) -> dict:
+def run_wrk(service: Service, ids: list[str], seconds: int, connections: int,
+            rate: int = 0) -> dict:  # fmt: skip
+    """One scenario: status polls of `ids` (none: submits); `rate` > 0 paces it."""
     body = json.dumps({**TICKET, "subject_id": "SUBJECT"})
     script = LUA % {
+        "rate": rate,
+        "threads": THREADS,
         "keys": ", ".join(f'"{key}"' for key in service.keys),
         "ids": ", ".join(f'"{ticket}"' for ticket in ids),
         "run": service.run,
@@ -182,7 +211,7 @@ def run_wrk(service: Service, ids: list[str], seconds: int, connections: int) ->
     }
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as file:
         file.write(script)
-    command = ["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--timeout", "10s",
+    command = ["wrk", f"-t{THREADS}", f"-c{connections}", f"-d{seconds}s", "--timeout", "10s",
                "-s", file.name, service.url]  # fmt: skip
     done = subprocess.run(command, capture_output=True, text=True, check=True)
     os.unlink(file.name)
@@ -192,15 +221,23 @@ def run_wrk(service: Service, ids: list[str], seconds: int, connections: int) ->
     return result
 
 
-def row(scenario: str, connections: int, result: dict) -> str:
+def row(scenario: str, connections: int, result: dict, paced: bool) -> str:
+    """Saturated: judged on throughput; paced: on p95, with the schedule kept (≥ 97% of the
+    target rate sent: a server that cannot keep up shows here, not as a low latency)."""
     min_rps, max_p95 = TARGETS[scenario]
     errors = (result["status_errors"] + result["socket_errors"]) / max(result["requests"], 1)
     p95 = result["p95_us"] / 1000
-    met = result["rps"] >= min_rps and p95 < max_p95 and errors < MAX_ERROR_SHARE
+    if paced:
+        load, target = f"paced {min_rps}/s", f"p95 < {max_p95} ms at {min_rps} req/s"
+        met = p95 < max_p95 and result["rps"] >= 0.97 * min_rps
+    else:
+        load, target = "saturated", f"≥ {min_rps} req/s"
+        met = result["rps"] >= min_rps
+    met = met and errors < MAX_ERROR_SHARE
     return (
-        f"| {scenario} | {connections} | {result['requests']} | "
+        f"| {scenario} | {load} | {connections} | {result['requests']} | "
         f"{result['rps']:.0f} | {result['p50_us'] / 1000:.0f} | {p95:.0f} | "
-        f"{result['p99_us'] / 1000:.0f} | {errors:.2%} | ≥ {min_rps} req/s, p95 < {max_p95} ms"
+        f"{result['p99_us'] / 1000:.0f} | {errors:.2%} | {target}"
         f" | {'met' if met else '**missed**'} |"
     )
 
@@ -215,13 +252,17 @@ def main() -> None:
         sys.exit("wrk not found: apt-get install wrk")
     home = Path(tempfile.mkdtemp(prefix="obliviate-load-"))
     service = Service(home)
+    rows = []
     try:
-        status = run_wrk(service, service.tickets(KEYS * 4), args.seconds, args.connections)
-        submit = run_wrk(service, [], args.seconds, args.connections)
+        polled = service.tickets(KEYS * 4)
+        for scenario, ids in (("status", polled), ("submit", [])):
+            for paced in (False, True):
+                rate = TARGETS[scenario][0] if paced else 0
+                result = run_wrk(service, ids, args.seconds, args.connections, rate)
+                rows.append(row(scenario, args.connections, result, paced))
     finally:
         service.close()
         shutil.rmtree(home, ignore_errors=True)
-    rows = [row("status", args.connections, status), row("submit", args.connections, submit)]
     command = shlex.join(["python", "benchmarks/load.py", *sys.argv[1:]])
     write(rows, command, args.condition, service.processes)
     print("\n".join(rows))
@@ -235,8 +276,9 @@ def write(rows: list[str], command: str, condition: str, processes: int) -> None
             "`obliviate serve` with its default settings (uvicorn processes: given per run; rate "
             "limit 6000/min per key) on PostgreSQL + Redis, loopback; wrk (2 threads) over "
             f"{KEYS} requester keys; no worker consuming the queue. status: GET one of 32 "
-            "tickets; submit: POST a new one-record ticket (its own Idempotency-Key). Latencies "
-            "in ms. Client and server share the machine's cores.\n",
+            "tickets; submit: POST a new one-record ticket (its own Idempotency-Key). Each "
+            "scenario saturated (its throughput) and paced at its target rate (its latency). "
+            "Latencies in ms. Client and server share the machine's cores.\n",
             encoding="utf-8",
         )
     stamp = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
@@ -245,8 +287,9 @@ def write(rows: list[str], command: str, condition: str, processes: int) -> None
         f"Command: `{command}`  ",
         f"Commit: {head_commit()[:10]}; {stamp}; {os.cpu_count()} cores; "
         f"{processes} API processes (serve's default).\n",
-        "| scenario | connections | requests | req/s | p50 | p95 | p99 | errors | target | |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| scenario | load | connections | requests | req/s | p50 | p95 | p99 | errors | target "
+        "| |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
         *rows,
     ]
     with RESULTS.open("a", encoding="utf-8") as file:
