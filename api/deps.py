@@ -18,11 +18,13 @@ from domain.settings import Settings
 api_key_header = APIKeyHeader(name="X-API-Key", auto_error=False)
 
 
-def get_settings(request: Request) -> Settings:
+# Dependencies that do no I/O are `async def`: FastAPI runs a plain `def` dependency in its
+# thread pool, a hop that cost more than the work on every request (a status poll ran five).
+async def get_settings(request: Request) -> Settings:
     return request.app.state.settings
 
 
-def get_database(request: Request) -> Database:
+async def get_database(request: Request) -> Database:
     return request.app.state.database
 
 
@@ -57,7 +59,7 @@ PrincipalDep = Annotated[Principal, Depends(get_principal)]
 
 
 def require(*roles: str) -> Callable[[Principal], Principal]:
-    def check(principal: PrincipalDep) -> Principal:
+    async def check(principal: PrincipalDep) -> Principal:  # no I/O: on the event loop
         if principal.role not in roles:
             raise Forbidden("role_needs", role=principal.role, roles=" or ".join(roles))
         return principal
