@@ -22,7 +22,7 @@ from api.audit.schemas import EventPublic
 from api.models.schemas import VersionPublic
 from api.requests.endpoints import present
 from domain.audit.service import events_for_request, verify_chain
-from domain.db import Database, upgrade_database
+from domain.db import Database, upgrade_service_database
 from domain.errors import InvalidInput
 from domain.keys import repository as keys_repository
 from domain.keys.service import Principal, create_key, get_or_create_organisation
@@ -45,7 +45,7 @@ class EmbeddedService:
         """Migrate (idempotent) and open the database of `settings` (default: the embedded
         SQLite file); keyword overrides are Settings fields, e.g. policies_dir=..."""
         settings = settings or Settings(**overrides)
-        upgrade_database(settings.database_url, data_key=settings.data_key.get_secret_value())
+        upgrade_service_database(settings)
         return cls(settings, Database(settings))
 
     def close(self) -> None:

@@ -44,10 +44,10 @@ def _settings():
 
 def _prepare_embedded(settings) -> None:
     """A laptop needs no separate set-up step: the embedded SQLite database migrates itself."""
-    from domain.db import upgrade_database
+    from domain.db import upgrade_service_database
 
     if settings.is_sqlite:
-        upgrade_database(settings.database_url, data_key=settings.data_key.get_secret_value())
+        upgrade_service_database(settings)
 
 
 @contextmanager

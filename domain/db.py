@@ -97,6 +97,12 @@ def upgrade_database(
     command.upgrade(alembic_config(database_url, data_key), revision)
 
 
+def upgrade_service_database(settings: Settings) -> None:
+    """The service's own database at head, with its data key (a migration that seals stored
+    text needs it): what starting the embedded stack does."""
+    upgrade_database(settings.database_url, data_key=settings.data_key.get_secret_value())
+
+
 def grant_app_role(database_url: str, role: str) -> None:
     """Let the application's own database role use the tables, and the audit trail only to read
     and append: it owns nothing, so it cannot disable the append-only triggers, truncate, or
