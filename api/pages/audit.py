@@ -12,6 +12,7 @@ from fastapi.responses import Response, StreamingResponse
 from api.audit.endpoints import MEDIA, export_lines
 from api.deps import DatabaseDep, SessionDep, SettingsDep
 from api.pages.common import Lang, User, check_form, page, require_role, signed_in, to_login
+from api.pages.messages import MESSAGES
 from domain.audit import repository
 from domain.audit.service import verify_with_checkpoints
 
@@ -20,37 +21,37 @@ AUDITORS = ("auditor", "admin")
 PAGE_SIZE = 100
 
 
-def _day(text: str | None) -> datetime | None:
-    """A filter's date (YYYY-MM-DD, UTC midnight); anything else is no filter."""
-    try:
-        return datetime.strptime(text, "%Y-%m-%d").replace(tzinfo=UTC) if text else None
-    except ValueError:
-        return None
-
-
-def _request_id(text: str | None) -> uuid.UUID | None:
-    try:
-        return uuid.UUID(text) if text else None
-    except ValueError:
-        return None
-
-
 Filter = Annotated[str | None, Query(max_length=100)]
 
 
-def _query(event_type, request_id, since, until):
-    return repository.events_query(
-        event_type=event_type or None, request_id=_request_id(request_id), since=_day(since),
-        until=_day(until),
-    )  # fmt: skip
+def _parsed(lang: str, event_type, request_id, since, until) -> tuple[dict, dict[str, str]]:
+    """The query's filters, and an error per field typed wrong. Found in use: a mistyped
+    filter fell away in silence, and the page listed every event as if it applied."""
+    parsed, errors = {"event_type": event_type or None}, {}
+    try:
+        parsed["request_id"] = uuid.UUID(request_id) if request_id else None
+    except ValueError:
+        errors["request_id"] = MESSAGES[lang]["bad_ticket_id"]
+    for name, text in (("since", since), ("until", until)):
+        try:  # a day: UTC midnight
+            day = datetime.strptime(text, "%Y-%m-%d").replace(tzinfo=UTC) if text else None
+            parsed[name] = day
+        except ValueError:
+            errors[name] = MESSAGES[lang]["bad_date"]
+    return parsed, errors
 
 
 def _audit(session, user: User, lang: str, filters: dict, offset: int, verified=None):
+    """The events page; a filter typed wrong lists none and says why at its field (422)."""
     require_role(user, AUDITORS)
-    query = _query(**filters)
-    events = repository.page(session, query, PAGE_SIZE, offset)
-    return page("audit.html.j2", lang, user, events=events, total=repository.count(session, query),
-                filters=filters, offset=offset, page_size=PAGE_SIZE,
+    parsed, errors = _parsed(lang, **filters)
+    events, total = [], 0
+    if not errors:
+        query = repository.events_query(**parsed)
+        events = repository.page(session, query, PAGE_SIZE, offset)
+        total = repository.count(session, query)
+    return page("audit.html.j2", lang, user, 422 if errors else 200, events=events, total=total,
+                filters=filters, errors=errors, offset=offset, page_size=PAGE_SIZE,
                 verified=verified)  # fmt: skip
 
 
@@ -76,7 +77,11 @@ def export(request: Request, session: SessionDep, database: DatabaseDep, setting
     if user is None:
         return to_login(lang)
     require_role(user, AUDITORS)
-    query = _query(event_type, request_id, since, until)
+    filters = {"event_type": event_type, "request_id": request_id, "since": since, "until": until}
+    parsed, errors = _parsed(lang, **filters)
+    if errors:  # the page, with each error at its field: no file of the wrong events
+        return _audit(session, user, lang, filters, 0)
+    query = repository.events_query(**parsed)
     headers = {"Content-Disposition": f'attachment; filename="audit-events.{format}"'}
     return StreamingResponse(export_lines(database, query, format), media_type=MEDIA[format],
                              headers=headers)  # fmt: skip

@@ -93,6 +93,10 @@ MESSAGES: dict[str, dict[str, str]] = {
         "when": "When",
         "actor": "Actor",
         "next_page": "Next page",
+        "bad_date": "Use a date such as 2026-12-31.",
+        "bad_ticket_id": (
+            "Not a ticket id: paste the whole id (36 characters, from the ticket page)."
+        ),
     },
     "ja": {
         "app": "obliviate",
@@ -179,6 +183,11 @@ MESSAGES: dict[str, dict[str, str]] = {
         "when": "日時",
         "actor": "実行者",
         "next_page": "次のページ",
+        "bad_date": "2026-12-31 のような日付で入力してください。",
+        "bad_ticket_id": (
+            "チケット ID ではありません。チケットのページから ID 全体（36 文字）を"
+            "貼り付けてください。"
+        ),
     },
 }
 

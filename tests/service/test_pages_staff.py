@@ -90,6 +90,15 @@ def test_an_auditor_filters_exports_and_verifies_the_chain(api):
     export = api.get("/ui/audit/export?format=csv&event_type=ticket.received")
     assert export.headers["content-type"].startswith("text/csv")
     assert len(export.text.strip().splitlines()) == 2  # the header and the one event
+    # A mistyped filter lists nothing and says so at its field (before: every event, as if
+    # the filter applied); its export is that page, not a file of every event.
+    typo = api.get("/ui/audit?request_id=1b4e28ba-2fa1-11d2-883f")
+    assert typo.status_code == 422 and "<td>ticket.received</td>" not in typo.text
+    assert re.search(
+        r'id="request_id_error"[^>]*>[^<]*' + re.escape(EN["bad_ticket_id"]), typo.text
+    )
+    bad_day = api.get("/ui/audit/export?format=csv&since=31.12.2026&lang=ja")
+    assert bad_day.status_code == 422 and MESSAGES["ja"]["bad_date"] in bad_day.text
     verified = api.post("/ui/audit/verify", data={"csrf": _csrf(page.text)})
     assert EN["chain_ok"] in verified.text and 'class="ok"' in verified.text
     # The answer to a form sits at a POST-only URL: its language link goes to the page itself
