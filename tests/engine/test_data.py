@@ -87,6 +87,31 @@ def test_plain_prompt_without_chat_template():
     assert format_prompt(tokenizer, "Who?") == "Question: Who?\nAnswer: "
 
 
+def test_a_tokenizer_that_starts_text_with_bos_gets_it_on_plain_prompts_and_passages():
+    """Gemma's tokenizer puts <bos> before plain text and the model needs it; the text paths
+    encode without special tokens, so they must add it (SmolLM2's puts nothing: unchanged)."""
+    from tokenizers.processors import TemplateProcessing
+
+    from worker.engine.data import encode_text, start_ids
+    from worker.engine.eval.verbatim import split_passage
+
+    plain = make_tokenizer(chat=False)
+    assert start_ids(plain) == []
+    assert encode_text(plain, "Ada Lovelace").input_ids[0] != plain.bos_token_id
+    gemma_like = make_tokenizer(chat=False)
+    bos = gemma_like.bos_token_id
+    gemma_like.backend_tokenizer.post_processor = TemplateProcessing(
+        single=f"{gemma_like.bos_token} $A", special_tokens=[(gemma_like.bos_token, bos)]
+    )
+    assert start_ids(gemma_like) == [bos]
+    prompt = format_prompt(gemma_like, "Who?")
+    assert prompt == f"{gemma_like.bos_token}Question: Who?\nAnswer: "
+    assert gemma_like(prompt, add_special_tokens=False)["input_ids"].count(bos) == 1
+    assert encode_text(gemma_like, "Ada Lovelace wrote the first program.").input_ids[0] == bos
+    passage = split_passage(gemma_like, "Ada Lovelace wrote the first program for the engine.")
+    assert passage is not None and passage.prefix_ids[0] == bos
+
+
 def test_collate_pads_right_or_left():
     tokenizer = make_tokenizer()
     short, long = encode_qa(tokenizer, "Q?", "a"), encode_qa(tokenizer, "Q?", "a longer answer")

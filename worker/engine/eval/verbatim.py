@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from domain.records import TextRecord
+from worker.engine.data import start_ids
 from worker.engine.eval.metrics import rouge_l_f1
 from worker.engine.eval.probes.leak import judge_rouge
 from worker.engine.generate import generate_from_ids
@@ -40,7 +41,8 @@ def split_passage(tokenizer, text: str) -> Passage | None:
         return None
     cut = min(PREFIX_TOKENS, len(ids) // 2)
     rest_ids = ids[cut : cut + MAX_CONTINUATION]
-    return Passage(ids[:cut], tokenizer.decode(rest_ids).strip(), len(rest_ids))
+    prefix = start_ids(tokenizer) + ids[:cut]  # as the passage was trained (data.encode_text)
+    return Passage(prefix, tokenizer.decode(rest_ids).strip(), len(rest_ids))
 
 
 @dataclass(frozen=True)
