@@ -26,6 +26,45 @@ def test_folder_without_config_is_refused(tmp_path):
         load_model(str(tmp_path))
 
 
+PARTS_PACKAGE = """
+from pathlib import Path
+calls = []
+def assemble(path, overwrite=False):  # as the gemma3 package's: joins its parts, checks them
+    calls.append(Path(path))
+    if Path(path).parent.name != "gguf":
+        raise AssertionError(path)
+    Path(path).write_bytes(b"GGUF-joined")
+    if JOIN_FAILS:
+        raise ValueError("Assembled file sha256 did not match expected value")
+    return Path(path)
+JOIN_FAILS = False
+"""
+
+
+def test_a_built_in_shipped_in_parts_is_joined_once_into_the_cache(tmp_path, monkeypatch):
+    """Found in use: gemma3-270m's package ships its GGUF in parts; the loader looked for a
+    .gguf in the package and the built-in never loaded."""
+    import importlib
+
+    from worker.engine.models import BuiltinModel, _builtin_gguf
+
+    (tmp_path / "parts_pkg").mkdir()
+    (tmp_path / "parts_pkg" / "__init__.py").write_text(PARTS_PACKAGE)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setenv("OBLIVIATE_HOME", str(tmp_path / "home"))
+    package = importlib.import_module("parts_pkg")
+    builtin = BuiltinModel("parts", "parts_pkg", "model.gguf", "pip install parts", chunked=True)
+    package.JOIN_FAILS = True  # a part damaged: no file left that looks whole
+    with pytest.raises(ModelError, match="do not join.*pip install parts"):
+        _builtin_gguf(builtin)
+    assert list((tmp_path / "home" / "gguf").iterdir()) == []
+    package.JOIN_FAILS = False
+    joined = _builtin_gguf(builtin)
+    assert joined == tmp_path / "home" / "gguf" / "model.gguf"
+    assert joined.read_bytes() == b"GGUF-joined" and _builtin_gguf(builtin) == joined
+    assert len(package.calls) == 2  # the failed join and the good one; the last call reused it
+
+
 def test_precision_flag_overrides_and_bad_values_fail():
     import torch
 
