@@ -94,6 +94,16 @@ MESSAGES: dict[str, dict[str, str]] = {
         "actor": "Actor",
         "next_page": "Next page",
         "bad_date": "Use a date such as 2026-12-31.",
+        "held_because": "Held for review: the new version missed these rules of the policy.",
+        "undone_because": (
+            "The model version that served this deletion was rolled back: the data may be "
+            "answered again. File the request again."
+        ),
+        "nothing_reproduced": (
+            "Before unlearning, the model reproduced none of this data, so the evaluation "
+            "cannot show it forgotten (the report gives its answer probability before and "
+            "after)."
+        ),
         "bad_ticket_id": (
             "Not a ticket id: paste the whole id (36 characters, from the ticket page)."
         ),
@@ -184,6 +194,15 @@ MESSAGES: dict[str, dict[str, str]] = {
         "actor": "実行者",
         "next_page": "次のページ",
         "bad_date": "2026-12-31 のような日付で入力してください。",
+        "held_because": "保留: 新しいバージョンはポリシーの次の規則を満たしませんでした。",
+        "undone_because": (
+            "この削除を反映したモデルのバージョンはロールバックされました。データが再び回答に"
+            "現れる可能性があります。依頼をもう一度提出してください。"
+        ),
+        "nothing_reproduced": (
+            "忘却の前から、モデルはこのデータを再現していませんでした。そのため評価では忘れたことを"
+            "示せません（レポートに前後の回答確率があります）。"
+        ),
         "bad_ticket_id": (
             "チケット ID ではありません。チケットのページから ID 全体（36 文字）を"
             "貼り付けてください。"

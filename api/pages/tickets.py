@@ -23,8 +23,9 @@ from api.pages.common import (
     to_login,
 )
 from api.pages.messages import FIELD_ERRORS, MESSAGES
-from api.reports.content import build_report
-from api.reports.render import render_html
+from api.reports.content import build_report, policy_rules
+from api.reports.messages import messages as report_messages
+from api.reports.render import num, render_html, rule_name
 from api.requests.uploads import at_line, read_records
 from domain.errors import InvalidInput, ServiceError, Unauthorized
 from domain.keys.service import authenticate
@@ -103,6 +104,34 @@ def tickets(request: Request, session: SessionDep, settings: SettingsDep,
     return page("tickets.html.j2", lang, user, tickets=rows, can_file=user.role in FILERS)
 
 
+def decision_lines(ticket, lang: str) -> list[str]:
+    """Why the ticket stands where it does, in the page's language. What the service decided
+    is said from its measurements (`decision_reason` holds it in English, for the API: a
+    Japanese page showed that English); what a person wrote is shown as written."""
+    if ticket.state == "undone":
+        return [MESSAGES[lang]["undone_because"]]
+    t, report_t = MESSAGES[lang], report_messages(lang)
+    evaluation = ticket.evaluation or {}
+    missed = [rule for rule in policy_rules(evaluation) if rule["passed"] is False]
+    lines = []
+    if ticket.state == "held":
+        lines.append(t["held_because"])
+        lines += [
+            f"{rule_name(rule, report_t)}: {report_t['measured']} "
+            f"{report_t['not_measured'] if rule['measured'] is None else num(rule['measured'])}"
+            f", {report_t['limit']} {num(rule['limit'])}"
+            for rule in missed
+        ]
+    if evaluation.get("reproduced_before") is False:
+        lines.append(t["nothing_reproduced"])
+    # The pipeline writes the reason of a held ticket and of one the policy published; a
+    # published ticket that missed a rule was approved, with an operator's reason.
+    by_service = ticket.state == "held" or (ticket.state == "published" and not missed)
+    if ticket.decision_reason and not by_service:
+        lines.append(ticket.decision_reason)
+    return lines
+
+
 def _ticket_page(session, user: User, ticket_id, lang, notice=None, status=200) -> HTMLResponse:
     ticket = service.visible_ticket(session, user.principal, ticket_id)
     states = REQUESTER_CANCELLABLE if user.role == "requester" else OPERATOR_CANCELLABLE
@@ -111,7 +140,8 @@ def _ticket_page(session, user: User, ticket_id, lang, notice=None, status=200) 
     live = ticket.state not in CLOSED and ticket.state != "held"
     return page("ticket.html.j2", lang, user, status, here=f"/ui/tickets/{ticket.id}",
                 ticket=ticket, progress=ticket.progress or {},
-                notice=notice, cancellable=cancellable, live=live)  # fmt: skip
+                decision=decision_lines(ticket, lang), notice=notice, cancellable=cancellable,
+                live=live)  # fmt: skip
 
 
 @router.get("/tickets/{ticket_id}")

@@ -64,6 +64,11 @@ def test_an_operator_approves_a_held_ticket_with_a_reason(api, settings, monkeyp
     _login(api, "operator")
     page = api.get("/ui/operations")
     assert f"/ui/tickets/{ticket_id}/approve" in page.text and "held for review" in page.text
+    # The ticket page says why in the page's language, rule by rule (before: the pipeline's
+    # English on a Japanese page).
+    held = api.get(f"/ui/tickets/{ticket_id}?lang=ja")
+    assert MESSAGES["ja"]["held_because"] in held.text and "漏えい率：direct" in held.text
+    assert "held for review" not in held.text
     no_reason = api.post(f"/ui/tickets/{ticket_id}/approve", data={"csrf": _csrf(page.text)})
     assert no_reason.status_code == 422 and EN["reason_required"] in no_reason.text
     why = {"csrf": _csrf(page.text), "reason": "leak is a false positive"}
@@ -75,8 +80,12 @@ def test_an_operator_approves_a_held_ticket_with_a_reason(api, settings, monkeyp
     models = api.get("/ui/models")
     assert "<td>2 (served)</td>" in models.text  # the approved version serves now
     why = {"csrf": _csrf(models.text), "reason": "customer complaint"}
+    approved = api.get(f"/ui/tickets/{ticket_id}")
+    assert "leak is a false positive" in approved.text  # the operator's own words
     rolled = api.post("/ui/models/tiny/rollback", data=why)
     assert EN["rolled_back"] in rolled.text and "<td>1 (served)</td>" in rolled.text
+    undone = api.get(f"/ui/tickets/{ticket_id}?lang=ja")
+    assert MESSAGES["ja"]["undone_because"] in undone.text
     _login(api, "requester")
     assert api.get("/ui/operations").status_code == 403
     assert api.get("/ui/models").status_code == 403
