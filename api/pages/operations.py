@@ -26,6 +26,7 @@ from api.pages.common import (
     to_login,
 )
 from api.pages.messages import MESSAGES
+from api.pages.tickets import decision_lines
 from domain.errors import ServiceError
 from domain.jobs import repository as jobs
 from domain.tickets import service as tickets
@@ -42,8 +43,9 @@ def _operations(session, user: User, lang: str, notice: str | None = None, statu
     require_role(user, STAFF)
     jobs_by_state = {state: jobs.list_jobs(session, state, 50, 0)[0] for state in JOB_STATES}
     held, _ = tickets.list_tickets(session, user.principal, TicketFilter(state="held"), 100, 0)
+    decisions = {ticket.id: decision_lines(ticket, lang) for ticket in held}
     return page("operations.html.j2", lang, user, status, jobs=jobs_by_state, held=held,
-                notice=notice)  # fmt: skip
+                decisions=decisions, notice=notice)  # fmt: skip
 
 
 @router.get("/operations")

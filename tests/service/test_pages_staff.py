@@ -63,7 +63,7 @@ def test_an_operator_approves_a_held_ticket_with_a_reason(api, settings, monkeyp
     ticket_id = ticket.json()["id"]
     _login(api, "operator")
     page = api.get("/ui/operations")
-    assert f"/ui/tickets/{ticket_id}/approve" in page.text and "held for review" in page.text
+    assert f"/ui/tickets/{ticket_id}/approve" in page.text and EN["held_because"] in page.text
     # The ticket page says why in the page's language, rule by rule (before: the pipeline's
     # English on a Japanese page).
     held = api.get(f"/ui/tickets/{ticket_id}?lang=ja")
