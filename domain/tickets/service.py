@@ -61,7 +61,6 @@ def validate_records(rows: list[dict], max_records: int, source: str = "records"
         return parse_records(rows, source)
     except RecordError as error:
         where = {"source": error.source, "index": error.index, "field": error.field}
-        where = {name: value for name, value in where.items() if value is not None}
         raise InvalidInput(error.code, **where, **error.params) from error
 
 
