@@ -61,7 +61,7 @@ PrincipalDep = Annotated[Principal, Depends(get_principal)]
 def require(*roles: str) -> Callable[[Principal], Awaitable[Principal]]:
     async def check(principal: PrincipalDep) -> Principal:  # no I/O: on the event loop
         if principal.role not in roles:
-            raise Forbidden("role_needs", role=principal.role, roles=" or ".join(roles))
+            raise Forbidden("role_needs", role=principal.role, roles=list(roles))
         return principal
 
     return check

@@ -204,7 +204,5 @@ class EmbeddedService:
         return {
             "ok": result.ok,
             "checked": result.checked,
-            "breaches": [
-                {"seq": b.seq, "code": b.code, "problem": b.text()} for b in result.breaches
-            ],  # fmt: skip
+            "breaches": [b.to_dict() for b in result.breaches],
         }

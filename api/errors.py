@@ -8,13 +8,15 @@ from fastapi import FastAPI, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from domain.errors import RateLimited, ServiceError, Unauthorized
 
 
 class ErrorBody(BaseModel):
     """Every error the API answers: what went wrong, and for some the field, index or line."""
+
+    model_config = ConfigDict(extra="allow")  # the refusal's parameters, e.g. line, field
 
     detail: str | list[dict]
     code: str | None = Field(
@@ -58,5 +60,5 @@ def install_error_handler(
         headers = {"WWW-Authenticate": "ApiKey"} if isinstance(error, Unauthorized) else None
         if isinstance(error, RateLimited):
             headers = {"Retry-After": str(error.retry_after)}
-        body = {"detail": error.detail, "code": error.code, **jsonable_encoder(error.params)}
+        body = {**jsonable_encoder(error.params), "detail": error.detail, "code": error.code}
         return JSONResponse(body, status_code=error.status_code, headers=headers)

@@ -10,11 +10,11 @@ The load comes from wrk (`apt-get install wrk`: a C client, so that the client t
 the shared cores than the server it measures), `--connections` open connections for
 `--seconds` per scenario, twice: saturated (every connection sends its next request as soon as
 the last is answered: the throughput) and paced at the scenario's target rate (requests sent on
-a fixed schedule: the latency a client sees at that rate). Saturated latency is no latency
-target's measure: with the server busy, each request waits for the others (Little's law: p50
-is about connections / throughput). Requests rotate over KEYS requester keys of one
-organisation: the rate limit is per key (default 6000/min), and a real deployment's load comes
-from many clients, not one key.
+a fixed schedule: the latency at that rate, timed from each request's sending). Saturated
+latency is no latency target's measure: with the server busy, each request waits for the
+others (Little's law: p50 is about connections / throughput). Requests rotate over KEYS
+requester keys of one organisation: the rate limit is per key (default 6000/min), and a real
+deployment's load comes from many clients, not one key.
 
 Usage: python benchmarks/load.py [--seconds 20] [--connections 16] [--condition idle]
 Appends its rows to benchmarks/results/load.md (command and commit per run).
@@ -206,7 +206,9 @@ def run_wrk(service: Service, ids: list[str], seconds: int, connections: int,
         "threads": THREADS,
         "keys": ", ".join(f'"{key}"' for key in service.keys),
         "ids": ", ".join(f'"{ticket}"' for ticket in ids),
-        "run": service.run,
+        # Each call its own subjects: a second submit run reusing the first one's
+        # Idempotency-Keys would time replays, not filings.
+        "run": f"{service.run}-{uuid.uuid4().hex[:6]}",
         "body": body,
     }
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as file:
@@ -222,14 +224,15 @@ def run_wrk(service: Service, ids: list[str], seconds: int, connections: int,
 
 
 def row(scenario: str, connections: int, result: dict, paced: bool) -> str:
-    """Saturated: judged on throughput; paced: on p95, with the schedule kept (≥ 97% of the
-    target rate sent: a server that cannot keep up shows here, not as a low latency)."""
+    """Saturated: judged on throughput; paced: on p95, with the schedule kept (≥ 99% of the
+    target rate sent: wrk times a request from when it is sent, so a server that cannot keep
+    up shows as requests not sent, not as a low latency)."""
     min_rps, max_p95 = TARGETS[scenario]
     errors = (result["status_errors"] + result["socket_errors"]) / max(result["requests"], 1)
     p95 = result["p95_us"] / 1000
     if paced:
         load, target = f"paced {min_rps}/s", f"p95 < {max_p95} ms at {min_rps} req/s"
-        met = p95 < max_p95 and result["rps"] >= 0.97 * min_rps
+        met = p95 < max_p95 and result["rps"] >= 0.99 * min_rps
     else:
         load, target = "saturated", f"≥ {min_rps} req/s"
         met = result["rps"] >= min_rps

@@ -28,6 +28,7 @@ JA_STATES = {
 }
 STATE_NAMES = {"en": {name: name for name in JA_STATES}, "ja": JA_STATES}
 STATE_PARAMS = ("state", "target")  # parameters that hold a ticket state, shown by its name
+LIST_SEPARATOR = {"en": ", ", "ja": "、"}  # a parameter that is a list (e.g. roles)
 
 ERRORS: dict[str, dict[str, str]] = {
     "en": {
@@ -74,13 +75,13 @@ ERRORS: dict[str, dict[str, str]] = {
         "not_earlier": "can only roll back to an earlier published version, not {number}",
         "version_unloadable": "version {number} of {name!r} cannot be loaded: {reason}",
         # Keys, roles and limits.
-        "unknown_role": "unknown role {role!r}; choose one of {roles}",
+        "unknown_role": "unknown role {role!r}; choose one of: {roles}",
         "missing_key": "missing API key: send it in the X-API-Key header",
         "invalid_key": "invalid or revoked API key",
         "key_not_found": "no API key {key}",
         "key_revoked": "API key {key} is already revoked",
         "last_admin_key": "this is the last active admin key; create another admin key first",
-        "role_needs": "role {role!r} may not do this; needs {roles}",
+        "role_needs": "role {role!r} may not do this; needs one of: {roles}",
         "role_may_not": "role {role!r} may not do this",
         "role_may_not_open": "role {role!r} may not open this page",
         "bad_csrf": "missing or wrong CSRF token",
@@ -146,7 +147,7 @@ ERRORS: dict[str, dict[str, str]] = {
         "key_not_found": "API キー {key} は見つかりません",
         "key_revoked": "API キー {key} はすでに失効しています",
         "last_admin_key": "最後の有効な管理者キーです。先に別の管理者キーを作ってください",
-        "role_needs": "ロール {role!r} にはこの操作の権限がありません（必要: {roles}）",
+        "role_needs": "ロール {role!r} にはこの操作の権限がありません（必要なロール: {roles}）",
         "role_may_not": "ロール {role!r} にはこの操作の権限がありません",
         "role_may_not_open": "ロール {role!r} はこのページを開けません",
         "bad_csrf": "フォームの CSRF トークンがないか、正しくありません",
@@ -185,6 +186,9 @@ def error_text(lang: str, code: str, params: Mapping[str, object]) -> str:
     for name in STATE_PARAMS:
         if name in shown:
             shown[name] = STATE_NAMES[lang].get(str(shown[name]), shown[name])
+    for name, value in shown.items():
+        if isinstance(value, list | tuple):
+            shown[name] = LIST_SEPARATOR[lang].join(map(str, value))
     text = ERRORS[lang][code].format(**shown)
     if "source" not in params:
         return text

@@ -69,6 +69,6 @@ def verify(session: SessionDep, settings: SettingsDep, _: Auditor) -> VerifyPubl
     content or link does not match, and every checkpoint it disagrees with, is named."""
     secret = settings.secret_key.get_secret_value()
     result, checkpoints = verify_with_checkpoints(session, settings.audit_checkpoints, secret)
-    breaches = [{"seq": b.seq, "code": b.code, "problem": b.text()} for b in result.breaches]
+    breaches = [b.to_dict() for b in result.breaches]
     return VerifyPublic(ok=result.ok, checked=result.checked, last_hash=result.last_hash,
                         breaches=breaches, checkpoints=checkpoints)  # fmt: skip

@@ -114,7 +114,7 @@ def decision_lines(ticket, lang: str) -> list[str]:
     evaluation = ticket.evaluation or {}
     missed = [rule for rule in policy_rules(evaluation) if rule["passed"] is False]
     lines = []
-    if ticket.state == "held":
+    if ticket.state == "held" and missed:
         lines.append(t["held_because"])
         lines += [
             f"{rule_name(rule, report_t)}: {report_t['measured']} "
@@ -125,8 +125,10 @@ def decision_lines(ticket, lang: str) -> list[str]:
     if evaluation.get("reproduced_before") is False:
         lines.append(t["nothing_reproduced"])
     # The pipeline writes the reason of a held ticket and of one the policy published; a
-    # published ticket that missed a rule was approved, with an operator's reason.
-    by_service = ticket.state == "held" or (ticket.state == "published" and not missed)
+    # published ticket that missed a rule was approved, with an operator's reason. A ticket
+    # held with every rule met was held for another cause (production moved meanwhile): its
+    # reason is shown as the pipeline wrote it, in English.
+    by_service = (ticket.state == "held" and missed) or (ticket.state == "published" and not missed)
     if ticket.decision_reason and not by_service:
         lines.append(ticket.decision_reason)
     return lines

@@ -84,6 +84,10 @@ class Breach:
     def text(self, lang: str = "en") -> str:
         return error_text(lang, self.code, self.params)
 
+    def to_dict(self) -> dict:
+        """As the API answers it: the code for programs, the problem in English."""
+        return {"seq": self.seq, "code": self.code, "problem": self.text()}
+
 
 @dataclass
 class VerifyResult:

@@ -45,7 +45,7 @@ def create_key(
 ) -> tuple[ApiKey, str]:
     """Returns the row and the full key, which is shown once and never stored."""
     if role not in ROLES:
-        raise InvalidInput("unknown_role", role=role, roles=", ".join(ROLES))
+        raise InvalidInput("unknown_role", role=role, roles=list(ROLES))
     org = get_or_create_organisation(session, organisation)
     prefix = secrets.token_hex(6)
     token = f"{KEY_SCHEME}_{prefix}_{secrets.token_urlsafe(32)}"

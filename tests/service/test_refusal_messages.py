@@ -90,3 +90,22 @@ def test_a_japanese_form_shows_refusals_in_japanese_and_the_api_keeps_english_wi
         "detail": "ada.jsonl: line 2: field 'answer': missing", "code": "missing",
         "source": "ada.jsonl", "line": 2, "index": 1, "field": "answer",
     }  # fmt: skip
+
+
+def test_a_ticket_held_with_every_rule_met_shows_the_pipelines_reason_and_notes_translate():
+    """A ticket is also held when production moved while it ran: every rule met, and the
+    page must still say why (review: it listed no rule and hid the reason)."""
+    from types import SimpleNamespace
+
+    from api.pages.messages import MESSAGES
+    from api.pages.tickets import decision_lines
+
+    publish = {"max_leak_rate": {"direct": 0.0}, "min_utility_ratio": 0.9, "max_cost_s": 600}
+    evaluation = {"policy": {"content": {"publish": publish}}, "leak_rate": {"direct": 0.0},
+                  "utility": {"ratio": 1.0}, "cost": {"total_s": 10.0}}  # fmt: skip
+    moved = "held for review: production moved from version 2 to 3 while this ran"
+    held = SimpleNamespace(state="held", evaluation=evaluation, decision_reason=moved)
+    assert decision_lines(held, "ja") == [moved]
+    quiet = {**evaluation, "reproduced_before": False}
+    published = SimpleNamespace(state="published", evaluation=quiet, decision_reason="note")
+    assert decision_lines(published, "ja") == [MESSAGES["ja"]["nothing_reproduced"]]

@@ -178,7 +178,11 @@ def _joined_gguf(builtin: BuiltinModel) -> Path:
     target = cache_home() / "gguf" / builtin.gguf_file
     if not target.is_file():
         target.parent.mkdir(parents=True, exist_ok=True)
-        partial = target.with_name(target.name + ".partial")
+        # A name of its own: two processes joining at once must not write one file.
+        handle, name = tempfile.mkstemp(prefix=target.name + ".", suffix=".partial",
+                                        dir=target.parent)  # fmt: skip
+        os.close(handle)
+        partial = Path(name)
         try:
             importlib.import_module(builtin.package).assemble(partial, overwrite=True)
         except (ImportError, OSError, ValueError) as error:  # a part missing, a bad checksum
