@@ -26,6 +26,17 @@ class ServiceError(Exception):
     def text(self, lang: str) -> str:
         return error_text(lang, self.code, self.params)
 
+    def __reduce__(self):
+        # Rebuilt from its code and parameters: by default pickle would pass the English
+        # text back as the code (a process boundary must not turn a refusal into a KeyError).
+        return _rebuild, (type(self), self.code, self.params)
+
+
+def _rebuild(cls: type[ServiceError], code: str, params: dict) -> ServiceError:
+    error = cls.__new__(cls)
+    ServiceError.__init__(error, code, **params)
+    return error
+
 
 class NotFound(ServiceError):
     status_code = 404
@@ -56,4 +67,7 @@ class RateLimited(ServiceError):
 
     def __init__(self, limit: int, retry_after: int):
         super().__init__("rate_limited", limit=limit, retry_after=retry_after)
-        self.retry_after = retry_after
+
+    @property
+    def retry_after(self) -> int:
+        return self.params["retry_after"]

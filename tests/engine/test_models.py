@@ -63,6 +63,16 @@ def test_a_built_in_shipped_in_parts_is_joined_once_into_the_cache(tmp_path, mon
     assert joined == tmp_path / "home" / "gguf" / "model.gguf"
     assert joined.read_bytes() == b"GGUF-joined" and _builtin_gguf(builtin) == joined
     assert len(package.calls) == 2  # the failed join and the good one; the last call reused it
+    # Dequantized into its folder, the joined file is gone (250 MB for gemma3-270m).
+    from worker.engine import models
+
+    def dequantize(gguf, folder):
+        folder.mkdir(parents=True)
+        (folder / "config.json").write_text("{}")
+
+    monkeypatch.setattr(models, "_dequantize_to_folder", dequantize)
+    folder = models.cached_gguf_folder("parts", lambda: _builtin_gguf(builtin))
+    assert (folder / "config.json").is_file() and not joined.exists()
 
 
 def test_precision_flag_overrides_and_bad_values_fail():

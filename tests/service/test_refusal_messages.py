@@ -109,3 +109,18 @@ def test_a_ticket_held_with_every_rule_met_shows_the_pipelines_reason_and_notes_
     quiet = {**evaluation, "reproduced_before": False}
     published = SimpleNamespace(state="published", evaluation=quiet, decision_reason="note")
     assert decision_lines(published, "ja") == [MESSAGES["ja"]["nothing_reproduced"]]
+
+
+def test_a_refusal_survives_a_process_boundary():
+    """Pickled (a worker's exception sent to another process), a refusal comes back whole: by
+    default pickle passed its English text back as its code, a KeyError."""
+    import pickle
+
+    from domain.errors import Conflict, RateLimited
+
+    moved = pickle.loads(pickle.dumps(Conflict("illegal_move", ticket="t1", state="held",
+                                               target="published")))  # fmt: skip
+    assert type(moved) is Conflict and moved.code == "illegal_move"
+    assert moved.text("ja") == "チケット t1 は「保留（要確認）」から「公開済み」に移れません"
+    limited = pickle.loads(pickle.dumps(RateLimited(60, retry_after=7)))
+    assert limited.retry_after == 7 and limited.status_code == 429

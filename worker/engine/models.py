@@ -229,7 +229,10 @@ def cached_gguf_folder(name: str, gguf: Callable[[], Path]) -> Path:
     (a chunked built-in joins its file then, not at every load)."""
     folder = cache_home() / "models" / name
     if not (folder / "config.json").is_file():
-        _dequantize_to_folder(gguf(), folder)
+        path = gguf()
+        _dequantize_to_folder(path, folder)
+        if path.is_relative_to(cache_home() / "gguf"):  # a joined file: the folder replaces it
+            path.unlink()
     return folder
 
 
