@@ -223,6 +223,19 @@ def run_wrk(service: Service, ids: list[str], seconds: int, connections: int,
     return result
 
 
+def api_cpu_s(server_pid: int) -> float:
+    """CPU seconds `serve` and its worker processes have used so far (Linux /proc). Per
+    request it is the API's own cost, which the shared cores' noise moves far less than the
+    latency: two runs at one commit differed by up to 80% in throughput."""
+    pids, total = [server_pid], 0
+    for task in Path(f"/proc/{server_pid}/task").iterdir():
+        pids += [int(pid) for pid in (task / "children").read_text().split()]
+    for pid in pids:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14, 15)
+    return total / os.sysconf("SC_CLK_TCK")
+
+
 def row(scenario: str, connections: int, result: dict, paced: bool) -> str:
     """Saturated: judged on throughput; paced: on p95, with the schedule kept (≥ 99% of the
     target rate sent: wrk times a request from when it is sent, so a server that cannot keep
@@ -240,7 +253,7 @@ def row(scenario: str, connections: int, result: dict, paced: bool) -> str:
     return (
         f"| {scenario} | {load} | {connections} | {result['requests']} | "
         f"{result['rps']:.0f} | {result['p50_us'] / 1000:.0f} | {p95:.0f} | "
-        f"{result['p99_us'] / 1000:.0f} | {errors:.2%} | {target}"
+        f"{result['p99_us'] / 1000:.0f} | {result['cpu_ms']:.1f} | {errors:.2%} | {target}"
         f" | {'met' if met else '**missed**'} |"
     )
 
@@ -261,7 +274,10 @@ def main() -> None:
         for scenario, ids in (("status", polled), ("submit", [])):
             for paced in (False, True):
                 rate = TARGETS[scenario][0] if paced else 0
+                used = api_cpu_s(service.server.pid)
                 result = run_wrk(service, ids, args.seconds, args.connections, rate)
+                used = api_cpu_s(service.server.pid) - used
+                result["cpu_ms"] = 1000 * used / max(result["requests"], 1)
                 rows.append(row(scenario, args.connections, result, paced))
     finally:
         service.close()
@@ -281,7 +297,8 @@ def write(rows: list[str], command: str, condition: str, processes: int) -> None
             f"{KEYS} requester keys; no worker consuming the queue. status: GET one of 32 "
             "tickets; submit: POST a new one-record ticket (its own Idempotency-Key). Each "
             "scenario saturated (its throughput) and paced at its target rate (its latency). "
-            "Latencies in ms. Client and server share the machine's cores.\n",
+            "Latencies in ms; API CPU: the serve processes' CPU time per request. Client and "
+            "server share the machine's cores.\n",
             encoding="utf-8",
         )
     stamp = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
@@ -290,9 +307,9 @@ def write(rows: list[str], command: str, condition: str, processes: int) -> None
         f"Command: `{command}`  ",
         f"Commit: {head_commit()[:10]}; {stamp}; {os.cpu_count()} cores; "
         f"{processes} API processes (serve's default).\n",
-        "| scenario | load | connections | requests | req/s | p50 | p95 | p99 | errors | target "
-        "| |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "| scenario | load | connections | requests | req/s | p50 | p95 | p99 | API CPU ms/req "
+        "| errors | target | |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
         *rows,
     ]
     with RESULTS.open("a", encoding="utf-8") as file:
