@@ -38,16 +38,17 @@ def for_requests(session: Session, request_ids: list[uuid.UUID]) -> dict[uuid.UU
     return jobs
 
 
-# How many open jobs on the same model were queued before a job. Built once: an alias made per
-# call is a new statement to SQLAlchemy's compiled cache, and adapting its columns took a
-# third of a status poll's CPU (py-spy, issue 18).
-_EARLIER = aliased(Job, name="earlier")
+# Another job, compared with the one a query is about. Built once: an alias made per call is
+# a new statement to SQLAlchemy's compiled cache, and adapting its columns took a third of a
+# status poll's CPU (py-spy, issue 18).
+_OTHER = aliased(Job, name="other")
+# How many open jobs on the same model were queued before a job.
 _AHEAD = (
     select(func.count())
     .where(
-        _EARLIER.model_name == Job.model_name,
-        _EARLIER.status.in_(("pending", "running")),
-        _EARLIER.created_at < Job.created_at,
+        _OTHER.model_name == Job.model_name,
+        _OTHER.status.in_(("pending", "running")),
+        _OTHER.created_at < Job.created_at,
     )
     .scalar_subquery()
 )
@@ -76,12 +77,11 @@ def _claimable(now: datetime):
 
 def _model_busy(now: datetime):
     """Another job on the same model holds a live lease: jobs on one model run one at a time."""
-    other = aliased(Job)
     return exists().where(
-        other.model_name == Job.model_name,
-        other.id != Job.id,
-        other.status == "running",
-        other.lease_expires_at >= now,
+        _OTHER.model_name == Job.model_name,
+        _OTHER.id != Job.id,
+        _OTHER.status == "running",
+        _OTHER.lease_expires_at >= now,
     )
 
 
