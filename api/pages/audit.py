@@ -8,6 +8,7 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import Response, StreamingResponse
+from sqlalchemy import Select
 
 from api.audit.endpoints import MEDIA, export_lines
 from api.deps import DatabaseDep, SessionDep, SettingsDep
@@ -24,9 +25,10 @@ PAGE_SIZE = 100
 Filter = Annotated[str | None, Query(max_length=100)]
 
 
-def _parsed(lang: str, event_type, request_id, since, until) -> tuple[dict, dict[str, str]]:
-    """The query's filters, and an error per field typed wrong. Found in use: a mistyped
-    filter fell away in silence, and the page listed every event as if it applied."""
+def _events_query(lang: str, event_type, request_id, since, until) -> tuple[Select | None, dict]:
+    """The events the filters select, or None and an error per field typed wrong. Found in
+    use: a mistyped filter fell away in silence, and the page listed every event as if it
+    applied."""
     parsed, errors = {"event_type": event_type or None}, {}
     try:
         parsed["request_id"] = uuid.UUID(request_id) if request_id else None
@@ -38,16 +40,15 @@ def _parsed(lang: str, event_type, request_id, since, until) -> tuple[dict, dict
             parsed[name] = day
         except ValueError:
             errors[name] = MESSAGES[lang]["bad_date"]
-    return parsed, errors
+    return (None, errors) if errors else (repository.events_query(**parsed), errors)
 
 
 def _audit(session, user: User, lang: str, filters: dict, offset: int, verified=None):
     """The events page; a filter typed wrong lists none and says why at its field (422)."""
     require_role(user, AUDITORS)
-    parsed, errors = _parsed(lang, **filters)
+    query, errors = _events_query(lang, **filters)
     events, total = [], 0
-    if not errors:
-        query = repository.events_query(**parsed)
+    if query is not None:
         events = repository.page(session, query, PAGE_SIZE, offset)
         total = repository.count(session, query)
     return page("audit.html.j2", lang, user, 422 if errors else 200, events=events, total=total,
@@ -78,10 +79,9 @@ def export(request: Request, session: SessionDep, database: DatabaseDep, setting
         return to_login(lang)
     require_role(user, AUDITORS)
     filters = {"event_type": event_type, "request_id": request_id, "since": since, "until": until}
-    parsed, errors = _parsed(lang, **filters)
-    if errors:  # the page, with each error at its field: no file of the wrong events
+    query, _ = _events_query(lang, **filters)
+    if query is None:  # the page, with each error at its field: no file of the wrong events
         return _audit(session, user, lang, filters, 0)
-    query = repository.events_query(**parsed)
     headers = {"Content-Disposition": f'attachment; filename="audit-events.{format}"'}
     return StreamingResponse(export_lines(database, query, format), media_type=MEDIA[format],
                              headers=headers)  # fmt: skip

@@ -20,7 +20,8 @@ def seal(cipher: Fernet, text: str | None) -> str | None:
     return None if text is None else cipher.encrypt(text.encode()).decode()
 
 
-def _cipher(settings: Settings, ticket: DeletionRequest) -> Fernet:
+def open_key(settings: Settings, ticket: DeletionRequest) -> Fernet:
+    """The ticket's own data key, for its records and its free text; refused once destroyed."""
     if ticket.wrapped_key is None:
         raise Conflict("data_key_destroyed", ticket=ticket.id)
     return ticket_cipher(settings.data_key.get_secret_value(), ticket.wrapped_key)
@@ -32,7 +33,7 @@ def unsealed(settings: Settings, ticket: DeletionRequest) -> dict[str, str | Non
     sealed = {"reason": ticket.reason_sealed, "extension_reason": ticket.extension_reason_sealed}
     if ticket.wrapped_key is None or not any(sealed.values()):
         return dict.fromkeys(sealed)
-    cipher = _cipher(settings, ticket)
+    cipher = open_key(settings, ticket)
     return {
         name: None if token is None else cipher.decrypt(token.encode()).decode()
         for name, token in sealed.items()
@@ -40,5 +41,5 @@ def unsealed(settings: Settings, ticket: DeletionRequest) -> dict[str, str | Non
 
 
 def seal_extension(settings: Settings, ticket: DeletionRequest, text: str) -> None:
-    """extend_deadline refuses closed tickets before this; _cipher refuses them again."""
-    ticket.extension_reason_sealed = seal(_cipher(settings, ticket), text)
+    """extend_deadline refuses closed tickets before this; open_key refuses them again."""
+    ticket.extension_reason_sealed = seal(open_key(settings, ticket), text)

@@ -353,9 +353,7 @@ def rerun_ticket(
 def decrypt_records(session: Session, settings: Settings, ticket: DeletionRequest) -> list:
     """The ticket's records in clear, for the worker; impossible once the ticket is closed."""
 
-    if ticket.wrapped_key is None:
-        raise Conflict("data_key_destroyed", ticket=ticket.id)
-    cipher = ticket_cipher(settings.data_key.get_secret_value(), ticket.wrapped_key)
+    cipher = free_text.open_key(settings, ticket)
     rows = [
         json.loads(cipher.decrypt(item.ciphertext)) for item in repository.items(session, ticket.id)
     ]

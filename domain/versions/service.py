@@ -26,7 +26,7 @@ def check_spec(spec: str) -> None:
     local folder or .gguf file, or a hub id. Refused at registration, not at the first job."""
     if spec in BUILTIN_MODEL_NAMES or Path(spec).expanduser().exists() or HUB_ID.fullmatch(spec):
         return
-    raise InvalidInput("bad_model_spec", spec=spec, builtins=", ".join(BUILTIN_MODEL_NAMES))
+    raise InvalidInput("bad_model_spec", spec=spec, builtins=list(BUILTIN_MODEL_NAMES))
 
 
 def require_model(session: Session, name: str) -> ModelVersion:
