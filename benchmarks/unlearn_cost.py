@@ -6,7 +6,7 @@ target): forget = one customer's 8 QA, retain = two others' 16 QA, batch 4 + 4.
 - "everything": reference values recomputed at every step, GRUN from the embedding up;
 - "once": reference values stored per sequence (objectives/reference.py), GRUN started at its
   lowest layer from stored hidden states (adapters/frozen_prefix.py), frozen Linear weights
-  cast to bf16 once (precision.py): today's defaults.
+  cast to bf16 once (precision.py), eager attention on the CPU (attention.py): today's defaults.
 Each run first takes one epoch of every stream (4 steps: every sequence seen once, the stores
 filled), then `--steps` timed steps of the real loop (`train()`); s/step is their median.
 Peak memory is the run's own (VmHWM reset at its start), the loaded model included.
@@ -23,6 +23,7 @@ import itertools
 import statistics
 import sys
 import time
+from contextlib import nullcontext
 from pathlib import Path
 
 import torch
@@ -30,6 +31,7 @@ from common import head_commit
 
 from cli.demo import demo_target, demo_ticket_data
 from worker.engine.adapters import default_lr, get_adapter
+from worker.engine.attention import training_attention
 from worker.engine.models import DEFAULT_MODEL, load_model
 from worker.engine.objectives import LossSettings, get_objective
 from worker.engine.objectives.refusals import refusals_for
@@ -57,7 +59,8 @@ def time_run(target: str, data: UnlearnData, method: str, adapter_name: str, sto
     ends = []
     dtype = loaded.autocast_dtype if cast_frozen else None
     config = TrainConfig(steps=WARMUP + steps, lr=default_lr(adapter_name))
-    with frozen_linears_cast(loaded.model, dtype):
+    attention = training_attention(loaded.model, loaded.device) if cast_frozen else nullcontext()
+    with frozen_linears_cast(loaded.model, dtype), attention:
         result = train(
             adapter.trainable(), step_loss, config,
             device=loaded.device, autocast=loaded.autocast,
@@ -96,8 +99,10 @@ def table(args, rows: list[dict]) -> str:
         "steers layer 23. s/step: median of "
         f"{args.steps} steps after a {WARMUP}-step warm-up epoch; peak: the run's peak RSS, "
         'model included. "everything": reference values and (GRUN) the frozen layers '
-        "recomputed at every step, frozen weights cast by autocast at every call; "
-        '"once": stored per sequence and cast once per run (the default).',
+        "recomputed at every step, frozen weights cast by autocast at every call, PyTorch's "
+        'fused attention; "once": stored per sequence, cast once per run, eager attention on '
+        "the CPU (the defaults). Both: GRUN's gate-only passes without grad through the model, "
+        "its orthogonal R computed once per step.",
         "",
         "| method | adapter | trainable | s/step everything | s/step once | speed-up "
         "| vs full (once) | peak MB everything | peak MB once |",

@@ -5,6 +5,8 @@ operations on the same numbers; only the order of a few reductions may differ)."
 
 from __future__ import annotations
 
+from contextlib import nullcontext
+
 import pytest
 import torch
 
@@ -12,6 +14,7 @@ from tests.engine.memorized import FORGET, RETAIN
 from worker.engine.adapters import get_adapter
 from worker.engine.adapters.frozen_prefix import FrozenPrefix, layer_window
 from worker.engine.adapters.grun_module import decoder_of
+from worker.engine.attention import training_attention
 from worker.engine.data import collate, encode_qa
 from worker.engine.models import load_model
 from worker.engine.objectives import OBJECTIVES, LossSettings, get_objective
@@ -20,9 +23,10 @@ from worker.engine.precision import frozen_linears_cast
 from worker.engine.unlearn import UnlearnConfig, UnlearnData, step_loss_factory, unlearn
 
 
-def _step(model_dir, method: str, adapter_name: str, cache_mb: int, steps: int, **loss):
+def _step(model_dir, method: str, adapter_name: str, cache_mb: int, steps: int, eager=False,
+          **loss):  # fmt: skip
     """Loss and gradients of the last of `steps` calls of step 0 (the same batches each call),
-    with every store `cache_mb` MiB large (0: off)."""
+    with every store `cache_mb` MiB large (0: off); `eager`: in a run's training attention."""
     loaded = load_model(str(model_dir), precision="fp32")
     torch.manual_seed(0)  # the same initial module on both paths
     options = {"layers": [1], "prefix_cache_mb": cache_mb} if adapter_name == "grun" else {}
@@ -36,12 +40,16 @@ def _step(model_dir, method: str, adapter_name: str, cache_mb: int, steps: int, 
         output="unused", method=method, adapter=adapter_name, reference_cache_mb=cache_mb
     )
     step_loss = step_loss_factory(cfg, objective, settings, data)(loaded, adapter)
-    for _ in range(steps):
-        params = adapter.trainable()
-        for p in params.values():
-            p.grad = None
-        loss, _, _ = step_loss(0)
-        loss.backward()
+    attention = training_attention(loaded.model, loaded.device) if eager else nullcontext()
+    with attention:
+        assert loaded.model.config._attn_implementation == ("eager" if eager else "sdpa")
+        for _ in range(steps):
+            params = adapter.trainable()
+            for p in params.values():
+                p.grad = None
+            loss, _, _ = step_loss(0)
+            loss.backward()
+    assert loaded.model.config._attn_implementation == "sdpa"  # the model's own, put back
     grads = {name: p.grad.clone() for name, p in params.items() if p.grad is not None}
     return loss.detach(), grads, adapter, step_loss.reference_values
 
@@ -69,6 +77,22 @@ def test_the_cached_step_gives_the_loss_and_gradients_of_the_whole_forward(
     assert grads.keys() == cached_grads.keys() and grads
     for name, grad in grads.items():
         assert torch.allclose(cached_grads[name], grad, rtol=1e-5, atol=1e-6), name
+
+
+@pytest.mark.parametrize("adapter_name", ["full", "lora", "grun"])
+def test_training_in_eager_attention_gives_the_loss_and_gradients_of_the_fused_kernel(
+    memorised_dir, adapter_name
+):
+    # A run trains in eager attention on the CPU (faster there); the step must not change.
+    # Tolerance 1e-4 relative: the same attention, summed in another order.
+    loss, grads, _, _ = _step(memorised_dir, "npo", adapter_name, cache_mb=64, steps=2)
+    eager_loss, eager_grads, _, _ = _step(
+        memorised_dir, "npo", adapter_name, cache_mb=64, steps=2, eager=True
+    )
+    assert eager_loss == pytest.approx(loss.item(), rel=1e-4)
+    assert grads.keys() == eager_grads.keys() and grads
+    for name, grad in grads.items():
+        assert torch.allclose(eager_grads[name], grad, rtol=1e-4, atol=1e-6), name
 
 
 def _batch(tokenizer, records):

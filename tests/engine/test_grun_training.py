@@ -89,6 +89,22 @@ def test_gate_loss_adds_rewordings_as_positives_and_other_subjects_as_negatives(
     assert loss.item() == pytest.approx(expected.item(), rel=1e-5)
 
 
+def test_a_gate_pass_of_its_own_trains_the_gates_and_not_the_edits(tiny_model_dir, qa_records):
+    # Prompts no objective forward covered (here all of them) get their gates from a pass
+    # without grad through the model: the gate loss then reaches the gates only.
+    loaded = load_fp32(tiny_model_dir)
+    adapter = GrunAdapter(layers=[0, 1])
+    adapter.attach(loaded.model, needs_reference=False)
+    adapter.set_gate_questions(["Where does Bob live?"], ["Which email does customer 1 use?"])
+    forget, retain = (qa_batch(loaded.tokenizer, qa_records[:4]),
+                      qa_batch(loaded.tokenizer, qa_records[4:]))  # fmt: skip
+    adapter.auxiliary_loss(forget, retain).backward()
+    grads = {name: p.grad for name, p in adapter.trainable().items()}
+    gates = [name for name in grads if ".gate." in name]
+    assert gates and all(grads[name].abs().sum() > 0 for name in gates)
+    assert all(grads[name] is None for name in grads if ".gate." not in name)
+
+
 def test_without_a_retain_batch_general_questions_are_the_gates_negatives(
     tiny_model_dir, qa_records
 ):

@@ -22,6 +22,7 @@ from worker.engine.artifacts import (
     prepare_output,
     write_json,
 )
+from worker.engine.attention import training_attention
 from worker.engine.models import LoadedModel, folder_hash, load_model
 from worker.engine.precision import frozen_linears_cast
 from worker.engine.train import TrainConfig, reset_peak_memory, seed_everything, train
@@ -78,7 +79,10 @@ def execute(
     adapter = get_adapter(run.adapter, **run.adapter_options)
     loaded.model = adapter.attach(loaded.model, needs_reference=run.needs_reference)
     step_loss = make_step_loss(loaded, adapter)
-    with frozen_linears_cast(loaded.model, loaded.autocast_dtype):
+    with (
+        frozen_linears_cast(loaded.model, loaded.autocast_dtype),
+        training_attention(loaded.model, loaded.device),
+    ):
         result = train(
             adapter.trainable(),
             step_loss,

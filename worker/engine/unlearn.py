@@ -16,6 +16,7 @@ from functools import partial
 from pathlib import Path
 
 import torch
+from torch.nn.utils import parametrize
 
 from domain.progress import Progress
 from domain.records import DataError, QARecord, Record, hash_records, load_records
@@ -239,9 +240,12 @@ def step_loss_factory(cfg: UnlearnConfig, objective: Objective, settings, data: 
                 reference_values=store,
                 edited_layers=edited_layers,
             )
-            output = objective.loss(inputs)
+            # A parametrized weight (GRUN's orthogonal R) is computed once for the step's
+            # forwards and backward, not at every access (two per layer and forward).
+            with parametrize.cached():
+                output = objective.loss(inputs)
+                auxiliary = adapter.auxiliary_loss(inputs.forget, inputs.retain)
             loss, metrics = output.loss, dict(output.metrics)
-            auxiliary = adapter.auxiliary_loss(inputs.forget, inputs.retain)
             if auxiliary is not None:
                 metrics["auxiliary"] = auxiliary.item()
                 loss = loss + auxiliary

@@ -17,16 +17,19 @@ from worker.engine.data import Example, collate, format_prompt
 def gate_logits(model: nn.Module, requests: Sequence[GrunRequest], input_ids, attention_mask):
     """(B, len(requests), layers) gate logits at each row's last prompt token. Runs the decoder
     up to the highest layer involved, without the layers above it and the output head: the
-    gates never need them."""
+    gates never need them.
+
+    The decoder runs without grad: only the gates themselves carry a graph (issue 14). A gate
+    loss on these logits therefore trains the gates and not the edits below them, and the pass
+    costs a forward with no backward through the frozen layers: on the built-in model the gate
+    loss's 16 drawn prompts are more tokens than the objective's forget and retain batches."""
     stack = GrunStack.of(model)
     top = max(layer for r in requests for layer in r.config.layers)
     decoder = decoder_of(model)
-    with stack.soft(), stack.recording(requests) as records, layer_window(decoder, 0, top + 1):
-        decoder(input_ids=input_ids, attention_mask=attention_mask, use_cache=False)
-        per_request = [
-            torch.cat([record[i] for i in r.config.layers], 1)
-            for r, record in zip(requests, records, strict=True)
-        ]
+    with stack.soft(), stack.recording(requests) as records:
+        with torch.no_grad(), layer_window(decoder, 0, top + 1):
+            decoder(input_ids=input_ids, attention_mask=attention_mask, use_cache=False)
+        per_request = [r.gate_logits(record) for r, record in zip(requests, records, strict=True)]
     return torch.stack(per_request, 1)
 
 

@@ -185,7 +185,9 @@ class GrunRequest(nn.Module):
             }
         )
         self.enabled = True
-        self.record: dict[int, torch.Tensor] | None = None  # gate logits (B, 1) by layer
+        # While recording: what each layer's gate read, the hidden state (B, d) at the last
+        # prompt token; `gate_logits` turns it into logits (with grad, even after a no-grad pass).
+        self.record: dict[int, torch.Tensor] | None = None
         self.decisions: dict[int, torch.Tensor] = {}  # σ(gate) (B, 1) of the last prompt pass
         self.gate_log: GateLog | None = None  # set while this request trains
         self.consensus: torch.Tensor | None = None  # (B, 1) 0/1 for the prompt pass in progress
@@ -202,9 +204,10 @@ class GrunRequest(nn.Module):
             gate, where = self._decision(layer, hidden.shape[0]), call.valid
         else:
             rows = torch.arange(hidden.shape[0], device=hidden.device)
-            logit = reft.gate(hidden[rows, call.last_prompt])  # (B, 1)
+            gate_input = hidden[rows, call.last_prompt]  # (B, d)
+            logit = reft.gate(gate_input)  # (B, 1)
             if self.record is not None:
-                self.record[layer] = logit
+                self.record[layer] = gate_input
             if self.gate_log is not None and logit.requires_grad:
                 self.gate_log.add(call, layer, logit)
             gate = torch.sigmoid(logit)
@@ -218,6 +221,10 @@ class GrunRequest(nn.Module):
             where = call.edit_mask(self.config.positions)
         scale = gate[:, None, :] * where[..., None]  # (B, T, 1)
         return hidden + (scale * reft.edit(hidden)).to(hidden.dtype)
+
+    def gate_logits(self, record: dict[int, torch.Tensor]) -> torch.Tensor:
+        """(B, layers) gate logits from what a recorded pass's gates read."""
+        return torch.cat([self.reft(layer).gate(record[layer]) for layer in self.config.layers], 1)
 
     def batch_select_indices(self, indices: torch.Tensor) -> None:
         """Follow the KV cache when generation drops finished rows (or repeats a prompt per
@@ -330,7 +337,7 @@ class GrunStack(nn.Module):
             decoder(input_ids=input_ids[:, :cut], attention_mask=valid[:, :cut].long(),
                     use_cache=False)  # fmt: skip
             for r, record in zip(deciding, records, strict=True):
-                gates = torch.sigmoid(torch.cat([record[i] for i in r.config.layers], 1))
+                gates = torch.sigmoid(r.gate_logits(record))
                 r.consensus = (gates.float().mean(1, keepdim=True) > 0.5).float()  # (B, 1)
 
     @contextmanager
