@@ -11,6 +11,7 @@ from tests.engine.grun_helpers import force_gates, load_fp32, qa_batch
 from tests.engine.memorized import FORGET, RETAIN, mean_nll
 from worker.engine.adapters.grun import GrunAdapter
 from worker.engine.adapters.grun_gates import gate_report, switched_off
+from worker.engine.data import format_prompt
 from worker.engine.models import load_model
 from worker.engine.objectives import OBJECTIVES, LossSettings
 from worker.engine.train import TrainConfig, train
@@ -103,6 +104,20 @@ def test_a_gate_pass_of_its_own_trains_the_gates_and_not_the_edits(tiny_model_di
     gates = [name for name in grads if ".gate." in name]
     assert gates and all(grads[name].abs().sum() > 0 for name in gates)
     assert all(grads[name] is None for name in grads if ".gate." not in name)
+
+
+@pytest.mark.parametrize("plain_prompts", [True, False])
+def test_drawn_questions_come_in_the_chat_template_and_as_plain_text(tiny_model_dir,
+                                                                     plain_prompts):  # fmt: skip
+    loaded = load_fp32(tiny_model_dir)
+    tokenizer = loaded.tokenizer
+    adapter = GrunAdapter(plain_prompts=plain_prompts)
+    adapter.attach(loaded.model, needs_reference=False)
+    adapter.set_gate_questions(["Where does Bob live?"], ["Which email does customer 1 use?"])
+    drawn = [tokenizer.decode(e.input_ids) for e in adapter.pools["paraphrased"].draw(4)]
+    chat, plain = (format_prompt(tokenizer, "Which email does customer 1 use?", chat=chat)
+                   for chat in (True, False))  # fmt: skip
+    assert drawn == ([chat, plain] if plain_prompts else [chat])
 
 
 def test_without_a_retain_batch_general_questions_are_the_gates_negatives(

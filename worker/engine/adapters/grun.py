@@ -56,8 +56,8 @@ from worker.engine.adapters.grun_module import (
     GrunStack,
     default_layers,
 )
-from worker.engine.adapters.grun_prompts import prompt_keys, prompt_markers
-from worker.engine.data import IGNORE_INDEX, Example, collate, format_prompt
+from worker.engine.adapters.grun_prompts import PromptPool, prompt_keys, prompt_markers
+from worker.engine.data import IGNORE_INDEX, collate
 from worker.engine.errors import OptionError
 
 WEIGHTS = "grun.safetensors"
@@ -108,6 +108,10 @@ class GrunOptions:
     # forget records' paraphrased questions as positives (`set_gate_questions`).
     retain_negatives: int = 8
     paraphrase_positives: int = 4
+    # Those drawn questions in the chat template and as plain text in turn (one format shift
+    # of the robustness probes): a gate trained on chat prompts alone stayed shut on the
+    # plain-text question and a quarter of the facts came out there (issue 19).
+    plain_prompts: bool = True
     # The hidden states entering the lowest GRUN layer are stored per training sequence and
     # later steps start there (frozen_prefix.py); the store's limit in MiB, 0: off.
     prefix_cache_mb: int = DEFAULT_MAX_BYTES // 2**20
@@ -148,14 +152,15 @@ class GrunAdapter(Adapter):
         general_negatives: int = 4,
         retain_negatives: int = GrunOptions.retain_negatives,
         paraphrase_positives: int = GrunOptions.paraphrase_positives,
+        plain_prompts: bool = GrunOptions.plain_prompts,
         prefix_cache_mb: int = GrunOptions.prefix_cache_mb,
         inference_gate: str = GrunOptions.inference_gate,
         tokenizer=None,
     ) -> None:
         self.options = GrunOptions(
             tuple(layers) if layers else None, rank, gate, positions, gate_weight, initial_gate,
-            general_negatives, retain_negatives, paraphrase_positives, prefix_cache_mb,
-            inference_gate,
+            general_negatives, retain_negatives, paraphrase_positives, plain_prompts,
+            prefix_cache_mb, inference_gate,
         )  # fmt: skip
         self.tokenizer = tokenizer
         self.model: nn.Module | None = None
@@ -204,7 +209,7 @@ class GrunAdapter(Adapter):
                 self.request.reft(layer).set_gate_bias(logit)
         self.request.requires_grad_(True)
         self.request.gate_log = GateLog()
-        self.pools["general"] = PromptPool(self.tokenizer, GENERAL_QUESTIONS)
+        self.pools["general"] = self._pool(GENERAL_QUESTIONS)
         lowest = min(config.layers)
         if self.options.prefix_cache_mb and lowest > 0:
             # Everything below this request's lowest layer is frozen: its output never changes.
@@ -266,7 +271,10 @@ class GrunAdapter(Adapter):
         gate loss draws from each step, beyond the objective's own batches."""
         for name, questions in (("retain", retain), ("paraphrased", paraphrased)):
             if questions:
-                self.pools[name] = PromptPool(self.tokenizer, questions)
+                self.pools[name] = self._pool(questions)
+
+    def _pool(self, questions: Sequence[str]) -> PromptPool:
+        return PromptPool(self.tokenizer, questions, plain=self.options.plain_prompts)
 
     def auxiliary_loss(self, forget_batch: Mapping, retain_batch: Mapping | None) -> torch.Tensor:
         """λ_g · BCE of this request's gates, mean over rows and layers: 1 on the forget prompts
@@ -353,24 +361,6 @@ class GrunAdapter(Adapter):
             values = gate_values_of_ids(model, ids, self.tokenizer.pad_token_id)
             gates[f"trained_{kind}"] = summarize_gates(values)
         return report
-
-
-class PromptPool:
-    """Questions the gate loss draws a few of at each step, in turn, as formatted prompts."""
-
-    def __init__(self, tokenizer, questions: Sequence[str]) -> None:
-        ids = [
-            tokenizer(format_prompt(tokenizer, q), add_special_tokens=False)["input_ids"]
-            for q in questions
-        ]
-        self.examples = [Example(row, [IGNORE_INDEX] * len(row)) for row in ids]
-        self.cursor = 0
-
-    def draw(self, count: int) -> list[Example]:
-        n = len(self.examples)
-        rows = [self.examples[(self.cursor + i) % n] for i in range(min(count, n))]
-        self.cursor = (self.cursor + len(rows)) % n
-        return rows
 
 
 def hidden_size(model: nn.Module) -> int:

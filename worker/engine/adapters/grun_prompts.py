@@ -1,6 +1,7 @@
 """Where a prompt ends, read from its tokens (GRUN's gate decides at the last prompt token; see
 grun_module.py): the marker tokens every formatted prompt ends with, each row's last prompt
-position, and the prompt tokens a gate decision depends on."""
+position, and the prompt tokens a gate decision depends on; and the pools of prompts the gate
+loss draws from."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from collections.abc import Sequence
 
 import torch
 
-from worker.engine.data import format_prompt
+from worker.engine.data import IGNORE_INDEX, Example, format_prompt
 
 # Questions with different endings: the tokens every formatted prompt shares at its end
 # are the marker (a question's last character may merge with the template in BPE).
@@ -65,3 +66,27 @@ def prompt_keys(
         tuple(ids[: end + 1][ok[: end + 1]].tolist())
         for ids, ok, end in zip(input_ids, valid, last_prompt.tolist(), strict=True)
     ]
+
+
+class PromptPool:
+    """Questions the gate loss draws a few of at each step, in turn, as formatted prompts;
+    with `plain`, each question in the chat template and then as plain text (a tokenizer
+    without a chat template has only the plain form)."""
+
+    def __init__(self, tokenizer, questions: Sequence[str], *, plain: bool = False) -> None:
+        chat_forms = (
+            (True, False) if plain and getattr(tokenizer, "chat_template", None) else (True,)
+        )
+        ids = [
+            tokenizer(format_prompt(tokenizer, q, chat=chat), add_special_tokens=False)["input_ids"]
+            for q in questions
+            for chat in chat_forms
+        ]
+        self.examples = [Example(row, [IGNORE_INDEX] * len(row)) for row in ids]
+        self.cursor = 0
+
+    def draw(self, count: int) -> list[Example]:
+        n = len(self.examples)
+        rows = [self.examples[(self.cursor + i) % n] for i in range(min(count, n))]
+        self.cursor = (self.cursor + len(rows)) % n
+        return rows
