@@ -155,6 +155,30 @@ def test_the_check_passes_only_without_leaks_loops_or_lost_neighbours(
     assert result["neighbours_kept"] == (0.0 if neighbours_forgotten else 1.0)
 
 
+def test_a_check_asks_the_probes_and_the_neighbours_in_one_generation(monkeypatch):
+    asked = []
+
+    def generate(loaded, questions, **_):
+        asked.append(list(questions))
+        return [_neighbour_answer(q, forgotten=False) for q in questions]  # every fact said
+
+    monkeypatch.setattr("worker.engine.stopping.generate_answers", generate)
+    records = [QARecord(r.question, r.answer, key_facts=r.key_facts,
+                        paraphrased_question=f"Which email is {r.answer[:3]}'s?")
+               for r in FACTS]  # fmt: skip
+    check = leak_check(_Loaded(), records, {"direct": 0.0, "paraphrased": 0.0},
+                       neighbours=NEIGHBOURS)  # fmt: skip
+    asked.clear()  # the neighbours' recall before the run is its own call
+    result = check(1)
+    assert len(asked) == 1
+    assert sorted(asked[0]) == sorted(
+        [r.question for r in records] + [r.paraphrased_question for r in records]
+        + [r.question for r in NEIGHBOURS]
+    )  # fmt: skip
+    assert result["leak_rate"] == {"direct": 1.0, "paraphrased": 0.0}
+    assert result["neighbours_kept"] == 1.0
+
+
 REFUSALS = ["I don't have that information.", "I can't help with that."]
 
 

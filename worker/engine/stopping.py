@@ -35,6 +35,7 @@ MIN_FLUENCY = 0.9  # mean of 1 − repeated word trigrams over the forgotten ans
 # "I couldn't nota the most recent purchase..." under 0.3.
 MIN_REFUSAL_LIKENESS = 0.6
 NEIGHBOURS = 16  # retain records the check asks (the first ones with key facts)
+NEIGHBOUR_GROUP = "_neighbours"  # the neighbours' questions, asked with the probes' (no probe)
 
 # The probes the check can ask cheaply, by the name the publish policy uses for them: two ask a
 # QA record's question (as filed, and reworded where it has a paraphrase); one continues a text
@@ -77,18 +78,34 @@ class Asked:
     scores: list[float] | None = None
 
 
+def ask_together(
+    loaded: LoadedModel, groups: Mapping[str, Sequence[tuple[str, QARecord]]], max_new_tokens: int
+) -> dict[str, Asked]:
+    """Every group's (question, record) rows asked and judged in one generation: on the CPU
+    one batch of 32 questions costs far less than three of 8, 8 and 16 (issue 14)."""
+    rows = [row for group in groups.values() for row in group]
+    leaked, said = ask_and_judge(loaded, rows, max_new_tokens) if rows else ([], [])
+    asked, start = {}, 0
+    for name, group in groups.items():
+        end = start + len(group)
+        asked[name] = Asked(leaked[start:end], said[start:end])
+        start = end
+    return asked
+
+
 def ask_probes(
     loaded: LoadedModel,
     records: Sequence[Record],
     max_new_tokens: int,
     names: Collection[str] | None = None,
+    also: Mapping[str, Sequence[tuple[str, QARecord]]] | None = None,
 ) -> dict[str, Asked]:
-    """Every probe that applies to these records (only those in `names`, when given), asked."""
-    asked = {
-        name: Asked(*ask_and_judge(loaded, rows, max_new_tokens))
-        for name, rows in check_probes(records).items()
-        if names is None or name in names
+    """Every probe that applies to these records (only those in `names`, when given), asked;
+    `also`: more groups of (question, record) rows asked in the same generation."""
+    groups = {
+        name: rows for name, rows in check_probes(records).items() if names is None or name in names
     }
+    asked = ask_together(loaded, {**groups, **(also or {})}, max_new_tokens)
     texts = [r for r in records if isinstance(r, TextRecord)]
     wanted = names is None or TEXT_PROBE in names
     if continued := continue_passages(loaded, texts) if texts and wanted else []:
@@ -140,7 +157,9 @@ def leak_check(
     before = evaluated(loaded, recall) if neighbour_rows else None
 
     def measure() -> dict:
-        asked = ask_probes(loaded, records, max_new_tokens, names=limits)
+        also = {NEIGHBOUR_GROUP: neighbour_rows} if before else {}
+        asked = ask_probes(loaded, records, max_new_tokens, names=limits, also=also)
+        neighbours_asked = asked.pop(NEIGHBOUR_GROUP, None)
         rates = {name: fmean(probe.leaked) for name, probe in asked.items()}
         answers = [a for probe in asked.values() for a in probe.said]
         fluent = fmean(fluency(a) for a in answers) if answers else None
@@ -151,8 +170,8 @@ def leak_check(
             likeness = [metrics.refusal_likeness(a, refusals) for a in replies]
             refusing = fmean(x >= MIN_REFUSAL_LIKENESS for x in likeness)
         kept = None
-        if before:  # a neighbour set the model never recalled cannot be kept or lost
-            kept = recall() / before
+        if neighbours_asked is not None:  # a set never recalled before cannot be kept or lost
+            kept = fmean(neighbours_asked.leaked) / before
         leaks_ok = bool(rates) and all(rates[name] <= limits[name] for name in rates)
         fluent_ok = (fluent is None or fluent >= MIN_FLUENCY) and refusing in (None, 1.0)
         share = 1.0 if kept is None else min(kept, 1.0)
