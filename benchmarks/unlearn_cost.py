@@ -7,7 +7,7 @@ target): forget = one customer's 8 QA, retain = two others' 16 QA, batch 4 + 4.
 - "once": reference values stored per sequence (objectives/reference.py), GRUN started at its
   lowest layer from stored hidden states (adapters/frozen_prefix.py), frozen Linear weights
   cast to bf16 once (precision.py), eager attention on the CPU (attention.py): today's defaults.
-Each run first takes one epoch of every stream (4 steps: every sequence seen once, the stores
+Each run first takes one epoch of every stream (8 steps: every sequence seen once, the stores
 filled), then `--steps` timed steps of the real loop (`train()`); s/step is their median.
 Peak memory is the run's own (VmHWM reset at its start), the loaded model included.
 
@@ -40,7 +40,9 @@ from worker.engine.train import TrainConfig, peak_memory_mb, reset_peak_memory, 
 from worker.engine.unlearn import UnlearnConfig, UnlearnData, resolve_settings, step_loss_factory
 
 RESULTS = Path(__file__).parent / "results" / "unlearn_cost.md"
-WARMUP = 4  # one epoch of the longest stream (16 retain QA / 4, 16 general questions / 4)
+# One pass over every stream, so every sequence is stored: the longest is GRUN's general
+# questions, 16 in two formats (chat template, plain text) drawn 4 per step.
+WARMUP = 8
 MODES = {"everything": (0, False), "once": (1024, True)}  # MiB of every store; cast frozen
 
 
