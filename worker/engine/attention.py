@@ -13,17 +13,18 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 import torch
-from torch import nn
 
 from worker.engine.adapters.frozen_prefix import config_of
 
 
 @contextmanager
-def training_attention(model: nn.Module, device: torch.device) -> Iterator[None]:
-    """Inside: `model` (a transformers model, or peft's wrapper of one) uses eager attention
-    when it runs on the CPU; its own choice is put back at the end."""
+def training_attention(model: Any, device: torch.device) -> Iterator[None]:
+    """Inside: `model` (a transformers model, or peft's wrapper of one: typed as `LoadedModel`
+    types it, its attributes are dynamic) uses eager attention when it runs on the CPU; its own
+    choice is put back at the end."""
     config = config_of(model)
     before = config._attn_implementation
     if device.type != "cpu" or before == "eager":

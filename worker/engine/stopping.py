@@ -170,7 +170,7 @@ def leak_check(
             likeness = [metrics.refusal_likeness(a, refusals) for a in replies]
             refusing = fmean(x >= MIN_REFUSAL_LIKENESS for x in likeness)
         kept = None
-        if neighbours_asked is not None:  # a set never recalled before cannot be kept or lost
+        if neighbours_asked is not None and before:  # never recalled: cannot be kept or lost
             kept = fmean(neighbours_asked.leaked) / before
         leaks_ok = bool(rates) and all(rates[name] <= limits[name] for name in rates)
         fluent_ok = (fluent is None or fluent >= MIN_FLUENCY) and refusing in (None, 1.0)
