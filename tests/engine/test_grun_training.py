@@ -36,8 +36,10 @@ def test_gate_loss_teaches_the_gate_to_tell_forget_from_retain(tiny_model_dir, q
     def step_loss(step):
         return adapter.auxiliary_loss(forget_batch, retain_batch), 1, {}
 
+    # 40 steps: half the general questions drawn are plain text, so the chat-template
+    # negatives that teach this split come half as often as when all were chat (20 steps).
     result = train(
-        adapter.trainable(), step_loss, TrainConfig(steps=20, lr=5e-2), device=loaded.device
+        adapter.trainable(), step_loss, TrainConfig(steps=40, lr=5e-2), device=loaded.device
     )
     assert result.losses[-1] < 0.5 * result.losses[0]
     questions = {"forget": [r.question for r in forget], "retain": [r.question for r in retain]}
@@ -83,10 +85,11 @@ def test_gate_loss_adds_rewordings_as_positives_and_other_subjects_as_negatives(
     loss = adapter.auxiliary_loss(forget, retain)
     assert set(adapter.training_gates) == {"forget", "paraphrased", "retain", "retain_more",
                                            "general"}  # fmt: skip
-    # Every gate at logit 2: positives (4 forget + 1 rewording) cost softplus(-2) each,
-    # negatives (4 retain + 1 more + 4 general) softplus(2); λ_g = 10.
+    # Every gate at logit 2: positives (4 forget + the rewording in its 2 formats) cost
+    # softplus(-2) each, negatives (4 retain + the other question in 2 formats + 4 general)
+    # softplus(2); λ_g = 10.
     softplus = torch.nn.functional.softplus
-    expected = 10 * (5 * softplus(torch.tensor(-2.0)) + 9 * softplus(torch.tensor(2.0))) / 14
+    expected = 10 * (6 * softplus(torch.tensor(-2.0)) + 10 * softplus(torch.tensor(2.0))) / 16
     assert loss.item() == pytest.approx(expected.item(), rel=1e-5)
 
 
