@@ -43,11 +43,13 @@ RESULTS = Path(__file__).parent / "results" / "unlearn_cost.md"
 # One pass over every stream, so every sequence is stored: the longest is GRUN's general
 # questions, 16 in two formats (chat template, plain text) drawn 4 per step.
 WARMUP = 8
-MODES = {"everything": (0, False), "once": (1024, True)}  # MiB of every store; cast frozen
+# MiB of every store; whether the run casts frozen weights once and trains in eager attention
+# (what `recipe.execute` does).
+MODES = {"everything": (0, False), "once": (1024, True)}
 
 
 def time_run(target: str, data: UnlearnData, method: str, adapter_name: str, store_mb: int,
-             cast_frozen: bool, steps: int) -> dict:  # fmt: skip
+             as_executed: bool, steps: int) -> dict:  # fmt: skip
     loaded = load_model(target)
     reset_peak_memory(loaded.device)
     objective = get_objective(method)
@@ -59,9 +61,9 @@ def time_run(target: str, data: UnlearnData, method: str, adapter_name: str, sto
                         reference_cache_mb=store_mb)  # fmt: skip
     step_loss = step_loss_factory(cfg, objective, settings, data)(loaded, adapter)
     ends = []
-    dtype = loaded.autocast_dtype if cast_frozen else None
+    dtype = loaded.autocast_dtype if as_executed else None
     config = TrainConfig(steps=WARMUP + steps, lr=default_lr(adapter_name))
-    attention = training_attention(loaded.model, loaded.device) if cast_frozen else nullcontext()
+    attention = training_attention(loaded.model, loaded.device) if as_executed else nullcontext()
     with frozen_linears_cast(loaded.model, dtype), attention:
         result = train(
             adapter.trainable(), step_loss, config,
@@ -133,8 +135,10 @@ def main() -> None:
         data = UnlearnData(forget, retain, refusals)
         for adapter in args.adapters.split(","):
             row = {"method": method, "adapter": adapter}
-            for mode, (store_mb, cast) in MODES.items():
-                row[mode] = time_run(target, data, method, adapter, store_mb, cast, args.steps)
+            for mode, (store_mb, as_executed) in MODES.items():
+                row[mode] = time_run(
+                    target, data, method, adapter, store_mb, as_executed, args.steps
+                )
             rows.append(row)
             print(row, flush=True)
     args.output.parent.mkdir(parents=True, exist_ok=True)
