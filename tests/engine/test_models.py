@@ -92,3 +92,22 @@ def test_builtin_model_loads_and_answers():
     assert loaded.model.config.num_hidden_layers == 30
     (answer,) = generate_answers(loaded, ["What is the capital of France?"], max_new_tokens=16)
     assert "Paris" in answer
+
+
+def test_a_cache_folder_another_process_finished_first_is_kept(tmp_path):
+    """Found in use: two processes dequantized the built-in model at once and the second one's
+    rename failed with 'Directory not empty', killing a benchmark."""
+    from worker.engine.models import _publish_folder
+
+    target, late = tmp_path / "smollm2", tmp_path / "smollm2.staging"
+    for folder, marker in ((target, "first"), (late, "second")):
+        folder.mkdir()
+        (folder / "config.json").write_text(marker)
+    _publish_folder(late, target)
+    assert (target / "config.json").read_text() == "first" and not late.exists()
+    half = tmp_path / "half"
+    (half / "leftover").mkdir(parents=True)  # not a finished folder: the rename error stands
+    late.mkdir()
+    (late / "config.json").write_text("second")
+    with pytest.raises(OSError):
+        _publish_folder(late, half)

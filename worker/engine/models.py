@@ -218,10 +218,22 @@ def _dequantize_to_folder(gguf: Path, target: Path) -> None:
         tokenizer.save_pretrained(staging)
         (staging / "SOURCE").write_text(f"{gguf.name} sha256={hash_file(gguf)}\n")
         remember_hash(staging)
-        staging.rename(target)
+        _publish_folder(staging, target)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
+
+
+def _publish_folder(staging: Path, target: Path) -> None:
+    """Rename a finished folder into place. Two processes that found the cache empty at once
+    (found in use: a benchmark and the TOFU fixture build) both dequantize; the one that
+    renames second finds the folder there, drops its copy and uses the first one's."""
+    try:
+        staging.rename(target)
+    except OSError:
+        if not (target / "config.json").is_file():
+            raise
+        shutil.rmtree(staging, ignore_errors=True)
 
 
 def cached_gguf_folder(name: str, gguf: Callable[[], Path]) -> Path:
@@ -232,7 +244,7 @@ def cached_gguf_folder(name: str, gguf: Callable[[], Path]) -> Path:
         path = gguf()
         _dequantize_to_folder(path, folder)
         if path.is_relative_to(cache_home() / "gguf"):  # a joined file: the folder replaces it
-            path.unlink()
+            path.unlink(missing_ok=True)  # or a process that dequantized beside us did
     return folder
 
 
