@@ -14,7 +14,7 @@ from worker.engine.adapters import get_adapter
 from worker.engine.adapters.grun import GrunAdapter
 from worker.engine.adapters.grun_gates import switched_off
 from worker.engine.adapters.grun_module import GrunStack, default_layers
-from worker.engine.adapters.grun_prompts import last_prompt_positions
+from worker.engine.adapters.grun_prompts import last_prompt_positions, length_groups
 from worker.engine.artifacts import MANIFEST
 from worker.engine.data import format_prompt
 from worker.engine.generate import generate_answers, prefill, select_rows
@@ -61,6 +61,12 @@ def test_last_prompt_position_is_the_end_of_the_last_marker_or_the_last_valid_to
     )
     found = last_prompt_positions(ids, valid.bool(), [(7, 8)])
     assert found.tolist() == [7, 2, 7]
+
+
+def test_length_groups_keep_long_and_short_prompts_apart():
+    assert length_groups([40, 16, 41, 15, 44]) == [[3, 1], [0, 2, 4]]
+    assert length_groups([40, 61]) == [[0], [1]]  # 61 > 1.5 × 40
+    assert length_groups([]) == []
 
 
 def test_prompt_markers_find_the_prompt_boundary_of_training_examples(tiny_model_dir, qa_records):

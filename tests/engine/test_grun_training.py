@@ -93,6 +93,48 @@ def test_gate_loss_adds_rewordings_as_positives_and_other_subjects_as_negatives(
     assert loss.item() == pytest.approx(expected.item(), rel=1e-5)
 
 
+def test_drawn_prompts_of_different_lengths_are_batched_apart_with_the_same_loss(
+    tiny_model_dir, qa_records, monkeypatch
+):
+    """Short plain prompts are not padded to the chat prompts' length (issue 14): fewer tokens
+    go through the gate pass, and the gate loss and its gradients are those of one batch."""
+    from worker.engine.adapters import grun
+    from worker.engine.adapters.frozen_prefix import decoder_of
+
+    loaded = load_fp32(tiny_model_dir)
+    adapter = GrunAdapter(layers=[0, 1], general_negatives=4)
+    adapter.attach(loaded.model, needs_reference=False)
+    adapter.set_gate_questions(["Where does Bob live?", "Who employs Eve?"],
+                               ["Which email does customer 1 use?"])  # fmt: skip
+    forget, retain = (qa_batch(loaded.tokenizer, qa_records[:4]),
+                      qa_batch(loaded.tokenizer, qa_records[4:]))  # fmt: skip
+    tokens: list[int] = []
+    decoder_of(loaded.model).register_forward_pre_hook(
+        lambda module, args, kwargs: tokens.append(kwargs["input_ids"].numel()), with_kwargs=True
+    )
+
+    def loss_and_grads():
+        tokens.clear()
+        loss = adapter.auxiliary_loss(forget, retain)
+        for pool in adapter.pools.values():
+            pool.cursor = 0  # the next call draws the same prompts
+        loss.backward()
+        grads = {
+            name: p.grad.clone() for name, p in adapter.trainable().items() if p.grad is not None
+        }
+        adapter.request.zero_grad()
+        return loss.item(), grads, sum(tokens)
+
+    grouped, grouped_grads, grouped_tokens = loss_and_grads()
+    monkeypatch.setattr(grun, "length_groups", lambda lengths: [list(range(len(lengths)))])
+    one, one_grads, one_tokens = loss_and_grads()
+    assert grouped == pytest.approx(one, rel=1e-5)
+    assert grouped_grads.keys() == one_grads.keys() and grouped_grads
+    for name, grad in one_grads.items():
+        torch.testing.assert_close(grouped_grads[name], grad, rtol=1e-4, atol=1e-6)
+    assert grouped_tokens < one_tokens
+
+
 def test_a_gate_pass_of_its_own_trains_the_gates_and_not_the_edits(tiny_model_dir, qa_records):
     # Prompts no objective forward covered (here all of them) get their gates from a pass
     # without grad through the model: the gate loss then reaches the gates only.

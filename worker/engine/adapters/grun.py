@@ -56,8 +56,13 @@ from worker.engine.adapters.grun_module import (
     GrunStack,
     default_layers,
 )
-from worker.engine.adapters.grun_prompts import PromptPool, prompt_keys, prompt_markers
-from worker.engine.data import IGNORE_INDEX, collate
+from worker.engine.adapters.grun_prompts import (
+    PromptPool,
+    length_groups,
+    prompt_keys,
+    prompt_markers,
+)
+from worker.engine.data import IGNORE_INDEX, Example, collate
 from worker.engine.errors import OptionError
 
 WEIGHTS = "grun.safetensors"
@@ -297,11 +302,9 @@ class GrunAdapter(Adapter):
         drawn = {name: self.pools[name.removesuffix("_more")].draw(count)
                  for name, count in counts.items()
                  if count and name.removesuffix("_more") in self.pools}  # fmt: skip
-        if drawn:  # one gate pass over every drawn prompt
+        if drawn:
             rows = [row for examples in drawn.values() for row in examples]
-            device = next(request.parameters()).device
-            batch = {k: v.to(device) for k, v in collate(rows, self.tokenizer.pad_token_id).items()}
-            logits = self._batch_gate_logits(batch, "drawn").split([len(e) for e in drawn.values()])
+            logits = self._drawn_gate_logits(rows).split([len(e) for e in drawn.values()])
             for name, part in zip(drawn, logits, strict=True):
                 (positives if name == "paraphrased" else negatives)[name] = part
         assert request.gate_log is not None, "attach() gives the request it trains a gate log"
@@ -314,6 +317,20 @@ class GrunAdapter(Adapter):
         targets = torch.zeros_like(logits)
         targets[: sum(len(p) for p in positives.values())] = 1.0
         return options.gate_weight * F.binary_cross_entropy_with_logits(logits, targets)
+
+    def _drawn_gate_logits(self, rows: Sequence[Example]) -> torch.Tensor:
+        """(N, L) gate logits of the drawn prompts, in their order: a gate pass per group of
+        similar lengths (`length_groups`), so the plain prompts are not padded to the chat ones."""
+        device = next(self._attached()[1].parameters()).device
+        parts, order = [], []
+        for group in length_groups([len(row.input_ids) for row in rows]):
+            batch = collate([rows[i] for i in group], self.tokenizer.pad_token_id)
+            parts.append(
+                self._batch_gate_logits({k: v.to(device) for k, v in batch.items()}, "drawn")
+            )
+            order.extend(group)
+        logits = torch.cat(parts)
+        return logits[torch.argsort(torch.tensor(order, device=logits.device))]
 
     def _batch_gate_logits(self, batch: Mapping[str, torch.Tensor], kind: str) -> torch.Tensor:
         """(B, L) gate logits of a batch: those the objective's forwards already computed on
