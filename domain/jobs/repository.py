@@ -10,7 +10,7 @@ import uuid
 import zlib
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, exists, func, or_, select, text, update
+from sqlalchemy import and_, bindparam, exists, func, or_, select, text, update
 from sqlalchemy.orm import Session, aliased
 
 from models import Job
@@ -54,16 +54,22 @@ _AHEAD = (
 )
 
 
+# The tickets' ids are a parameter, so the statement is built once: building it (the `in_` of
+# the ids and the rest) was half of this query's CPU in a status poll (issue 18).
+_OPEN_JOBS = select(Job.request_id, Job.status, Job.cancel_requested, _AHEAD).where(
+    Job.request_id.in_(bindparam("request_ids", expanding=True)),
+    Job.status.in_(("pending", "running")),
+)
+
+
 def open_jobs(
     session: Session, request_ids: list[uuid.UUID]
 ) -> dict[uuid.UUID, list[tuple[str, bool, int]]]:
     """The tickets' pending and running jobs in one query: per ticket (status, cancel
     requested, how many jobs on the same model run before it: oldest first, one at a time)."""
-    query = select(Job.request_id, Job.status, Job.cancel_requested, _AHEAD).where(
-        Job.request_id.in_(request_ids), Job.status.in_(("pending", "running"))
-    )
     jobs: dict[uuid.UUID, list[tuple[str, bool, int]]] = {rid: [] for rid in request_ids}
-    for request_id, status, cancel, before in session.execute(query).tuples():
+    rows = session.execute(_OPEN_JOBS, {"request_ids": request_ids}).tuples()
+    for request_id, status, cancel, before in rows:
         jobs[request_id].append((status, bool(cancel), int(before)))
     return jobs
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, select
 from sqlalchemy.orm import Session
 
 from models import ApiKey, Organisation
@@ -19,8 +19,12 @@ def add(session: Session, row) -> None:
     session.flush()
 
 
+# Built once, the prefix a parameter: every request authenticates (issue 18).
+_BY_PREFIX = select(ApiKey).where(ApiKey.prefix == bindparam("prefix"))
+
+
 def key_by_prefix(session: Session, prefix: str) -> ApiKey | None:
-    return session.scalars(select(ApiKey).where(ApiKey.prefix == prefix)).first()
+    return session.scalars(_BY_PREFIX, {"prefix": prefix}).first()
 
 
 def key_by_id(session: Session, key_id: uuid.UUID) -> ApiKey | None:

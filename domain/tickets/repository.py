@@ -6,7 +6,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, select
 from sqlalchemy.orm import Session
 
 from models import DeletionRequest, RequestItem
@@ -26,13 +26,16 @@ def add(session: Session, row) -> None:
     session.flush()
 
 
+# Built once, the id a parameter: a status poll reads its ticket here (issue 18).
+_BY_ID = select(DeletionRequest).where(DeletionRequest.id == bindparam("ticket_id"))
+_BY_ID_LOCKED = _BY_ID.with_for_update()
+
+
 def get(
     session: Session, ticket_id: uuid.UUID, *, for_update: bool = False
 ) -> DeletionRequest | None:
-    query = select(DeletionRequest).where(DeletionRequest.id == ticket_id)
-    if for_update:
-        query = query.with_for_update()
-    return session.scalars(query).first()
+    query = _BY_ID_LOCKED if for_update else _BY_ID
+    return session.scalars(query, {"ticket_id": ticket_id}).first()
 
 
 def of_job(session: Session, job) -> DeletionRequest:

@@ -4,6 +4,7 @@ Redis so that every API process shares one count (in memory on the embedded stac
 import secrets
 
 import pytest
+import redis
 from fastapi.testclient import TestClient
 
 from api.app import create_app
@@ -42,3 +43,8 @@ def test_api_processes_share_the_count_in_redis(settings, database):
         codes = [_get(app, keys["auditor"]).status_code for app in (first, second, first)]
         assert codes == [200, 200, 200]
         assert _get(second, keys["auditor"]).status_code == 429  # the 4th, in either process
+    # The window's count expires in Redis: a key's old windows do not pile up there.
+    client = redis.Redis.from_url(shared.broker_url)
+    (name,) = client.keys(f"{shared.broker_key_prefix}rate:*")
+    assert 60 <= client.ttl(name) <= 120
+    client.delete(name)
