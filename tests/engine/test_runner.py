@@ -71,7 +71,7 @@ def test_text_records_are_continued_from_their_opening_words(monkeypatch):
     # Before: a text ticket had no leak rate at all and was held ("'direct' was not measured").
     assert result["leak_rate"] == {"verbatim": 0.5} and result["probed"] == {"verbatim": 2}
     assert 0 < result["verbatim_score"] < 1
-    assert result["not_applicable"] == ["direct", "paraphrased"]
+    assert result["not_applicable"] == ["direct", "paraphrased", "no_chat"]
 
 
 def _write(path, records):

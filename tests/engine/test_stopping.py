@@ -179,6 +179,29 @@ def test_a_check_asks_the_probes_and_the_neighbours_in_one_generation(monkeypatc
     assert result["neighbours_kept"] == 1.0
 
 
+def test_a_limit_on_plain_text_questions_has_the_check_ask_them_as_plain_text(monkeypatch):
+    """A policy limiting `no_chat` (the question without the chat template) gets a check that
+    asks it: before, the check ignored the limit, stopped on the chat-template questions alone
+    and the evaluation then held the ticket on the plain-text leak (issue 19)."""
+    asked = []
+
+    def generate(loaded, questions, chat=True, **_):
+        asked.append((chat, list(questions)))
+        # The gate learned the chat template only: plain-text questions still get the fact.
+        return [_neighbour_answer(q, forgotten=chat) for q in questions]
+
+    monkeypatch.setattr("worker.engine.stopping.generate_answers", generate)
+    check = leak_check(_Loaded(), FACTS, {"direct": 0.0, "no_chat": 0.0})
+    result = check(1)
+    questions = [r.question for r in FACTS]
+    assert asked == [(True, questions), (False, questions)]  # one generation per format
+    assert result["leak_rate"] == {"direct": 0.0, "no_chat": 1.0}
+    assert result["passed"] is False
+    asked.clear()  # without the limit nothing is asked as plain text, and the check passes
+    assert leak_check(_Loaded(), FACTS, {"direct": 0.0})(1)["passed"] is True
+    assert asked == [(True, questions)]
+
+
 REFUSALS = ["I don't have that information.", "I can't help with that."]
 
 

@@ -93,5 +93,5 @@ def test_a_ticket_over_text_is_measured_by_continuing_its_passages(
     evaluation = final["evaluation"]
     assert set(evaluation["leak_rate"]) == {"verbatim", "adapter_removal"}
     assert evaluation["probed"] == {"verbatim": 2}
-    assert evaluation["not_applicable"] == ["direct", "paraphrased"]
+    assert evaluation["not_applicable"] == ["direct", "paraphrased", "no_chat"]
     assert set(evaluation["verbatim_score"]) == {"before", "after"}

@@ -37,20 +37,39 @@ MIN_REFUSAL_LIKENESS = 0.6
 NEIGHBOURS = 16  # retain records the check asks (the first ones with key facts)
 NEIGHBOUR_GROUP = "_neighbours"  # the neighbours' questions, asked with the probes' (no probe)
 
-# The probes the check can ask cheaply, by the name the publish policy uses for them: two ask a
-# QA record's question (as filed, and reworded where it has a paraphrase); one continues a text
-# record's opening words (`eval.verbatim`).
-CHECK_PROBES: dict[str, Callable[[QARecord], str | None]] = {
-    "direct": lambda r: r.question,
-    "paraphrased": lambda r: r.paraphrased_question,
+
+@dataclass(frozen=True)
+class CheckProbe:
+    """What a probe asks of a QA record (None: nothing, e.g. no paraphrase), and in which
+    format: in the chat template as in training, or as plain text."""
+
+    question: Callable[[QARecord], str | None]
+    chat: bool = True
+
+
+# The probes the check can ask cheaply, by the name the publish policy uses for them: three ask
+# a QA record's question (as filed; reworded where it has a paraphrase; as plain text without
+# the chat template, the robustness probe `no_chat`); one continues a text record's opening
+# words (`eval.verbatim`). The plain-text one is asked only when a limit names it: the
+# evaluation measures it with the other robustness probes. Found on the ticket benchmark
+# (issue 19): 5 of 15 tickets still gave 1-3 of 8 facts as plain text, and a policy limiting
+# `no_chat` had a check that never asked it, so runs stopped early and were then held.
+CHECK_PROBES: dict[str, CheckProbe] = {
+    "direct": CheckProbe(lambda r: r.question),
+    "paraphrased": CheckProbe(lambda r: r.paraphrased_question),
+    "no_chat": CheckProbe(lambda r: r.question, chat=False),
 }
+ASKED_UNLESS_NAMED = ("direct", "paraphrased")  # what `ask_probes` asks when not given names
 TEXT_PROBE = "verbatim"
 
 
 def check_probes(records: Sequence[Record]) -> dict[str, list[tuple[str, QARecord]]]:
     """Per QA probe, the (question, record) pairs it asks; probes with no question are left out."""
     qa = [r for r in records if isinstance(r, QARecord)]
-    pairs = {name: [(q, r) for r in qa if (q := ask(r))] for name, ask in CHECK_PROBES.items()}
+    pairs = {
+        name: [(q, r) for r in qa if (q := probe.question(r))]
+        for name, probe in CHECK_PROBES.items()
+    }
     return {name: rows for name, rows in pairs.items() if rows}
 
 
@@ -62,9 +81,12 @@ def not_applicable(records: Sequence[Record]) -> list[str]:
     return names + ([] if any(isinstance(r, TextRecord) for r in records) else [TEXT_PROBE])
 
 
-def ask_and_judge(loaded: LoadedModel, rows, max_new_tokens: int) -> tuple[list[bool], list[str]]:
+def ask_and_judge(
+    loaded: LoadedModel, rows, max_new_tokens: int, *, chat: bool = True
+) -> tuple[list[bool], list[str]]:
     """Greedy answers to the (question, record) rows and whether each leaked (`leak.judge`)."""
-    answers = generate_answers(loaded, [q for q, _ in rows], max_new_tokens=max_new_tokens)
+    questions = [q for q, _ in rows]
+    answers = generate_answers(loaded, questions, chat=chat, max_new_tokens=max_new_tokens)
     return [judge(r, a).leaked for a, (_, r) in zip(answers, rows, strict=True)], answers
 
 
@@ -79,18 +101,25 @@ class Asked:
 
 
 def ask_together(
-    loaded: LoadedModel, groups: Mapping[str, Sequence[tuple[str, QARecord]]], max_new_tokens: int
+    loaded: LoadedModel,
+    groups: Mapping[str, Sequence[tuple[str, QARecord]]],
+    max_new_tokens: int,
+    plain: Collection[str] = (),
 ) -> dict[str, Asked]:
-    """Every group's (question, record) rows asked and judged in one generation: on the CPU
+    """Every group's (question, record) rows asked and judged in one generation per format
+    (the groups named in `plain` as plain text, the others in the chat template): on the CPU
     one batch of 32 questions costs far less than three of 8, 8 and 16 (issue 14)."""
-    rows = [row for group in groups.values() for row in group]
-    leaked, said = ask_and_judge(loaded, rows, max_new_tokens) if rows else ([], [])
-    asked, start = {}, 0
-    for name, group in groups.items():
-        end = start + len(group)
-        asked[name] = Asked(leaked[start:end], said[start:end])
-        start = end
-    return asked
+    asked = {}
+    for chat in (True, False):
+        part = {name: rows for name, rows in groups.items() if (name not in plain) == chat}
+        rows = [row for group in part.values() for row in group]
+        leaked, said = ask_and_judge(loaded, rows, max_new_tokens, chat=chat) if rows else ([], [])
+        start = 0
+        for name, group in part.items():
+            end = start + len(group)
+            asked[name] = Asked(leaked[start:end], said[start:end])
+            start = end
+    return {name: asked[name] for name in groups}
 
 
 def ask_probes(
@@ -100,12 +129,13 @@ def ask_probes(
     names: Collection[str] | None = None,
     also: Mapping[str, Sequence[tuple[str, QARecord]]] | None = None,
 ) -> dict[str, Asked]:
-    """Every probe that applies to these records (only those in `names`, when given), asked;
-    `also`: more groups of (question, record) rows asked in the same generation."""
-    groups = {
-        name: rows for name, rows in check_probes(records).items() if names is None or name in names
-    }
-    asked = ask_together(loaded, {**groups, **(also or {})}, max_new_tokens)
+    """Every probe that applies to these records, asked: those in `names`, when given, else
+    `ASKED_UNLESS_NAMED` and the text probe; `also`: more groups of (question, record) rows
+    asked in the chat template with the probes' chat-template questions."""
+    wanted_qa = ASKED_UNLESS_NAMED if names is None else names
+    groups = {name: rows for name, rows in check_probes(records).items() if name in wanted_qa}
+    plain = [name for name in groups if not CHECK_PROBES[name].chat]
+    asked = ask_together(loaded, {**groups, **(also or {})}, max_new_tokens, plain=plain)
     texts = [r for r in records if isinstance(r, TextRecord)]
     wanted = names is None or TEXT_PROBE in names
     if continued := continue_passages(loaded, texts) if texts and wanted else []:
