@@ -29,7 +29,8 @@ def gate_logits(model: nn.Module, requests: Sequence[GrunRequest], input_ids, at
     with stack.soft(), stack.recording(requests) as records:
         with torch.no_grad(), layer_window(decoder, 0, top + 1):
             decoder(input_ids=input_ids, attention_mask=attention_mask, use_cache=False)
-        per_request = [r.gate_logits(record) for r, record in zip(requests, records, strict=True)]
+        pairs = zip(requests, records, strict=True)
+        per_request = [request.logits_from_record(record) for request, record in pairs]
     return torch.stack(per_request, 1)
 
 

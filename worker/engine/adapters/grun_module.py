@@ -186,7 +186,8 @@ class GrunRequest(nn.Module):
         )
         self.enabled = True
         # While recording: what each layer's gate read, the hidden state (B, d) at the last
-        # prompt token; `gate_logits` turns it into logits (with grad, even after a no-grad pass).
+        # prompt token; `logits_from_record` turns it into logits (with grad, even after a
+        # no-grad pass).
         self.record: dict[int, torch.Tensor] | None = None
         self.decisions: dict[int, torch.Tensor] = {}  # σ(gate) (B, 1) of the last prompt pass
         self.gate_log: GateLog | None = None  # set while this request trains
@@ -222,7 +223,7 @@ class GrunRequest(nn.Module):
         scale = gate[:, None, :] * where[..., None]  # (B, T, 1)
         return hidden + (scale * reft.edit(hidden)).to(hidden.dtype)
 
-    def gate_logits(self, record: dict[int, torch.Tensor]) -> torch.Tensor:
+    def logits_from_record(self, record: dict[int, torch.Tensor]) -> torch.Tensor:
         """(B, layers) gate logits from what a recorded pass's gates read."""
         return torch.cat([self.reft(layer).gate(record[layer]) for layer in self.config.layers], 1)
 
@@ -337,7 +338,7 @@ class GrunStack(nn.Module):
             decoder(input_ids=input_ids[:, :cut], attention_mask=valid[:, :cut].long(),
                     use_cache=False)  # fmt: skip
             for r, record in zip(deciding, records, strict=True):
-                gates = torch.sigmoid(r.gate_logits(record))
+                gates = torch.sigmoid(r.logits_from_record(record))
                 r.consensus = (gates.float().mean(1, keepdim=True) > 0.5).float()  # (B, 1)
 
     @contextmanager
