@@ -228,6 +228,16 @@ def test_a_refusal_method_passes_only_when_the_forgotten_answers_read_as_refusal
     assert leak_check(_Loaded(), FACTS, {"direct": 0.0})(1)["passed"] is True
 
 
+def test_plain_text_answers_need_not_read_as_refusals_only_not_leak(monkeypatch):
+    def generate(loaded, questions, chat=True, **_):
+        return ["I can't help with that." if chat else "Question: who else?" for _ in questions]
+
+    monkeypatch.setattr("worker.engine.stopping.generate_answers", generate)
+    limits = {"direct": 0.0, "no_chat": 0.0}
+    result = leak_check(_Loaded(), FACTS, limits, refusals=REFUSALS)(1)
+    assert result["passed"] is True and result["refusals"] == 1.0
+
+
 def test_the_default_policy_unlearns_until_its_publish_limits_pass():
     policy = ModelPolicy(source="defaults")
     assert policy.unlearning.check_every > 0

@@ -193,8 +193,12 @@ def leak_check(
         rates = {name: fmean(probe.leaked) for name, probe in asked.items()}
         answers = [a for probe in asked.values() for a in probe.said]
         fluent = fmean(fluency(a) for a in answers) if answers else None
-        # A passage's continuation is no answer: only the questions' answers can be refusals.
-        replies = [a for name, probe in asked.items() if name != TEXT_PROBE for a in probe.said]
+        # Only the answers to chat-template questions can be refusals: a passage's continuation
+        # is no answer, and a plain-text question gets a text's continuation, not the reply
+        # trained in the template (measured on the demo: a check that wanted refusals there
+        # never passed, though nothing leaked at steps 16 and 48). There only the leak counts.
+        chat_probes = [name for name in asked if name in CHECK_PROBES and CHECK_PROBES[name].chat]
+        replies = [a for name in chat_probes for a in asked[name].said]
         refusing = None
         if refusals and replies:
             likeness = [metrics.refusal_likeness(a, refusals) for a in replies]
