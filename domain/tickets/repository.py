@@ -52,13 +52,18 @@ def by_ids(session: Session, ticket_ids: list[uuid.UUID]) -> list[DeletionReques
     return list(session.scalars(query.order_by(DeletionRequest.id).with_for_update()))
 
 
+# Built once: every submit with an Idempotency-Key asks it (issue 18).
+_BY_IDEMPOTENCY_KEY = select(DeletionRequest).where(
+    DeletionRequest.organisation_id == bindparam("organisation_id"),
+    DeletionRequest.idempotency_key == bindparam("key"),
+)
+
+
 def by_idempotency_key(
     session: Session, organisation_id: uuid.UUID, key: str
 ) -> DeletionRequest | None:
-    query = select(DeletionRequest).where(
-        DeletionRequest.organisation_id == organisation_id, DeletionRequest.idempotency_key == key
-    )
-    return session.scalars(query).first()
+    parameters = {"organisation_id": organisation_id, "key": key}
+    return session.scalars(_BY_IDEMPOTENCY_KEY, parameters).first()
 
 
 def search(

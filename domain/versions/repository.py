@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, select
 from sqlalchemy.orm import Session
 
 from models import ModelAlias, ModelVersion
@@ -43,13 +43,18 @@ def next_number(session: Session, model_name: str) -> int:
     return (current or 0) + 1
 
 
+# Built once, the names parameters: every submit looks its model's alias up (issue 18).
+_ALIAS = select(ModelAlias).where(
+    ModelAlias.model_name == bindparam("model_name"), ModelAlias.alias == bindparam("name")
+)
+_ALIAS_LOCKED = _ALIAS.with_for_update()
+
+
 def alias(
     session: Session, model_name: str, name: str, *, for_update: bool = False
 ) -> ModelAlias | None:
-    query = select(ModelAlias).where(ModelAlias.model_name == model_name, ModelAlias.alias == name)
-    if for_update:
-        query = query.with_for_update()
-    return session.scalars(query).first()
+    query = _ALIAS_LOCKED if for_update else _ALIAS
+    return session.scalars(query, {"model_name": model_name, "name": name}).first()
 
 
 def aliases(session: Session, model_name: str | None = None) -> list[ModelAlias]:
