@@ -22,7 +22,7 @@ what to evaluate on, and what a result must meet to be published without a human
     probes = ["no_chat", "adapter_removal"]   # robustness probes (worker.engine.eval.probes)
 
     [publish]
-    max_leak_rate = { direct = 0.0, paraphrased = 0.1, verbatim = 0.0, no_chat = 0.25 }
+    max_leak_rate = { direct = 0.0, paraphrased = 0.1, verbatim = 0.0, no_chat = 0.1 }
                                 # any probe by name; one about a kind of record the ticket has
                                 # none of (a question for a text-only ticket) is not held against it
     min_utility_ratio = 0.9
@@ -73,8 +73,16 @@ class EvaluationPolicy:
 
 @dataclass(frozen=True)
 class PublishPolicy:
+    # no_chat (the question as plain text, without the chat template) is limited as the
+    # paraphrases are: on the ticket benchmark 5 of 15 tickets published under the earlier
+    # defaults still gave 1-3 of 8 facts that way; the stopping check asks it since.
     max_leak_rate: dict = field(
-        default_factory=lambda: {"direct": 0.0, "paraphrased": 0.1, "verbatim": 0.0}
+        default_factory=lambda: {
+            "direct": 0.0,
+            "paraphrased": 0.1,
+            "verbatim": 0.0,
+            "no_chat": 0.1,
+        }
     )
     min_utility_ratio: float = 0.9
     max_cost_s: float = 6 * 3600

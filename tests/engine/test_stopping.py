@@ -241,7 +241,7 @@ def test_plain_text_answers_need_not_read_as_refusals_only_not_leak(monkeypatch)
 def test_the_default_policy_unlearns_until_its_publish_limits_pass():
     policy = ModelPolicy(source="defaults")
     assert policy.unlearning.check_every > 0
-    assert set(policy.publish.max_leak_rate) >= {"direct", "paraphrased"}
+    assert set(policy.publish.max_leak_rate) >= {"direct", "paraphrased", "no_chat"}
 
 
 def test_default_grun_edit_is_gated_at_the_prompt_and_applied_to_generated_tokens(memorised_dir):

@@ -74,7 +74,8 @@ class FakeRunner:
         time.sleep(float(os.environ.get("FAKE_EVALUATE_S", "0")))
         leak = float(os.environ.get("FAKE_LEAK_AFTER", "0"))
         return {
-            "leak_rate": {"direct": leak, "paraphrased": leak},
+            # The runner's: its own probes' and the robustness probes' leak rates together.
+            "leak_rate": {"direct": leak, "paraphrased": leak, "no_chat": leak},
             "not_applicable": ["verbatim"],  # QA tickets only
             "reproduced_before": any(rate > 0 for rate in assessment["leak_rate"].values()),
             "utility": {"before": 0.5, "after": 0.5, "ratio": 1.0},

@@ -83,10 +83,10 @@ def test_policy_violations_name_each_miss_and_unmeasured_probes():
 
 
 def test_a_probe_about_records_the_ticket_does_not_have_is_not_held_against_it():
-    policy = PublishPolicy()  # direct, paraphrased and verbatim limits
+    policy = PublishPolicy()  # direct, paraphrased, no_chat and verbatim limits
     text_ticket = {
         "leak_rate": {"verbatim": 0.0},
-        "not_applicable": ["direct", "paraphrased"],
+        "not_applicable": ["direct", "paraphrased", "no_chat"],
         "utility": {"ratio": 1.0},
     }
     # Before: every text-only ticket was held ("leak rate on probe 'direct' was not measured").
@@ -94,6 +94,6 @@ def test_a_probe_about_records_the_ticket_does_not_have_is_not_held_against_it()
     leaking = {**text_ticket, "leak_rate": {"verbatim": 0.5}}
     assert violations(policy, leaking) == ["leak rate on 'verbatim' is 0.500 > 0.0"]
     # A QA ticket without paraphrases: the probe applies but was not measured, so it holds.
-    qa_ticket = {"leak_rate": {"direct": 0.0}, "not_applicable": ["verbatim"],
+    qa_ticket = {"leak_rate": {"direct": 0.0, "no_chat": 0.0}, "not_applicable": ["verbatim"],
                  "utility": {"ratio": 1.0}}  # fmt: skip
     assert violations(policy, qa_ticket) == ["leak rate on probe 'paraphrased' was not measured"]
