@@ -1,7 +1,8 @@
 """Unlearn until it is gone: the stopping rule's check, run by the training loop every k steps.
 
-The check asks the model being trained the forget questions (as filed, and reworded where the
-record has a paraphrase) and has it continue the forget passages' opening words, greedily, and
+The check asks the model being trained the forget questions (as filed, reworded where the
+record has a paraphrase, and as plain text when a limit names `no_chat`) and has it continue
+the forget passages' opening words, greedily, and
 judges each answer with the one leak rule of the evaluation (`eval.probes.leak`). The run stops
 once every probe's leak rate is at or below its limit, so a ticket spends the steps its data
 needs, not a fixed count, and only when two more things hold: the forgotten answers are fluent
